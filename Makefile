@@ -1,0 +1,48 @@
+# The README's commands. Each sets up what it needs on a fresh Debian machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint unit bench deps system-deps clean format
+
+demo: deps
+	$(BIN)/python examples/demo.py
+
+test: deps .venv-checkov lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+unit: deps
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: deps
+	$(BIN)/ruff check src tests bench examples tools
+	$(BIN)/ruff format --check src tests bench examples tools
+	$(BIN)/mypy
+
+format: deps
+	$(BIN)/ruff format src tests bench examples tools
+	$(BIN)/ruff check --fix src tests bench examples tools
+
+bench: deps
+	$(BIN)/python bench/run_all.py
+
+deps: system-deps $(STAMP)
+
+system-deps:
+	@bash tools/system-deps.sh
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[aws,web,dev]'
+	touch $(STAMP)
+
+# checkov pins versions that clash with ours: it lives in its own venv.
+.venv-checkov:
+	$(PY) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install -q checkov
+
+clean:
+	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from deployops.cli.main import main
+
+main()

@@ -1,0 +1,149 @@
+"""``deployops deployments list|show``: the deployment history in the state store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from deployops.cli._common import fmt_time, get_app
+
+group = typer.Typer(
+    help=(
+        "Deployment history.\n\n"
+        "Examples:\n\n"
+        "  deployops deployments list\n\n"
+        "  deployops deployments list -e production --service web -o json\n\n"
+        "  deployops deployments show dep-20261129-174501-7f3a"
+    ),
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(group, name="deployments")
+
+
+@group.command("list")
+def list_(
+    ctx: typer.Context,
+    service: Annotated[str | None, typer.Option("--service", help="Only this service.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")] = 20,
+) -> None:
+    """List deployments, newest first."""
+    app = get_app(ctx)
+    env = app.env
+    if env:
+        app.project.environment(env)
+    if service:
+        app.project.service(service)
+    rows = app.store.list_deployments(environment=env, service=service, limit=limit)
+    if app.json:
+        app.emit([r.to_json() for r in rows])
+        return
+    if not rows:
+        app.console.print("no deployments yet: run `deployops deploy --version X.Y.Z`")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for col in ("ID", "ENV", "SERVICE", "KIND", "VERSION", "FROM", "STATUS", "PHASE", "STARTED"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r.id, r.environment, r.service, r.kind, r.version, r.previous_version or "-",
+            _status(r.status), r.phase or "-", fmt_time(r.created_at),
+        )
+    app.console.print(table)
+
+
+def _status(status: str) -> str:
+    colour = {
+        "succeeded": "green",
+        "failed": "red",
+        "rolled_back": "yellow",
+        "running": "cyan",
+        "refused": "magenta",
+    }.get(status, "white")
+    return f"[{colour}]{status}[/{colour}]"
+
+
+@group.command("show")
+def show(
+    ctx: typer.Context,
+    deployment_id: Annotated[str, typer.Argument(help="A deployment id (or a unique prefix).")],
+) -> None:
+    """Show one deployment: its steps with timestamps, events and decisions."""
+    from deployops.errors import NotFoundError
+
+    app = get_app(ctx)
+    rec = app.store.find_deployment(deployment_id)
+    if rec is None:
+        raise NotFoundError(
+            f"no deployment {deployment_id!r}",
+            path="DEPLOYMENT_ID",
+            hint="`deployops deployments list` shows the ids",
+        )
+    steps = app.store.steps_for(rec.id)
+    events = app.store.events(deployment_id=rec.id)
+    decisions = app.store.decisions(deployment_id=rec.id)
+    if app.json:
+        app.emit(
+            {
+                **rec.to_json(),
+                "steps": [
+                    {
+                        "seq": s.seq,
+                        "name": s.name,
+                        "phase": s.phase,
+                        "status": s.status,
+                        "params": s.params,
+                        "result": s.result,
+                        "error": s.error,
+                        "started_at": s.started_at.isoformat(),
+                        "finished_at": s.finished_at.isoformat() if s.finished_at else None,
+                    }
+                    for s in steps
+                ],
+                "events": [
+                    {"ts": e.ts.isoformat(), "kind": e.kind, "level": e.level,
+                     "message": e.message, "data": e.data}
+                    for e in events
+                ],
+                "decisions": [
+                    {"ts": d.ts.isoformat(), "rule": d.rule, "verdict": d.verdict,
+                     "action": d.action, "evidence": d.evidence}
+                    for d in decisions
+                ],
+            }
+        )
+        return
+    c = app.console
+    c.print(f"[bold]{rec.id}[/bold]  {rec.kind} of {rec.service} to {rec.environment}")
+    c.print(f"  version   {rec.previous_version or '-'} -> {rec.version}  ({rec.strategy})")
+    c.print(f"  status    {_status(rec.status)}   phase: {rec.phase or '-'}")
+    if rec.reverts:
+        c.print(f"  reverts   {rec.reverts}")
+    c.print(f"  started   {fmt_time(rec.created_at)}   finished: {fmt_time(rec.finished_at)}")
+    if rec.task_definition:
+        c.print(f"  task def  {rec.task_definition}   target group: {rec.target_group or '-'}")
+    if rec.error:
+        c.print(f"  [red]error[/red]     {rec.error}")
+    if steps:
+        from rich.table import Table
+
+        table = Table(box=None, header_style="bold", title="steps", title_justify="left")
+        for col in ("#", "PHASE", "STEP", "STATUS", "STARTED", "TOOK", "NOTE"):
+            table.add_column(col)
+        for s in steps:
+            took = (
+                f"{(s.finished_at - s.started_at).total_seconds():.2f}s" if s.finished_at else "-"
+            )
+            note = s.error or ", ".join(f"{k}={v}" for k, v in list(s.result.items())[:3])
+            table.add_row(
+                str(s.seq), s.phase, s.name, _status(s.status), fmt_time(s.started_at), took,
+                note[:80],
+            )
+        c.print(table)
+    for d in decisions:
+        c.print(f"  decision  {fmt_time(d.ts)} {d.rule}: {d.verdict} -> {d.action}")

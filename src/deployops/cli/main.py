@@ -1,0 +1,128 @@
+"""Entry point: global options, command groups, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deployops.cli.app import App
+
+app = typer.Typer(
+    name="deployops",
+    help=(
+        "Deployment operations for a web service: blue-green and rolling deploys behind health "
+        "gates, automatic rollback, configuration checks, alarms and recovery.\n\n"
+        "Examples:\n\n"
+        "  deployops init\n\n"
+        "  deployops local up\n\n"
+        "  deployops deploy -e staging --version 1.4.0\n\n"
+        "  deployops deployments list -o json"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from deployops import __version__
+
+        typer.echo(f"deployops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("-c", "--config", help="Project file (default: nearest deployops.yaml)."),
+    ] = None,
+    env: Annotated[
+        str | None,
+        typer.Option("-e", "--env", help="Environment name from deployops.yaml.",
+                     envvar="DEPLOYOPS_ENV"),
+    ] = None,
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="text for people, json for pipelines.")
+    ] = "text",
+    verbose: Annotated[
+        int, typer.Option("-v", "--verbose", count=True, help="More detail; tracebacks.")
+    ] = 0,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors and results.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    if output not in ("text", "json"):
+        raise typer.BadParameter("use text or json", param_hint="'-o/--output'")
+    ctx.obj = App(config_path=config, env=env, output=output, verbose=verbose, quiet=quiet)
+
+
+def _register() -> None:
+    from deployops.cli import (
+        alarms_cmd,
+        config_cmd,
+        deploy_cmd,
+        deployments_cmd,
+        init_cmd,
+        local_cmd,
+        lock_cmd,
+        serve_cmd,
+    )
+
+    init_cmd.register(app)
+    deploy_cmd.register(app)
+    deployments_cmd.register(app)
+    lock_cmd.register(app)
+    config_cmd.register(app)
+    local_cmd.register(app)
+    alarms_cmd.register(app)
+    serve_cmd.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Run the CLI; the only place a :class:`DeployopsError` becomes a message and exit code."""
+    verbose = any(a in ("-v", "-vv", "--verbose") for a in sys.argv[1:])
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except Exception as exc:
+        from deployops.errors import EXIT_FAILED, DeployopsError
+
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        if isinstance(exc, DeployopsError):
+            _render_error(exc)
+            sys.exit(exc.exit_code)
+        sys.stderr.write(
+            f"error: internal error: {type(exc).__name__}: {exc}\n"
+            "  (run again with -v for the traceback)\n"
+        )
+        sys.exit(EXIT_FAILED)
+
+
+def _render_error(exc: Exception) -> None:
+    from deployops.errors import ConfigError, DeployopsError
+
+    assert isinstance(exc, DeployopsError)
+    if isinstance(exc, ConfigError) and len(exc.issues) > 1:
+        sys.stderr.write(f"error: {len(exc.issues)} problems:\n")
+        for issue in exc.issues:
+            sys.stderr.write(f"  {issue.render()}\n")
+        if exc.hint:
+            sys.stderr.write(f"  fix: {exc.hint}\n")
+        return
+    sys.stderr.write(f"error: {exc}\n")

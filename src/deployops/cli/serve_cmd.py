@@ -1,0 +1,9 @@
+"""``deployops serve``: the long-running controller."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    _ = app

@@ -1,0 +1,2 @@
+"""Configuration: the project file ``deployops.yaml`` and the application's per-environment
+settings (CFG-*)."""

@@ -1,0 +1,1 @@
+"""Pure model and decisions: stdlib only, no I/O, no clock reads."""

@@ -1,0 +1,154 @@
+"""The interfaces the engine needs from the world, as ``typing.Protocol`` classes.
+
+Each driver implements one port for one platform (``drivers/local``, ``drivers/aws``), declares
+what it can do in ``capabilities``, takes its clients and :class:`~deployops.clock.Clock` through
+its constructor and does no I/O in ``__init__``. Capabilities a driver lacks are declared, not
+faked: the engine checks them and says what is unsupported on that platform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import ClassVar, Protocol, runtime_checkable
+
+from deployops.clock import Clock
+from deployops.domain.model import (
+    HealthCheck,
+    Listener,
+    Measurement,
+    MetricQuery,
+    ServiceState,
+    TargetGroup,
+    TaskDefinition,
+    TaskDefinitionSpec,
+)
+from deployops.secret import Secret
+
+__all__ = [
+    "Clock",
+    "Compute",
+    "Metrics",
+    "Notification",
+    "Notifier",
+    "SecretStore",
+    "Traffic",
+]
+
+
+@runtime_checkable
+class Compute(Protocol):
+    """Task definitions and services (ECS; the local process supervisor)."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]]
+
+    def register_task_definition(self, spec: TaskDefinitionSpec) -> TaskDefinition:
+        """Register ``spec`` as the next revision of its family. Registering a spec equal to
+        the latest revision returns that revision (idempotent)."""
+        ...
+
+    def describe_task_definition(self, ref: str) -> TaskDefinition:
+        """``family:revision`` or ``family`` (latest). Raises ``NotFoundError``."""
+        ...
+
+    def create_service(
+        self, name: str, *, task_definition: str, desired_count: int, target_group: str
+    ) -> ServiceState:
+        """Create the service, or update it to these settings if it exists (idempotent). Its
+        tasks are registered in ``target_group`` as they start and removed as they stop."""
+        ...
+
+    def update_service(
+        self, name: str, *, task_definition: str | None = None, desired_count: int | None = None
+    ) -> ServiceState:
+        """Change a running service. A new task definition replaces tasks in a rolling way
+        (up to ``maximum_percent`` running, never below ``minimum_healthy_percent`` healthy)."""
+        ...
+
+    def describe_service(self, name: str) -> ServiceState | None:
+        """The service's state, or ``None`` if it does not exist."""
+        ...
+
+    def delete_service(self, name: str) -> None:
+        """Stop every task and remove the service. Absent is fine (idempotent)."""
+        ...
+
+    def list_services(self) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class Traffic(Protocol):
+    """Listeners and target groups (ELBv2; HAProxy through its runtime API)."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]]
+
+    def create_target_group(self, name: str, *, health_check: HealthCheck) -> TargetGroup:
+        """Create the group; existing with the same settings is fine (idempotent)."""
+        ...
+
+    def delete_target_group(self, name: str) -> None:
+        """Delete the group. Refuses (``DriverError``) while a listener forwards to it."""
+        ...
+
+    def describe_target_group(self, name: str) -> TargetGroup | None: ...
+
+    def list_target_groups(self) -> Sequence[str]: ...
+
+    def describe_listener(self, name: str) -> Listener: ...
+
+    def switch_listener(self, name: str, target_group: str) -> Listener:
+        """Atomically send all new requests of the listener to ``target_group``; returns the
+        listener as read back after the change (never a reload on HAProxy)."""
+        ...
+
+    def set_weights(self, name: str, weights: Mapping[str, int]) -> Listener:
+        """Split the listener's traffic by weight (partial shift). Optional capability
+        ``weights``."""
+        ...
+
+
+@runtime_checkable
+class Metrics(Protocol):
+    """Time series like CloudWatch GetMetricData."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]]
+
+    def query(self, query: MetricQuery) -> Measurement:
+        """Never raises for a failed query: the failure is ``Measurement.error``."""
+        ...
+
+
+class Notification(Protocol):
+    @property
+    def title(self) -> str: ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """One notification channel (Slack, e-mail, PagerDuty)."""
+
+    name: ClassVar[str]
+
+    def send(
+        self, *, severity: str, title: str, text: str, dedup_key: str, fields: Mapping[str, str]
+    ) -> None:
+        """Deliver or raise ``DriverError``; callers record failures and carry on."""
+        ...
+
+    def resolve(self, *, dedup_key: str, title: str) -> None: ...
+
+
+@runtime_checkable
+class SecretStore(Protocol):
+    """Where secret values live (Secrets Manager; ``.env.local``; an encrypted file)."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]]
+
+    def get(self, name: str) -> Secret:
+        """Raise ``NotFoundError`` naming the secret (never its value) if absent."""
+        ...
+
+    def list(self) -> Sequence[str]: ...

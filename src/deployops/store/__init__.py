@@ -1,0 +1,29 @@
+"""deployops' own state: deployments, steps, events, decisions, locks, samples, audit, jobs.
+
+SQLite by default (``.deployops/state.db`` beside ``deployops.yaml``); PostgreSQL when
+``DEPLOYOPS_DATABASE_URL`` or ``state.url`` says so. Schema changes are Alembic migrations.
+"""
+
+from deployops.store.records import (
+    AuditRecord,
+    DecisionRecord,
+    DeploymentRecord,
+    EventRecord,
+    JobRecord,
+    LockInfo,
+    MetricSample,
+    StepRecord,
+)
+from deployops.store.store import StateStore
+
+__all__ = [
+    "AuditRecord",
+    "DecisionRecord",
+    "DeploymentRecord",
+    "EventRecord",
+    "JobRecord",
+    "LockInfo",
+    "MetricSample",
+    "StateStore",
+    "StepRecord",
+]

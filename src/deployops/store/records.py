@@ -1,0 +1,127 @@
+"""Rows of the state store as frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "AuditRecord",
+    "DecisionRecord",
+    "DeploymentRecord",
+    "EventRecord",
+    "JobRecord",
+    "LockInfo",
+    "MetricSample",
+    "StepRecord",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRecord:
+    id: str
+    environment: str
+    service: str
+    version: str
+    strategy: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    kind: str = "deploy"
+    phase: str = ""
+    owner: str = ""
+    task_definition: str = ""
+    target_group: str = ""
+    previous_version: str = ""
+    previous_task_definition: str = ""
+    previous_target_group: str = ""
+    reverts: str | None = None
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+    finished_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    deployment_id: str
+    seq: int
+    name: str
+    status: str
+    started_at: datetime
+    phase: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    ts: datetime
+    kind: str
+    message: str
+    level: str = "info"
+    deployment_id: str | None = None
+    environment: str = ""
+    service: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    ts: datetime
+    rule: str
+    verdict: str
+    action: str
+    deployment_id: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LockInfo:
+    key: str
+    owner: str
+    reason: str
+    acquired_at: datetime
+    deployment_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSample:
+    scope: str
+    metric: str
+    ts: float
+    value: float
+    count: int = 0
+    sketch: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    ts: datetime
+    actor: str
+    action: str
+    target: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: int
+    kind: str
+    dedup_key: str
+    due_at: datetime
+    status: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    claimed_by: str | None = None
+    result: str = ""

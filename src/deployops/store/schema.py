@@ -1,0 +1,150 @@
+"""The state store's tables (SQLAlchemy Core). Changes go through an Alembic migration in
+``migrations/versions``; ``tests/unit/store/test_migrations.py`` holds the two equal."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "audit_log",
+    "decisions",
+    "deployments",
+    "events",
+    "jobs",
+    "locks",
+    "metadata",
+    "metric_samples",
+    "steps",
+]
+
+metadata = MetaData()
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("environment", String(64), nullable=False),
+    Column("service", String(128), nullable=False),
+    Column("version", String(128), nullable=False),
+    Column("strategy", String(32), nullable=False),
+    Column("kind", String(32), nullable=False, server_default="deploy"),  # deploy | rollback
+    Column("status", String(32), nullable=False),
+    Column("phase", String(64), nullable=False, server_default=""),
+    Column("owner", String(256), nullable=False, server_default=""),
+    Column("task_definition", String(256), nullable=False, server_default=""),
+    Column("target_group", String(256), nullable=False, server_default=""),
+    Column("previous_version", String(128), nullable=False, server_default=""),
+    Column("previous_task_definition", String(256), nullable=False, server_default=""),
+    Column("previous_target_group", String(256), nullable=False, server_default=""),
+    Column("reverts", String(64), nullable=True),
+    Column("plan", Text, nullable=False, server_default="[]"),
+    Column("error", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index("ix_deployments_env_service", "environment", "service", "created_at"),
+)
+
+steps = Table(
+    "steps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", String(64), ForeignKey("deployments.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("phase", String(64), nullable=False, server_default=""),
+    Column("params", Text, nullable=False, server_default="{}"),
+    Column("status", String(16), nullable=False),  # started | succeeded | failed
+    Column("result", Text, nullable=False, server_default="{}"),
+    Column("error", Text, nullable=False, server_default=""),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("deployment_id", "seq", name="uq_steps_deployment_seq"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("deployment_id", String(64), nullable=True, index=True),
+    Column("environment", String(64), nullable=False, server_default=""),
+    Column("service", String(128), nullable=False, server_default=""),
+    Column("kind", String(64), nullable=False),
+    Column("level", String(16), nullable=False, server_default="info"),
+    Column("message", Text, nullable=False),
+    Column("data", Text, nullable=False, server_default="{}"),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("deployment_id", String(64), nullable=True, index=True),
+    Column("rule", String(128), nullable=False),
+    Column("verdict", String(32), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("evidence", Text, nullable=False, server_default="{}"),
+)
+
+locks = Table(
+    "locks",
+    metadata,
+    Column("key", String(256), primary_key=True),
+    Column("owner", String(256), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("deployment_id", String(64), nullable=True),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+)
+
+metric_samples = Table(
+    "metric_samples",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scope", String(256), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("ts", Float, nullable=False),  # POSIX seconds, start of the sample interval
+    Column("value", Float, nullable=False),
+    Column("count", Integer, nullable=False, server_default="0"),
+    Column("sketch", Text, nullable=True),  # JSON of a mergeable latency sketch
+    Index("ix_metric_samples_scope_metric_ts", "scope", "metric", "ts"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("action", String(128), nullable=False),
+    Column("target", String(256), nullable=False, server_default=""),
+    Column("detail", Text, nullable=False, server_default="{}"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("dedup_key", String(256), nullable=False, unique=True),
+    Column("due_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("payload", Text, nullable=False, server_default="{}"),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("claimed_by", String(256), nullable=True),
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    Column("done_at", DateTime(timezone=True), nullable=True),
+    Column("result", Text, nullable=False, server_default=""),
+)

@@ -1,0 +1,656 @@
+"""The state store over SQLAlchemy Core."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+
+
+from deployops.errors import ConfigError, DriverError, LockHeldError
+from deployops.store import schema as t
+from deployops.store.records import (
+    AuditRecord,
+    DecisionRecord,
+    DeploymentRecord,
+    EventRecord,
+    JobRecord,
+    LockInfo,
+    MetricSample,
+    StepRecord,
+)
+
+__all__ = ["HEAD_REVISION", "StateStore"]
+
+# The newest migration in migrations/versions; the store migrates when the database is behind.
+HEAD_REVISION = "0001"
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything in deployops is UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _dt(value: datetime | None) -> datetime:
+    out = _aware(value)
+    assert out is not None
+    return out
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class StateStore:
+    """Typed access to deployops' tables. Build with :meth:`open`; no I/O in ``__init__``.
+
+    >>> store = StateStore.open("sqlite://")  # doctest: +SKIP
+    """
+
+    def __init__(self, *, engine: Engine, url: str) -> None:
+        self._engine = engine
+        self.url = url
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> StateStore:
+        """Connect to ``url`` (``sqlite:///path`` or ``postgresql://...``) and migrate it."""
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise ConfigError(
+                f"not a database URL: {exc}",
+                path="DEPLOYOPS_DATABASE_URL",
+                hint="use sqlite:///path/state.db or postgresql://user@host:5432/dbname",
+            ) from exc
+        backend = parsed.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ConfigError(
+                f"unsupported database {backend!r}",
+                path="DEPLOYOPS_DATABASE_URL",
+                hint="use sqlite:///path/state.db or postgresql://user@host:5432/dbname",
+            )
+        if backend == "postgresql" and parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        kwargs: dict[str, Any] = {}
+        if backend == "sqlite":
+            if parsed.database:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            engine = create_engine(parsed, **kwargs)
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise ConfigError(
+                f"cannot use database URL: {exc}", path="DEPLOYOPS_DATABASE_URL"
+            ) from exc
+        if backend == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine=engine, url=parsed.render_as_string(hide_password=True))
+        if migrate:
+            store.migrate()
+        return store
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise DriverError(
+                "state-store",
+                "query",
+                str(exc.orig).strip() or str(exc),
+                retryable=True,
+                hint=f"check that the state database {self.url} is reachable and writable",
+            ) from exc
+
+    def current_revision(self) -> str | None:
+        with self._tx() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+            return str(row[0]) if row else None
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (fast no-op when already there)."""
+        if self.current_revision() == HEAD_REVISION:
+            return
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        try:
+            with self._engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise DriverError(
+                "state-store",
+                "migrate",
+                str(exc.orig).strip(),
+                hint=f"check that the state database {self.url} is reachable and writable",
+            ) from exc
+
+    # ------------------------------------------------------------------ deployments
+    def create_deployment(self, rec: DeploymentRecord) -> None:
+        values = rec.to_json()
+        for key in ("created_at", "updated_at", "finished_at"):
+            values[key] = getattr(rec, key)
+        values["plan"] = _dump(rec.plan)
+        with self._tx() as conn:
+            conn.execute(insert(t.deployments).values(**values))
+
+    def update_deployment(self, deployment_id: str, **fields: Any) -> None:
+        if "plan" in fields:
+            fields["plan"] = _dump(fields["plan"])
+        with self._tx() as conn:
+            conn.execute(
+                update(t.deployments).where(t.deployments.c.id == deployment_id).values(**fields)
+            )
+
+    def get_deployment(self, deployment_id: str) -> DeploymentRecord | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                select(t.deployments).where(t.deployments.c.id == deployment_id)
+            ).mappings().first()
+        return _deployment(row) if row else None
+
+    def find_deployment(self, prefix: str) -> DeploymentRecord | None:
+        """By full id, or by a unique prefix of one."""
+        exact = self.get_deployment(prefix)
+        if exact or len(prefix) < 4:
+            return exact
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(t.deployments).where(t.deployments.c.id.startswith(prefix)).limit(2)
+            ).mappings().all()
+        return _deployment(rows[0]) if len(rows) == 1 else None
+
+    def list_deployments(
+        self,
+        *,
+        environment: str | None = None,
+        service: str | None = None,
+        status: Sequence[str] | None = None,
+        limit: int = 20,
+    ) -> list[DeploymentRecord]:
+        q = select(t.deployments)
+        if environment:
+            q = q.where(t.deployments.c.environment == environment)
+        if service:
+            q = q.where(t.deployments.c.service == service)
+        if status:
+            q = q.where(t.deployments.c.status.in_(list(status)))
+        q = q.order_by(t.deployments.c.created_at.desc(), t.deployments.c.id.desc()).limit(limit)
+        with self._tx() as conn:
+            return [_deployment(r) for r in conn.execute(q).mappings().all()]
+
+    # ------------------------------------------------------------------ steps
+    def record_step_intent(
+        self,
+        deployment_id: str,
+        seq: int,
+        name: str,
+        *,
+        phase: str,
+        params: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        """Write (or re-open, on resume) the intent to run step ``seq``."""
+        with self._tx() as conn:
+            found = conn.execute(
+                select(t.steps.c.id).where(
+                    and_(t.steps.c.deployment_id == deployment_id, t.steps.c.seq == seq)
+                )
+            ).first()
+            values = {
+                "name": name,
+                "phase": phase,
+                "params": _dump(params),
+                "status": "started",
+                "started_at": now,
+                "finished_at": None,
+                "error": "",
+            }
+            if found:
+                conn.execute(update(t.steps).where(t.steps.c.id == found[0]).values(**values))
+            else:
+                conn.execute(
+                    insert(t.steps).values(deployment_id=deployment_id, seq=seq, **values)
+                )
+
+    def record_step_outcome(
+        self,
+        deployment_id: str,
+        seq: int,
+        *,
+        status: str,
+        result: dict[str, Any] | None = None,
+        error: str = "",
+        now: datetime,
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(t.steps)
+                .where(and_(t.steps.c.deployment_id == deployment_id, t.steps.c.seq == seq))
+                .values(status=status, result=_dump(result or {}), error=error, finished_at=now)
+            )
+
+    def steps_for(self, deployment_id: str) -> list[StepRecord]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(t.steps)
+                .where(t.steps.c.deployment_id == deployment_id)
+                .order_by(t.steps.c.seq)
+            ).mappings().all()
+        return [
+            StepRecord(
+                deployment_id=r["deployment_id"],
+                seq=r["seq"],
+                name=r["name"],
+                phase=r["phase"],
+                status=r["status"],
+                params=json.loads(r["params"]),
+                result=json.loads(r["result"]),
+                error=r["error"],
+                started_at=_dt(r["started_at"]),
+                finished_at=_aware(r["finished_at"]),
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ events
+    def add_event(self, ev: EventRecord) -> int:
+        with self._tx() as conn:
+            res = conn.execute(
+                insert(t.events).values(
+                    ts=ev.ts,
+                    deployment_id=ev.deployment_id,
+                    environment=ev.environment,
+                    service=ev.service,
+                    kind=ev.kind,
+                    level=ev.level,
+                    message=ev.message,
+                    data=_dump(ev.data),
+                )
+            )
+            return int(res.inserted_primary_key[0]) if res.inserted_primary_key else 0
+
+    def events(
+        self,
+        *,
+        deployment_id: str | None = None,
+        kind: str | None = None,
+        since_id: int = 0,
+        limit: int = 1000,
+    ) -> list[EventRecord]:
+        q = select(t.events).where(t.events.c.id > since_id)
+        if deployment_id:
+            q = q.where(t.events.c.deployment_id == deployment_id)
+        if kind:
+            q = q.where(t.events.c.kind == kind)
+        q = q.order_by(t.events.c.id).limit(limit)
+        with self._tx() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [
+            EventRecord(
+                id=r["id"],
+                ts=_dt(r["ts"]),
+                deployment_id=r["deployment_id"],
+                environment=r["environment"],
+                service=r["service"],
+                kind=r["kind"],
+                level=r["level"],
+                message=r["message"],
+                data=json.loads(r["data"]),
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ decisions
+    def add_decision(self, d: DecisionRecord) -> int:
+        with self._tx() as conn:
+            res = conn.execute(
+                insert(t.decisions).values(
+                    ts=d.ts,
+                    deployment_id=d.deployment_id,
+                    rule=d.rule,
+                    verdict=d.verdict,
+                    action=d.action,
+                    evidence=_dump(d.evidence),
+                )
+            )
+            return int(res.inserted_primary_key[0]) if res.inserted_primary_key else 0
+
+    def decisions(self, *, deployment_id: str | None = None) -> list[DecisionRecord]:
+        q = select(t.decisions).order_by(t.decisions.c.id)
+        if deployment_id:
+            q = q.where(t.decisions.c.deployment_id == deployment_id)
+        with self._tx() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [
+            DecisionRecord(
+                id=r["id"],
+                ts=_dt(r["ts"]),
+                deployment_id=r["deployment_id"],
+                rule=r["rule"],
+                verdict=r["verdict"],
+                action=r["action"],
+                evidence=json.loads(r["evidence"]),
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ locks
+    def acquire_lock(
+        self,
+        key: str,
+        *,
+        owner: str,
+        reason: str,
+        now: datetime,
+        deployment_id: str | None = None,
+    ) -> LockInfo:
+        """Take ``key`` or raise :class:`LockHeldError` naming the holder. Atomic on every
+        backend: the primary key decides, not a read-then-write."""
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    insert(t.locks).values(
+                        key=key,
+                        owner=owner,
+                        reason=reason,
+                        deployment_id=deployment_id,
+                        acquired_at=now,
+                    )
+                )
+        except IntegrityError:
+            held = self.get_lock(key)
+            if held is None:  # released between our insert and our read: try once more
+                return self.acquire_lock(
+                    key, owner=owner, reason=reason, now=now, deployment_id=deployment_id
+                )
+            raise LockHeldError(
+                key,
+                held.owner,
+                held.reason,
+                held.acquired_at.isoformat(timespec="seconds"),
+                (now - held.acquired_at).total_seconds(),
+            ) from None
+        return LockInfo(
+            key=key, owner=owner, reason=reason, acquired_at=now, deployment_id=deployment_id
+        )
+
+    def get_lock(self, key: str) -> LockInfo | None:
+        with self._tx() as conn:
+            r = conn.execute(select(t.locks).where(t.locks.c.key == key)).mappings().first()
+        return _lock(r) if r else None
+
+    def list_locks(self) -> list[LockInfo]:
+        with self._tx() as conn:
+            rows = conn.execute(select(t.locks).order_by(t.locks.c.key)).mappings().all()
+        return [_lock(r) for r in rows]
+
+    def release_lock(self, key: str, *, owner: str) -> bool:
+        """Release ``key`` if ``owner`` holds it; returns whether it did."""
+        with self._tx() as conn:
+            res = conn.execute(
+                delete(t.locks).where(and_(t.locks.c.key == key, t.locks.c.owner == owner))
+            )
+            return bool(res.rowcount)
+
+    def transfer_lock(self, key: str, *, new_owner: str) -> None:
+        """Hand a lock to a resuming process (``deployops resume``)."""
+        with self._tx() as conn:
+            conn.execute(update(t.locks).where(t.locks.c.key == key).values(owner=new_owner))
+
+    def force_release_lock(self, key: str, *, actor: str, reason: str, now: datetime) -> LockInfo:
+        """Break a lock whoever holds it; audited with the actor and reason."""
+        held = self.get_lock(key)
+        if held is None:
+            raise ConfigError(
+                f"no lock named {key!r}",
+                path="lock",
+                hint="`deployops lock list` shows the locks that are held",
+            )
+        with self._tx() as conn:
+            conn.execute(delete(t.locks).where(t.locks.c.key == key))
+        self.audit(
+            AuditRecord(
+                ts=now,
+                actor=actor,
+                action="lock.force_release",
+                target=key,
+                detail={"reason": reason, "held_by": held.owner, "held_for": held.reason},
+            )
+        )
+        return held
+
+    # ------------------------------------------------------------------ metric samples
+    def add_samples(self, samples: Iterable[MetricSample]) -> int:
+        rows = [
+            {
+                "scope": s.scope,
+                "metric": s.metric,
+                "ts": s.ts,
+                "value": s.value,
+                "count": s.count,
+                "sketch": s.sketch,
+            }
+            for s in samples
+        ]
+        if not rows:
+            return 0
+        with self._tx() as conn:
+            conn.execute(insert(t.metric_samples), rows)
+        return len(rows)
+
+    def samples(self, scope: str, metric: str, start: float, end: float) -> list[MetricSample]:
+        """Samples with ``start <= ts < end``, oldest first."""
+        c = t.metric_samples.c
+        q = (
+            select(t.metric_samples)
+            .where(and_(c.scope == scope, c.metric == metric, c.ts >= start, c.ts < end))
+            .order_by(c.ts)
+        )
+        with self._tx() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [
+            MetricSample(
+                scope=r["scope"],
+                metric=r["metric"],
+                ts=r["ts"],
+                value=r["value"],
+                count=r["count"],
+                sketch=r["sketch"],
+            )
+            for r in rows
+        ]
+
+    def prune_samples(self, before: float) -> int:
+        with self._tx() as conn:
+            res = conn.execute(delete(t.metric_samples).where(t.metric_samples.c.ts < before))
+            return int(res.rowcount or 0)
+
+    # ------------------------------------------------------------------ audit
+    def audit(self, rec: AuditRecord) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                insert(t.audit_log).values(
+                    ts=rec.ts,
+                    actor=rec.actor,
+                    action=rec.action,
+                    target=rec.target,
+                    detail=_dump(rec.detail),
+                )
+            )
+
+    def audit_log(self, *, limit: int = 100) -> list[AuditRecord]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)
+            ).mappings().all()
+        return [
+            AuditRecord(
+                ts=_dt(r["ts"]),
+                actor=r["actor"],
+                action=r["action"],
+                target=r["target"],
+                detail=json.loads(r["detail"]),
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ jobs
+    def schedule_job(
+        self, *, kind: str, dedup_key: str, due_at: datetime, payload: dict[str, Any]
+    ) -> bool:
+        """Schedule a deferred job once; an existing ``dedup_key`` is left alone (False)."""
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    insert(t.jobs).values(
+                        kind=kind, dedup_key=dedup_key, due_at=due_at, payload=_dump(payload)
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def claim_due_jobs(self, *, now: datetime, worker: str, limit: int = 10) -> list[JobRecord]:
+        """Atomically claim pending jobs due by ``now``: a job is claimed by one worker only."""
+        claimed: list[JobRecord] = []
+        with self._tx() as conn:
+            candidates = conn.execute(
+                select(t.jobs.c.id)
+                .where(and_(t.jobs.c.status == "pending", t.jobs.c.due_at <= now))
+                .order_by(t.jobs.c.due_at)
+                .limit(limit)
+            ).all()
+        for (job_id,) in candidates:
+            with self._tx() as conn:
+                res = conn.execute(
+                    update(t.jobs)
+                    .where(and_(t.jobs.c.id == job_id, t.jobs.c.status == "pending"))
+                    .values(status="claimed", claimed_by=worker, claimed_at=now)
+                )
+                if res.rowcount != 1:
+                    continue
+                r = conn.execute(select(t.jobs).where(t.jobs.c.id == job_id)).mappings().one()
+                claimed.append(_job(r))
+        return claimed
+
+    def finish_job(self, job_id: int, *, status: str, result: str, now: datetime) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(t.jobs)
+                .where(t.jobs.c.id == job_id)
+                .values(status=status, result=result, done_at=now)
+            )
+
+    def jobs(self, *, status: str | None = None) -> list[JobRecord]:
+        q = select(t.jobs).order_by(t.jobs.c.due_at)
+        if status:
+            q = q.where(t.jobs.c.status == status)
+        with self._tx() as conn:
+            return [_job(r) for r in conn.execute(q).mappings().all()]
+
+    def count(self, table: str) -> int:
+        """Rows in ``table`` (for tests and status output)."""
+        tbl = t.metadata.tables[table]
+        with self._tx() as conn:
+            return int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets the local platform's metric collector write while the CLI reads.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _deployment(r: Any) -> DeploymentRecord:
+    return DeploymentRecord(
+        id=r["id"],
+        environment=r["environment"],
+        service=r["service"],
+        version=r["version"],
+        strategy=r["strategy"],
+        kind=r["kind"],
+        status=r["status"],
+        phase=r["phase"],
+        owner=r["owner"],
+        task_definition=r["task_definition"],
+        target_group=r["target_group"],
+        previous_version=r["previous_version"],
+        previous_task_definition=r["previous_task_definition"],
+        previous_target_group=r["previous_target_group"],
+        reverts=r["reverts"],
+        plan=json.loads(r["plan"]),
+        error=r["error"],
+        created_at=_dt(r["created_at"]),
+        updated_at=_dt(r["updated_at"]),
+        finished_at=_aware(r["finished_at"]),
+    )
+
+
+def _lock(r: Any) -> LockInfo:
+    return LockInfo(
+        key=r["key"],
+        owner=r["owner"],
+        reason=r["reason"],
+        deployment_id=r["deployment_id"],
+        acquired_at=_dt(r["acquired_at"]),
+    )
+
+
+def _job(r: Any) -> JobRecord:
+    return JobRecord(
+        id=r["id"],
+        kind=r["kind"],
+        dedup_key=r["dedup_key"],
+        due_at=_dt(r["due_at"]),
+        status=r["status"],
+        payload=json.loads(r["payload"]),
+        claimed_by=r["claimed_by"],
+        result=r["result"],
+    )
+
+
+
