@@ -36,6 +36,7 @@ __all__ = [
     "DriverError",
     "LockHeldError",
     "NotFoundError",
+    "PlatformUnavailableError",
     "RolledBackError",
     "RollbackError",
     "RotationError",
@@ -114,6 +115,11 @@ class NotFoundError(ConfigError):
 
 class UnsupportedError(ConfigError):
     """The platform's driver lacks a capability the operation needs (exit 2)."""
+
+
+class PlatformUnavailableError(ConfigError):
+    """The platform an environment runs on is not reachable (e.g. the local platform is not
+    up). Nothing was changed (exit 2)."""
 
 
 class DriverError(DeployopsError):

@@ -1,0 +1,57 @@
+"""Drivers: one package per platform, looked up by name and imported lazily.
+
+``build_platform(project, environment, clock=..., store=...)`` returns the
+:class:`Platform` bundle of ports for an environment of ``deployops.yaml``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from deployops.errors import ConfigError
+
+if TYPE_CHECKING:
+    from deployops.clock import Clock
+    from deployops.config.project import ProjectConfig
+    from deployops.ports import Compute, Metrics, Traffic
+    from deployops.store import StateStore
+
+__all__ = ["PLATFORMS", "Platform", "build_platform"]
+
+# platform name -> module with ``build(project, environment, *, clock, store) -> Platform``
+PLATFORMS = {"local": "deployops.drivers.local", "aws": "deployops.drivers.aws"}
+
+
+@dataclass
+class Platform:
+    """The ports of one environment. ``extras`` holds optional ports (scaler, database...)."""
+
+    name: str
+    environment: str
+    compute: Compute
+    traffic: Traffic
+    metrics: Metrics
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for port in (self.compute, self.traffic, self.metrics, *self.extras.values()):
+            closer = getattr(port, "close", None)
+            if callable(closer):
+                closer()
+
+
+def build_platform(
+    project: ProjectConfig, environment: str, *, clock: Clock, store: StateStore
+) -> Platform:
+    env = project.environment(environment)
+    module_name = PLATFORMS.get(env.platform)
+    if module_name is None:
+        raise ConfigError(
+            f"unknown platform {env.platform!r}; valid: {', '.join(PLATFORMS)}",
+            path=f"environments.{environment}.platform",
+        )
+    module = importlib.import_module(module_name)
+    platform: Platform = module.build(project, environment, clock=clock, store=store)
+    return platform
