@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from pg import PgCluster
+
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -15,3 +17,14 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if key.startswith(("AWS_", "DEPLOYOPS_")):
             monkeypatch.delenv(key, raising=False)
     yield
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One real PostgreSQL 15 for the whole session (started on first use; see tests/pg.py).
+    Tests that need isolation create their own database with ``pg_cluster.create_database``."""
+    cluster = PgCluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

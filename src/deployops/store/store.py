@@ -26,7 +26,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
-
 from deployops.errors import ConfigError, DriverError, LockHeldError
 from deployops.store import schema as t
 from deployops.store.records import (
@@ -61,6 +60,11 @@ def _dt(value: datetime | None) -> datetime:
     return out
 
 
+def _one_line(text: str) -> str:
+    """Driver messages (psycopg's span lines) as one line for the CLI."""
+    return " ".join(text.split())
+
+
 def _dump(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -81,9 +85,10 @@ class StateStore:
         """Connect to ``url`` (``sqlite:///path`` or ``postgresql://...``) and migrate it."""
         try:
             parsed = make_url(url)
-        except ArgumentError as exc:
+        except (ArgumentError, ValueError) as exc:
+            # The message never quotes the URL: it may carry a password.
             raise ConfigError(
-                f"not a database URL: {exc}",
+                "not a database URL (expected dialect://user@host:port/dbname with a numeric port)",
                 path="DEPLOYOPS_DATABASE_URL",
                 hint="use sqlite:///path/state.db or postgresql://user@host:5432/dbname",
             ) from exc
@@ -98,8 +103,17 @@ class StateStore:
             parsed = parsed.set(drivername="postgresql+psycopg")
         kwargs: dict[str, Any] = {}
         if backend == "sqlite":
-            if parsed.database:
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            if parsed.database and parsed.database != ":memory:":
+                folder = Path(parsed.database).parent
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise ConfigError(
+                        f"cannot create the state folder {folder}: {exc.strerror}",
+                        path="DEPLOYOPS_DATABASE_URL",
+                        hint="point the sqlite URL at a writable folder, e.g. "
+                        "sqlite:///.deployops/state.db",
+                    ) from exc
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True
@@ -132,7 +146,7 @@ class StateStore:
             raise DriverError(
                 "state-store",
                 "query",
-                str(exc.orig).strip() or str(exc),
+                _one_line(str(exc.orig)) or _one_line(str(exc)),
                 retryable=True,
                 hint=f"check that the state database {self.url} is reachable and writable",
             ) from exc
@@ -161,7 +175,7 @@ class StateStore:
             raise DriverError(
                 "state-store",
                 "migrate",
-                str(exc.orig).strip(),
+                _one_line(str(exc.orig)),
                 hint=f"check that the state database {self.url} is reachable and writable",
             ) from exc
 
@@ -184,9 +198,11 @@ class StateStore:
 
     def get_deployment(self, deployment_id: str) -> DeploymentRecord | None:
         with self._tx() as conn:
-            row = conn.execute(
-                select(t.deployments).where(t.deployments.c.id == deployment_id)
-            ).mappings().first()
+            row = (
+                conn.execute(select(t.deployments).where(t.deployments.c.id == deployment_id))
+                .mappings()
+                .first()
+            )
         return _deployment(row) if row else None
 
     def find_deployment(self, prefix: str) -> DeploymentRecord | None:
@@ -195,9 +211,13 @@ class StateStore:
         if exact or len(prefix) < 4:
             return exact
         with self._tx() as conn:
-            rows = conn.execute(
-                select(t.deployments).where(t.deployments.c.id.startswith(prefix)).limit(2)
-            ).mappings().all()
+            rows = (
+                conn.execute(
+                    select(t.deployments).where(t.deployments.c.id.startswith(prefix)).limit(2)
+                )
+                .mappings()
+                .all()
+            )
         return _deployment(rows[0]) if len(rows) == 1 else None
 
     def list_deployments(
@@ -249,9 +269,7 @@ class StateStore:
             if found:
                 conn.execute(update(t.steps).where(t.steps.c.id == found[0]).values(**values))
             else:
-                conn.execute(
-                    insert(t.steps).values(deployment_id=deployment_id, seq=seq, **values)
-                )
+                conn.execute(insert(t.steps).values(deployment_id=deployment_id, seq=seq, **values))
 
     def record_step_outcome(
         self,
@@ -272,11 +290,15 @@ class StateStore:
 
     def steps_for(self, deployment_id: str) -> list[StepRecord]:
         with self._tx() as conn:
-            rows = conn.execute(
-                select(t.steps)
-                .where(t.steps.c.deployment_id == deployment_id)
-                .order_by(t.steps.c.seq)
-            ).mappings().all()
+            rows = (
+                conn.execute(
+                    select(t.steps)
+                    .where(t.steps.c.deployment_id == deployment_id)
+                    .order_by(t.steps.c.seq)
+                )
+                .mappings()
+                .all()
+            )
         return [
             StepRecord(
                 deployment_id=r["deployment_id"],
@@ -521,9 +543,11 @@ class StateStore:
 
     def audit_log(self, *, limit: int = 100) -> list[AuditRecord]:
         with self._tx() as conn:
-            rows = conn.execute(
-                select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)
-            ).mappings().all()
+            rows = (
+                conn.execute(select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit))
+                .mappings()
+                .all()
+            )
         return [
             AuditRecord(
                 ts=_dt(r["ts"]),
@@ -651,6 +675,3 @@ def _job(r: Any) -> JobRecord:
         claimed_by=r["claimed_by"],
         result=r["result"],
     )
-
-
-
