@@ -17,6 +17,7 @@ __all__ = [
     "Measurement",
     "MetricName",
     "MetricQuery",
+    "ProbeResult",
     "ServiceState",
     "Statistic",
     "TargetGroup",
@@ -141,6 +142,7 @@ class Listener:
     name: str
     port: int
     forwards: tuple[tuple[str, int], ...]
+    host: str = "127.0.0.1"  # where clients reach it (an ALB's DNS name on AWS)
 
     @property
     def target_group(self) -> str:
@@ -169,6 +171,21 @@ class Statistic(StrEnum):
     P50 = "p50"
     P90 = "p90"
     P99 = "p99"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One HTTP request sent through a listener (smoke tests, traffic checks)."""
+
+    url: str
+    status: int  # 0 when no HTTP answer came back
+    elapsed_ms: float
+    body: str = ""
+    error: str = ""
+
+    @property
+    def answered(self) -> bool:
+        return self.status > 0
 
 
 @dataclass(frozen=True, slots=True)

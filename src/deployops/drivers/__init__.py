@@ -15,7 +15,7 @@ from deployops.errors import ConfigError
 if TYPE_CHECKING:
     from deployops.clock import Clock
     from deployops.config.project import ProjectConfig
-    from deployops.ports import Compute, Metrics, Traffic
+    from deployops.ports import Compute, Metrics, Prober, Traffic
     from deployops.store import StateStore
 
 __all__ = ["PLATFORMS", "Platform", "build_platform"]
@@ -33,13 +33,21 @@ class Platform:
     compute: Compute
     traffic: Traffic
     metrics: Metrics
+    prober: Prober = field(default_factory=lambda: _http_prober())
     extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
-        for port in (self.compute, self.traffic, self.metrics, *self.extras.values()):
+        ports = (self.compute, self.traffic, self.metrics, self.prober, *self.extras.values())
+        for port in ports:
             closer = getattr(port, "close", None)
             if callable(closer):
                 closer()
+
+
+def _http_prober() -> Prober:
+    from deployops.drivers.http import HttpProber
+
+    return HttpProber()
 
 
 def build_platform(

@@ -17,6 +17,7 @@ from deployops.domain.model import (
     Listener,
     Measurement,
     MetricQuery,
+    ProbeResult,
     ServiceState,
     TargetGroup,
     TaskDefinition,
@@ -30,6 +31,7 @@ __all__ = [
     "Metrics",
     "Notification",
     "Notifier",
+    "Prober",
     "SecretStore",
     "Traffic",
 ]
@@ -109,6 +111,15 @@ class Traffic(Protocol):
 
 
 @runtime_checkable
+class Prober(Protocol):
+    """Sends one HTTP request to a URL (smoke tests through a listener, traffic checks)."""
+
+    def get(self, url: str, *, timeout_s: float) -> ProbeResult:
+        """Never raises for a failed request: the failure is ``ProbeResult.error``."""
+        ...
+
+
+@runtime_checkable
 class Metrics(Protocol):
     """Time series like CloudWatch GetMetricData."""
 
@@ -132,12 +143,31 @@ class Notifier(Protocol):
     name: ClassVar[str]
 
     def send(
-        self, *, severity: str, title: str, text: str, dedup_key: str, fields: Mapping[str, str]
+        self,
+        *,
+        severity: str,
+        title: str,
+        text: str,
+        dedup_key: str,
+        fields: Mapping[str, str],
+        kind: str = "",
     ) -> None:
         """Deliver or raise ``DriverError``; callers record failures and carry on."""
         ...
 
-    def resolve(self, *, dedup_key: str, title: str) -> None: ...
+    def resolve(
+        self,
+        *,
+        dedup_key: str,
+        title: str,
+        text: str = "",
+        severity: str = "info",
+        fields: Mapping[str, str] | None = None,
+        kind: str = "",
+    ) -> None:
+        """Say that what ``dedup_key`` reported is over (PagerDuty ``resolve``; a "resolved"
+        message elsewhere). Raises ``DriverError`` like :meth:`send`."""
+        ...
 
 
 @runtime_checkable

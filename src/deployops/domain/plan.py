@@ -1,0 +1,406 @@
+"""Deployment plans as data (DEP-1..DEP-4, IAC-4).
+
+A strategy turns a request into a :class:`Plan`: a tuple of frozen step dataclasses. Plans are
+pure values: tests compare them with ``==``, ``--dry-run`` prints them, the runner stores them
+and executes them one step at a time. Values a step needs from an earlier one (the task
+definition revision registered in phase 1) are named by :data:`FROM_CONTEXT` and filled in by
+the runner from the earlier step's stored result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from deployops.domain.model import HealthCheck, TaskDefinitionSpec
+
+__all__ = [
+    "FROM_CONTEXT",
+    "BlueGreenParams",
+    "CheckTrafficMoved",
+    "CreateTargetGroup",
+    "Observe",
+    "Plan",
+    "RegisterTaskDefinition",
+    "RollingParams",
+    "RollingUpdate",
+    "ScaleService",
+    "ScheduleDeleteTargetGroup",
+    "SmokeTest",
+    "StartService",
+    "Step",
+    "SwitchListener",
+    "WaitHealthy",
+    "blue_green_plan",
+    "colour_of",
+    "other_colour",
+    "rolling_plan",
+    "step_from_json",
+]
+
+FROM_CONTEXT = "@task_definition"  # "use the task definition registered earlier in this plan"
+
+COLOURS = ("blue", "green")
+
+
+def other_colour(colour: str) -> str:
+    return "green" if colour == "blue" else "blue"
+
+
+def colour_of(target_group: str) -> str:
+    """``web-green`` -> ``green`` (empty when the name carries no colour)."""
+    tail = target_group.rsplit("-", 1)[-1]
+    return tail if tail in COLOURS else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    phase: ClassVar[str] = ""
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def describe(self) -> str:
+        """One line for people; concrete steps say what they do."""
+        return self.kind
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.kind, "phase": self.phase, **_jsonable(dataclasses.asdict(self))}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- phase 1: prepare (DEP-1)
+@dataclass(frozen=True, slots=True)
+class RegisterTaskDefinition(Step):
+    phase: ClassVar[str] = "prepare"
+    spec: TaskDefinitionSpec
+
+    def describe(self) -> str:
+        return f"register task definition {self.spec.family} for version {self.spec.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTargetGroup(Step):
+    phase: ClassVar[str] = "prepare"
+    target_group: str
+    health_check: HealthCheck
+
+    def describe(self) -> str:
+        return f"create target group {self.target_group} (health check {self.health_check.path})"
+
+
+# ---------------------------------------------------------------- phase 2: deploy (DEP-2)
+@dataclass(frozen=True, slots=True)
+class StartService(Step):
+    phase: ClassVar[str] = "deploy"
+    service: str
+    target_group: str
+    desired_count: int
+    task_definition: str = FROM_CONTEXT
+
+    def describe(self) -> str:
+        return f"start {self.service} with desired_count={self.desired_count}"
+
+
+@dataclass(frozen=True, slots=True)
+class WaitHealthy(Step):
+    phase: ClassVar[str] = "deploy"
+    service: str
+    target_group: str
+    desired_count: int
+    timeout_s: float
+    task_definition: str = FROM_CONTEXT
+
+    def describe(self) -> str:
+        return (
+            f"wait up to {self.timeout_s:g}s until all {self.desired_count} containers of "
+            f"{self.service} are healthy"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SmokeTest(Step):
+    phase: ClassVar[str] = "deploy"
+    listener: str
+    target_group: str
+    checks: tuple[tuple[str, int], ...]  # (path, expected status)
+
+    def describe(self) -> str:
+        paths = ", ".join(f"{p}->{s}" for p, s in self.checks)
+        return f"point {self.listener} at {self.target_group} and smoke-test {paths}"
+
+
+# ---------------------------------------------------------------- phase 3: switch (DEP-3)
+@dataclass(frozen=True, slots=True)
+class SwitchListener(Step):
+    phase: ClassVar[str] = "switch"
+    listener: str
+    target_group: str
+    previous_target_group: str
+
+    def describe(self) -> str:
+        return f"switch {self.listener} from {self.previous_target_group} to {self.target_group}"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckTrafficMoved(Step):
+    phase: ClassVar[str] = "switch"
+    listener: str
+    target_group: str
+    previous_target_group: str
+
+    def describe(self) -> str:
+        return f"confirm all traffic of {self.listener} reaches {self.target_group}"
+
+
+@dataclass(frozen=True, slots=True)
+class Observe(Step):
+    phase: ClassVar[str] = "switch"
+    service: str
+    target_group: str
+    baseline_target_group: str
+    window_s: float
+    interval_s: float
+    max_error_rate: float
+
+    def describe(self) -> str:
+        return (
+            f"observe {self.target_group} for {self.window_s:g}s "
+            f"(every {self.interval_s:g}s; error rate < {self.max_error_rate:g}% and rules)"
+        )
+
+
+# ---------------------------------------------------------------- phase 4: cleanup (DEP-4)
+@dataclass(frozen=True, slots=True)
+class ScaleService(Step):
+    phase: ClassVar[str] = "cleanup"
+    service: str
+    desired_count: int
+
+    def describe(self) -> str:
+        return f"scale {self.service} to desired_count={self.desired_count}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleDeleteTargetGroup(Step):
+    phase: ClassVar[str] = "cleanup"
+    target_group: str
+    after_s: float
+
+    def describe(self) -> str:
+        return f"schedule deletion of {self.target_group} in {self.after_s:g}s"
+
+
+# ---------------------------------------------------------------- rolling (IAC-4)
+@dataclass(frozen=True, slots=True)
+class RollingUpdate(Step):
+    phase: ClassVar[str] = "deploy"
+    service: str
+    target_group: str
+    desired_count: int
+    maximum_percent: int
+    minimum_healthy_percent: int
+    timeout_s: float
+    task_definition: str = FROM_CONTEXT
+
+    def describe(self) -> str:
+        return (
+            f"rolling update of {self.service} (max {self.maximum_percent}%, "
+            f"min healthy {self.minimum_healthy_percent}%)"
+        )
+
+
+STEP_TYPES: dict[str, type[Step]] = {
+    cls.__name__: cls
+    for cls in (
+        RegisterTaskDefinition,
+        CreateTargetGroup,
+        StartService,
+        WaitHealthy,
+        SmokeTest,
+        SwitchListener,
+        CheckTrafficMoved,
+        Observe,
+        ScaleService,
+        ScheduleDeleteTargetGroup,
+        RollingUpdate,
+    )
+}
+
+
+def step_from_json(data: dict[str, Any]) -> Step:
+    """Rebuild a step stored by :meth:`Step.to_json` (for ``resume``)."""
+    payload = {k: v for k, v in data.items() if k not in ("step", "phase")}
+    cls = STEP_TYPES[data["step"]]
+    if cls is RegisterTaskDefinition:
+        spec = dict(payload["spec"])
+        spec["health_check"] = HealthCheck(**spec["health_check"])
+        for key in ("command", "environment", "secrets"):
+            spec[key] = tuple(tuple(v) if isinstance(v, list) else v for v in spec[key])
+        return RegisterTaskDefinition(spec=TaskDefinitionSpec(**spec))
+    if cls is CreateTargetGroup:
+        return CreateTargetGroup(
+            target_group=payload["target_group"],
+            health_check=HealthCheck(**payload["health_check"]),
+        )
+    if cls is SmokeTest:
+        payload["checks"] = tuple(tuple(c) for c in payload["checks"])
+    return cls(**payload)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    strategy: str
+    steps: tuple[Step, ...]
+    target_group: str
+    previous_target_group: str
+    notes: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [s.to_json() for s in self.steps]
+
+
+@dataclass(frozen=True, slots=True)
+class BlueGreenParams:
+    service: str
+    spec: TaskDefinitionSpec
+    health_check: HealthCheck
+    desired_count: int
+    active_colour: str  # the colour serving production now
+    has_active: bool  # False on a first deploy: nothing to switch away from
+    health_timeout_s: float = 60.0
+    stability_window_s: float = 300.0
+    sample_interval_s: float = 10.0
+    target_group_retention_s: float = 86400.0
+    smoke_checks: tuple[tuple[str, int], ...] = (("/health", 200),)
+    max_error_rate: float = 1.0
+
+
+def blue_green_plan(p: BlueGreenParams) -> Plan:
+    """The guide's four phases (DEP-1..DEP-4).
+
+    >>> from deployops.domain.model import HealthCheck, TaskDefinitionSpec
+    >>> spec = TaskDefinitionSpec(family="web", version="1.1.0", port=3000)
+    >>> plan = blue_green_plan(BlueGreenParams(service="web", spec=spec,
+    ...     health_check=HealthCheck(), desired_count=4, active_colour="blue", has_active=True))
+    >>> [s.kind for s in plan.steps][:3]
+    ['RegisterTaskDefinition', 'CreateTargetGroup', 'StartService']
+    """
+    new = other_colour(p.active_colour) if p.has_active else p.active_colour
+    old = p.active_colour
+    new_tg, old_tg = f"{p.service}-{new}", f"{p.service}-{old}"
+    new_svc, old_svc = new_tg, old_tg
+    steps: list[Step] = [
+        RegisterTaskDefinition(spec=p.spec),
+        CreateTargetGroup(target_group=new_tg, health_check=p.health_check),
+        StartService(service=new_svc, target_group=new_tg, desired_count=p.desired_count),
+        WaitHealthy(
+            service=new_svc,
+            target_group=new_tg,
+            desired_count=p.desired_count,
+            timeout_s=p.health_timeout_s,
+        ),
+        SmokeTest(listener=f"{p.service}-test", target_group=new_tg, checks=p.smoke_checks),
+        SwitchListener(
+            listener=f"{p.service}-prod", target_group=new_tg, previous_target_group=old_tg
+        ),
+        CheckTrafficMoved(
+            listener=f"{p.service}-prod", target_group=new_tg, previous_target_group=old_tg
+        ),
+    ]
+    if p.stability_window_s > 0:
+        steps.append(
+            Observe(
+                service=new_svc,
+                target_group=new_tg,
+                baseline_target_group=old_tg if p.has_active else "",
+                window_s=p.stability_window_s,
+                interval_s=p.sample_interval_s,
+                max_error_rate=p.max_error_rate,
+            )
+        )
+    notes: list[str] = []
+    if p.has_active:
+        steps.append(ScaleService(service=old_svc, desired_count=0))
+        steps.append(
+            ScheduleDeleteTargetGroup(target_group=old_tg, after_s=p.target_group_retention_s)
+        )
+    else:
+        notes.append("first deployment: nothing to switch away from or clean up")
+    return Plan(
+        strategy="blue-green",
+        steps=tuple(steps),
+        target_group=new_tg,
+        previous_target_group=old_tg if p.has_active else "",
+        notes=tuple(notes),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RollingParams:
+    service: str
+    spec: TaskDefinitionSpec
+    health_check: HealthCheck
+    desired_count: int
+    active_colour: str
+    has_active: bool
+    maximum_percent: int = 200
+    minimum_healthy_percent: int = 100
+    health_timeout_s: float = 60.0
+    stability_window_s: float = 300.0
+    sample_interval_s: float = 10.0
+    max_error_rate: float = 1.0
+    smoke_checks: tuple[tuple[str, int], ...] = (("/health", 200),)
+
+
+def rolling_plan(p: RollingParams) -> Plan:
+    """Rolling update in place (IAC-4): up to ``maximum_percent`` running, never below
+    ``minimum_healthy_percent`` healthy. A first deployment starts the service instead."""
+    tg = f"{p.service}-{p.active_colour}"
+    svc = tg
+    steps: list[Step] = [RegisterTaskDefinition(spec=p.spec)]
+    if p.has_active:
+        steps.append(
+            RollingUpdate(
+                service=svc,
+                target_group=tg,
+                desired_count=p.desired_count,
+                maximum_percent=p.maximum_percent,
+                minimum_healthy_percent=p.minimum_healthy_percent,
+                timeout_s=p.health_timeout_s * max(1, p.desired_count),
+            )
+        )
+    else:
+        steps += [
+            CreateTargetGroup(target_group=tg, health_check=p.health_check),
+            StartService(service=svc, target_group=tg, desired_count=p.desired_count),
+            WaitHealthy(
+                service=svc,
+                target_group=tg,
+                desired_count=p.desired_count,
+                timeout_s=p.health_timeout_s,
+            ),
+            SmokeTest(listener=f"{p.service}-test", target_group=tg, checks=p.smoke_checks),
+            SwitchListener(listener=f"{p.service}-prod", target_group=tg, previous_target_group=""),
+        ]
+    if p.stability_window_s > 0:
+        steps.append(
+            Observe(
+                service=svc,
+                target_group=tg,
+                baseline_target_group="",
+                window_s=p.stability_window_s,
+                interval_s=p.sample_interval_s,
+                max_error_rate=p.max_error_rate,
+            )
+        )
+    return Plan(strategy="rolling", steps=tuple(steps), target_group=tg, previous_target_group="")

@@ -1,0 +1,49 @@
+"""The HTTP prober both platforms use for smoke tests and traffic checks."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from deployops.domain.model import ProbeResult
+
+__all__ = ["HttpProber"]
+
+
+class HttpProber:
+    """``Prober`` over httpx; one pooled client, no keep-alive surprises across switches."""
+
+    def __init__(self, *, client: httpx.Client | None = None) -> None:
+        self._client = client
+
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            # A fresh connection per probe: a kept-alive connection would stay on the old
+            # backend after a listener switch and hide what new clients see.
+            self._client = httpx.Client(
+                limits=httpx.Limits(max_keepalive_connections=0), trust_env=False
+            )
+        return self._client
+
+    def get(self, url: str, *, timeout_s: float) -> ProbeResult:
+        start = time.perf_counter()
+        try:
+            resp = self._http().get(url, timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            return ProbeResult(
+                url=url,
+                status=0,
+                elapsed_ms=(time.perf_counter() - start) * 1000,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        return ProbeResult(
+            url=url,
+            status=resp.status_code,
+            elapsed_ms=(time.perf_counter() - start) * 1000,
+            body=resp.text[:2000],
+        )
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()

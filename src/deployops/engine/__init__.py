@@ -1,0 +1,1 @@
+"""Runs plans durably through the ports: deploy, rollback, resume, observe."""

@@ -1,0 +1,853 @@
+"""The deployment engine: plans a request, then runs the plan durably under a lock.
+
+Before each step its intent is stored, after it the outcome; steps are idempotent, so
+``resume`` continues an interrupted deployment at its first unfinished step. The first failed
+step stops the plan (DEP-7): traffic never moves to a version that failed a check, and a
+failure after the switch flips the listener back to the previous colour, which keeps running
+until the stability window has passed (DEP-3, DEP-4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from deployops.clock import Clock
+from deployops.config.project import ProjectConfig, ServiceConfig
+from deployops.domain.model import HealthCheck, ServiceState, TaskDefinitionSpec
+from deployops.domain.plan import (
+    FROM_CONTEXT,
+    BlueGreenParams,
+    CheckTrafficMoved,
+    CreateTargetGroup,
+    Observe,
+    Plan,
+    RegisterTaskDefinition,
+    RollingParams,
+    RollingUpdate,
+    ScaleService,
+    ScheduleDeleteTargetGroup,
+    SmokeTest,
+    StartService,
+    Step,
+    SwitchListener,
+    WaitHealthy,
+    blue_green_plan,
+    colour_of,
+    rolling_plan,
+    step_from_json,
+)
+from deployops.domain.version import Version
+from deployops.engine.events import Notice, Notify, Reporter, null_reporter
+from deployops.engine.observe import HealthObserver, Observer, Verdict
+from deployops.engine.poll import wait_until
+from deployops.errors import (
+    ConfigError,
+    DeploymentError,
+    DeployopsError,
+    LockHeldError,
+    NotFoundError,
+    RolledBackError,
+)
+from deployops.ids import new_id
+from deployops.ports import Compute, Metrics, Prober, Traffic
+from deployops.store import DecisionRecord, DeploymentRecord, EventRecord, StateStore
+
+__all__ = ["DeployRequest", "Deployer", "LiveState", "lock_key"]
+
+# Deferred job kinds run by the controller (or opportunistically by the next deploy).
+JOB_DELETE_TARGET_GROUP = "delete_target_group"
+
+
+def lock_key(environment: str, service: str) -> str:
+    return f"{environment}/{service}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeployRequest:
+    service: str
+    version: str
+    strategy: str | None = None  # None: the service's configured strategy
+    force: bool = False
+    owner: str = "deployops"
+    reverts: str | None = None  # set when this deployment is a rollback of another
+    kind: str = "deploy"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """What serves production now, read from the platform (not from our records)."""
+
+    target_group: str
+    colour: str
+    service: ServiceState | None
+    version: str
+    task_definition: str
+
+    @property
+    def active(self) -> bool:
+        return self.service is not None and self.service.desired > 0
+
+
+@dataclass
+class _Ports:
+    compute: Compute
+    traffic: Traffic
+    metrics: Metrics
+    prober: Prober
+
+
+@dataclass
+class _Run:
+    rec: DeploymentRecord
+    plan: Plan
+    ctx: dict[str, Any] = field(default_factory=dict)
+
+
+class Deployer:
+    """Deploys one environment's services through the platform's ports."""
+
+    def __init__(
+        self,
+        *,
+        project: ProjectConfig,
+        environment: str,
+        compute: Compute,
+        traffic: Traffic,
+        metrics: Metrics,
+        prober: Prober,
+        store: StateStore,
+        clock: Clock,
+        reporter: Reporter = null_reporter,
+        notify: Notify | None = None,
+        observer: Observer | None = None,
+        app_environment: Callable[[ProjectConfig, str], tuple[dict[str, str], dict[str, str]]]
+        | None = None,
+    ) -> None:
+        self.project = project
+        self.environment = environment
+        self.ports = _Ports(compute, traffic, metrics, prober)
+        self.store = store
+        self.clock = clock
+        self.reporter = reporter
+        self._notify = notify
+        self._observer = observer
+        self._app_environment = app_environment
+
+    # ------------------------------------------------------------------ planning
+    def live_state(self, service: str) -> LiveState:
+        listener = self.ports.traffic.describe_listener(f"{service}-prod")
+        tg = listener.target_group or f"{service}-blue"
+        svc = self.ports.compute.describe_service(tg)
+        version = td = ""
+        if svc is not None and svc.task_definition:
+            td = svc.task_definition
+            version = self.ports.compute.describe_task_definition(td).spec.version
+        return LiveState(
+            target_group=tg,
+            colour=colour_of(tg) or "blue",
+            service=svc,
+            version=version,
+            task_definition=td,
+        )
+
+    def plan(self, request: DeployRequest) -> tuple[Plan, LiveState]:
+        """Validate the request and build its plan. Changes nothing."""
+        cfg = self.project.service(request.service)
+        try:
+            version = Version.parse(request.version)
+        except ValueError as exc:
+            raise ConfigError(
+                str(exc), path="--version", hint="pass a semantic version such as 1.4.0"
+            ) from None
+        strategy = request.strategy or cfg.strategy
+        if strategy not in ("blue-green", "rolling"):
+            raise ConfigError(
+                f"unknown strategy {strategy!r}",
+                path="--strategy",
+                hint="use blue-green or rolling",
+            )
+        spec = self.task_definition_spec(request.service, cfg, str(version))
+        live = self.live_state(request.service)
+        if live.active and live.version == str(version) and not request.force:
+            raise ConfigError(
+                f"{request.service} {version} is already live in {self.environment} "
+                f"({live.task_definition} on {live.target_group})",
+                path="--version",
+                hint="pass --force to deploy the same version again",
+            )
+        hc = _health_check(cfg)
+        smoke = tuple((c.path, c.status) for c in cfg.blue_green.smoke_checks)
+        bg = cfg.blue_green
+        desired = bg.desired_count or cfg.desired_count
+        if strategy == "blue-green":
+            plan = blue_green_plan(
+                BlueGreenParams(
+                    service=request.service,
+                    spec=spec,
+                    health_check=hc,
+                    desired_count=desired,
+                    active_colour=live.colour,
+                    has_active=live.active,
+                    health_timeout_s=bg.health_timeout,
+                    stability_window_s=bg.stability_window,
+                    sample_interval_s=bg.sample_interval,
+                    target_group_retention_s=bg.target_group_retention,
+                    smoke_checks=smoke,
+                    max_error_rate=bg.max_error_rate,
+                )
+            )
+        else:
+            plan = rolling_plan(
+                RollingParams(
+                    service=request.service,
+                    spec=spec,
+                    health_check=hc,
+                    desired_count=cfg.desired_count,
+                    active_colour=live.colour,
+                    has_active=live.active,
+                    maximum_percent=cfg.rolling.maximum_percent,
+                    minimum_healthy_percent=cfg.rolling.minimum_healthy_percent,
+                    health_timeout_s=cfg.rolling.health_timeout,
+                    stability_window_s=bg.stability_window,
+                    sample_interval_s=bg.sample_interval,
+                    max_error_rate=bg.max_error_rate,
+                    smoke_checks=smoke,
+                )
+            )
+        return plan, live
+
+    def task_definition_spec(
+        self, service: str, cfg: ServiceConfig, version: str
+    ) -> TaskDefinitionSpec:
+        env: dict[str, str] = {}
+        secrets: dict[str, str] = {}
+        if self._app_environment is not None:
+            env, secrets = self._app_environment(self.project, self.environment)
+        env.update(cfg.environment)
+        env.update(cfg.version_environment.get(version, {}))
+        env["APP_VERSION"] = version
+        image = cfg.image.replace("{version}", version) if cfg.image else ""
+        container_port = int(env.get("PORT", "3000"))
+        return TaskDefinitionSpec(
+            family=cfg.task_family or service,
+            version=version,
+            port=container_port,
+            command=tuple(cfg.command),
+            image=image,
+            environment=tuple(sorted(env.items())),
+            secrets=tuple(sorted(secrets.items())),
+            health_check=_health_check(cfg),
+            working_dir=str((self.project.root / cfg.working_dir).resolve()),
+        )
+
+    # ------------------------------------------------------------------ running
+    def refuse(self, request: DeployRequest, error: DeployopsError) -> None:
+        """Record a refused request (bad input, lock held): an event, nothing else."""
+        self.store.add_event(
+            EventRecord(
+                ts=self.clock.now(),
+                kind="deploy.refused",
+                level="warning",
+                environment=self.environment,
+                service=request.service,
+                message=f"refused {request.kind} of {request.service} {request.version}: "
+                f"{error.message}",
+                data={"version": request.version, "error": type(error).__name__},
+            )
+        )
+
+    def deploy(self, request: DeployRequest) -> DeploymentRecord:
+        """Plan, lock, record and run. Raises on failure (exit codes 1/2/3/4)."""
+        try:
+            plan, live = self.plan(request)
+        except ConfigError as exc:
+            self.refuse(request, exc)
+            raise
+        key = lock_key(self.environment, request.service)
+        now = self.clock.now()
+        dep_id = new_id("dep", now)
+        try:
+            self.store.acquire_lock(
+                key,
+                owner=request.owner,
+                reason=f"{request.kind} {request.service} {request.version} ({dep_id})",
+                now=now,
+                deployment_id=dep_id,
+            )
+        except LockHeldError as exc:
+            self.refuse(request, exc)
+            raise
+        try:
+            rec = DeploymentRecord(
+                id=dep_id,
+                environment=self.environment,
+                service=request.service,
+                version=request.version,
+                strategy=plan.strategy,
+                kind=request.kind,
+                status="running",
+                phase="",
+                owner=request.owner,
+                target_group=plan.target_group,
+                previous_version=live.version if live.active else "",
+                previous_task_definition=live.task_definition if live.active else "",
+                previous_target_group=plan.previous_target_group,
+                reverts=request.reverts,
+                plan=plan.to_json(),
+                created_at=now,
+                updated_at=now,
+            )
+            self.store.create_deployment(rec)
+            self._event(
+                rec,
+                "deploy.started",
+                f"{request.kind} of {request.service} "
+                f"{live.version or '(none)'} -> {request.version} started ({plan.strategy})",
+                data={"steps": len(plan.steps), "plan": plan.to_json()},
+            )
+            return self._execute(_Run(rec=rec, plan=plan), start=0)
+        finally:
+            self.store.release_lock(key, owner=request.owner)
+
+    def resume(
+        self, deployment_id: str, *, owner: str, owner_alive: Callable[[str], bool]
+    ) -> DeploymentRecord:
+        """Continue an interrupted deployment from its first unfinished step."""
+        rec = self.store.find_deployment(deployment_id)
+        if rec is None:
+            raise NotFoundError(
+                f"no deployment {deployment_id!r}",
+                path="DEPLOYMENT_ID",
+                hint="`deployops deployments list` shows the ids",
+            )
+        if rec.status != "running":
+            raise ConfigError(
+                f"{rec.id} is {rec.status}, not interrupted; nothing to resume",
+                path="DEPLOYMENT_ID",
+                hint="`deployops deployments list` shows deployments still running",
+            )
+        key = lock_key(rec.environment, rec.service)
+        held = self.store.get_lock(key)
+        if held is None:
+            self.store.acquire_lock(
+                key,
+                owner=owner,
+                reason=f"resume {rec.id}",
+                now=self.clock.now(),
+                deployment_id=rec.id,
+            )
+        elif held.owner != owner:
+            if owner_alive(held.owner):
+                raise LockHeldError(
+                    key,
+                    held.owner,
+                    held.reason,
+                    held.acquired_at.isoformat(timespec="seconds"),
+                    (self.clock.now() - held.acquired_at).total_seconds(),
+                )
+            self.store.transfer_lock(key, new_owner=owner)
+        plan = Plan(
+            strategy=rec.strategy,
+            steps=tuple(step_from_json(s) for s in rec.plan),
+            target_group=rec.target_group,
+            previous_target_group=rec.previous_target_group,
+        )
+        ctx: dict[str, Any] = {}
+        start = 0
+        for s in self.store.steps_for(rec.id):
+            if s.status != "succeeded":
+                break
+            ctx.update(s.result)
+            start = s.seq + 1
+        self._event(
+            rec,
+            "deploy.resumed",
+            f"resuming {rec.id} at step {start + 1} of "
+            f"{len(plan.steps)} (previous owner {held.owner if held else 'none'})",
+        )
+        try:
+            self._guard_traffic(rec)
+            return self._execute(_Run(rec=rec, plan=plan, ctx=ctx), start=start)
+        finally:
+            self.store.release_lock(key, owner=owner)
+
+    def _guard_traffic(self, rec: DeploymentRecord) -> None:
+        """On resume: never leave production on an unhealthy target group."""
+        listener = self.ports.traffic.describe_listener(f"{rec.service}-prod")
+        tg = listener.target_group
+        svc = self.ports.compute.describe_service(tg)
+        if svc is not None and svc.desired > 0 and svc.healthy >= 1:
+            return
+        prev = rec.previous_target_group
+        if prev and prev != tg:
+            prev_svc = self.ports.compute.describe_service(prev)
+            if prev_svc is not None and prev_svc.healthy >= 1:
+                self.ports.traffic.switch_listener(f"{rec.service}-prod", prev)
+                self._event(
+                    rec,
+                    "traffic.restored",
+                    f"production was on unhealthy {tg}; switched back to {prev}",
+                    level="warning",
+                )
+
+    def _execute(self, run: _Run, *, start: int) -> DeploymentRecord:
+        rec = run.rec
+        steps = run.plan.steps
+        for seq in range(start, len(steps)):
+            step = steps[seq]
+            resolved = _resolve(step, run.ctx)
+            self.store.update_deployment(rec.id, phase=step.phase, updated_at=self.clock.now())
+            self.store.record_step_intent(
+                rec.id,
+                seq,
+                step.kind,
+                phase=step.phase,
+                params=resolved.to_json(),
+                now=self.clock.now(),
+            )
+            self._event(
+                rec,
+                "step.started",
+                f"[{seq + 1}/{len(steps)}] {resolved.describe()}",
+                data={"seq": seq, "step": step.kind, "phase": step.phase},
+            )
+            began = self.clock.monotonic()
+            try:
+                result = self._run_step(run, resolved)
+            except DeployopsError as exc:
+                self.store.record_step_outcome(
+                    rec.id, seq, status="failed", error=exc.message, now=self.clock.now()
+                )
+                self._event(
+                    rec,
+                    "step.failed",
+                    f"{step.kind} failed: {exc.message}",
+                    level="error",
+                    data={"seq": seq, "step": step.kind},
+                )
+                return self._fail(run, step, exc)
+            took = self.clock.monotonic() - began
+            run.ctx.update(result)
+            self.store.record_step_outcome(
+                rec.id, seq, status="succeeded", result=result, now=self.clock.now()
+            )
+            if "task_definition" in result:
+                self.store.update_deployment(rec.id, task_definition=result["task_definition"])
+            self._event(
+                rec,
+                "step.succeeded",
+                f"{step.kind} done in {took:.2f}s",
+                data={"seq": seq, "step": step.kind, "seconds": round(took, 3), "result": result},
+            )
+        now = self.clock.now()
+        self.store.update_deployment(
+            rec.id, status="succeeded", phase="done", updated_at=now, finished_at=now
+        )
+        done = self.store.get_deployment(rec.id)
+        assert done is not None
+        self._event(
+            done, "deploy.succeeded", f"{done.service} {done.version} is live in {done.environment}"
+        )
+        self._send(
+            Notice(
+                severity="info",
+                kind="deployment.succeeded",
+                title=f"{done.service} {done.version} deployed to {done.environment}",
+                text=f"{done.kind} {done.id} succeeded ({done.strategy})",
+                dedup_key=done.id,
+                fields=_fields(done),
+            )
+        )
+        return done
+
+    # ------------------------------------------------------------------ steps
+    def _run_step(self, run: _Run, step: Step) -> dict[str, Any]:
+        p = self.ports
+        if isinstance(step, RegisterTaskDefinition):
+            td = p.compute.register_task_definition(step.spec)
+            return {"task_definition": td.ref}
+        if isinstance(step, CreateTargetGroup):
+            tg = p.traffic.create_target_group(step.target_group, health_check=step.health_check)
+            return {"target_group": tg.name}
+        if isinstance(step, StartService):
+            st = p.compute.create_service(
+                step.service,
+                task_definition=step.task_definition,
+                desired_count=step.desired_count,
+                target_group=step.target_group,
+            )
+            return {"service": st.name, "desired": st.desired}
+        if isinstance(step, WaitHealthy):
+            return self._wait_healthy(
+                run,
+                step.service,
+                step.target_group,
+                step.desired_count,
+                step.task_definition,
+                step.timeout_s,
+            )
+        if isinstance(step, SmokeTest):
+            return self._smoke(step)
+        if isinstance(step, SwitchListener):
+            listener = p.traffic.switch_listener(step.listener, step.target_group)
+            if listener.target_group != step.target_group:
+                raise DeploymentError(
+                    f"{step.listener} still forwards to {listener.target_group} after the switch"
+                )
+            return {"switched_at": self.clock.now().isoformat(), "listener": listener.name}
+        if isinstance(step, CheckTrafficMoved):
+            return self._check_traffic(run, step)
+        if isinstance(step, Observe):
+            return self._observe(run, step)
+        if isinstance(step, ScaleService):
+            st = p.compute.update_service(step.service, desired_count=step.desired_count)
+            return {"service": st.name, "desired": st.desired}
+        if isinstance(step, ScheduleDeleteTargetGroup):
+            due = self.clock.now() + timedelta(seconds=step.after_s)
+            self.store.schedule_job(
+                kind=JOB_DELETE_TARGET_GROUP,
+                dedup_key=f"{JOB_DELETE_TARGET_GROUP}:{run.rec.id}:{step.target_group}",
+                due_at=due,
+                payload={
+                    "environment": run.rec.environment,
+                    "service": run.rec.service,
+                    "target_group": step.target_group,
+                    "deployment_id": run.rec.id,
+                },
+            )
+            return {"delete_at": due.isoformat()}
+        if isinstance(step, RollingUpdate):
+            return self._rolling(run, step)
+        raise DeploymentError(f"no handler for step {step.kind}")
+
+    def _progress(self, run: _Run, message: str, seconds_left: float, **data: Any) -> None:
+        self.reporter(
+            EventRecord(
+                ts=self.clock.now(),
+                kind="progress",
+                message=message,
+                deployment_id=run.rec.id,
+                environment=run.rec.environment,
+                service=run.rec.service,
+                data={"seconds_left": round(seconds_left, 1), **data},
+            )
+        )
+
+    def _wait_healthy(
+        self,
+        run: _Run,
+        service: str,
+        target_group: str,
+        desired: int,
+        task_definition: str,
+        timeout_s: float,
+    ) -> dict[str, Any]:
+        last: dict[str, Any] = {}
+        cfg = self.project.service(run.rec.service)
+        interval = max(0.1, min(1.0, cfg.health_check.interval / 2))
+
+        def check() -> tuple[bool, str]:
+            st = self.ports.compute.describe_service(service)
+            tg = self.ports.traffic.describe_target_group(target_group)
+            if st is None:
+                return False, f"{service} does not exist"
+            on_new = [t for t in st.tasks if t.task_definition in ("", task_definition)]
+            healthy = sum(1 for t in on_new if t.healthy)
+            in_lb = tg.healthy_count if tg else 0
+            last.update(healthy=healthy, in_target_group=in_lb, running=st.running, desired=desired)
+            errors = sorted({t.last_error for t in st.tasks if t.last_error})
+            note = (
+                f"{healthy}/{desired} containers healthy, {in_lb}/{desired} healthy in "
+                f"{target_group}"
+            )
+            if errors:
+                note += f"; last error: {errors[-1]}"
+            return healthy >= desired and in_lb >= desired, note
+
+        try:
+            note = wait_until(
+                self.clock,
+                check,
+                timeout_s=timeout_s,
+                interval_s=interval,
+                what=f"health of {service}",
+                on_progress=lambda n, left: self._progress(run, n, left, **last),
+                hint="look at the replica logs (`deployops local status`), fix the version, "
+                "or raise blue_green.health_timeout",
+            )
+        except DeployopsError as exc:
+            raise DeploymentError(
+                f"{service} did not turn healthy within {timeout_s:g}s: {exc.message}"
+            ) from exc
+        return {"healthy": last.get("healthy", desired), "note": note}
+
+    def _smoke(self, step: SmokeTest) -> dict[str, Any]:
+        lst = self.ports.traffic.switch_listener(step.listener, step.target_group)
+        if lst.target_group != step.target_group:
+            raise DeploymentError(f"test listener {step.listener} did not switch")
+        results = []
+        for path, expected in step.checks:
+            url = f"http://{lst.host}:{lst.port}{path}"
+            res = self.ports.prober.get(url, timeout_s=5.0)
+            results.append({"url": url, "status": res.status, "ms": round(res.elapsed_ms, 1)})
+            if res.status != expected:
+                got = res.status or res.error
+                raise DeploymentError(
+                    f"smoke check {path} through {step.listener} answered {got}, "
+                    f"expected {expected}",
+                    hint="the new version is not serving correctly; traffic was not switched",
+                )
+        return {"checks": results}
+
+    def _check_traffic(self, run: _Run, step: CheckTrafficMoved) -> dict[str, Any]:
+        lst = self.ports.traffic.describe_listener(step.listener)
+        if lst.target_group != step.target_group:
+            raise DeploymentError(
+                f"{step.listener} forwards to {lst.target_group}, not {step.target_group}"
+            )
+        cfg = self.project.service(run.rec.service)
+        checks = cfg.blue_green.smoke_checks or ()
+        probes = 0
+        for c in checks:
+            for _ in range(3):
+                url = f"http://{lst.host}:{lst.port}{c.path}"
+                res = self.ports.prober.get(url, timeout_s=5.0)
+                probes += 1
+                if res.status != c.status:
+                    raise DeploymentError(
+                        f"after the switch {url} answered {res.status or res.error}, "
+                        f"expected {c.status}"
+                    )
+        return {"forwards_to": lst.target_group, "probes": probes}
+
+    def _observe(self, run: _Run, step: Observe) -> dict[str, Any]:
+        observer = self._observer or HealthObserver(
+            compute=self.ports.compute, metrics=self.ports.metrics
+        )
+        since = self.clock.now()
+        end = self.clock.monotonic() + step.window_s
+        checks = 0
+        while True:
+            left = end - self.clock.monotonic()
+            if left <= 0:
+                break
+            self.clock.sleep(min(step.interval_s, left))
+            verdict = observer.evaluate(step, since=since, now=self.clock.now())
+            checks += 1
+            self._progress(
+                run,
+                f"observing {step.target_group}: {verdict.reason}",
+                max(0.0, end - self.clock.monotonic()),
+                stage="observe",
+            )
+            if verdict.action != "continue":
+                self._decide(run, verdict)
+            if verdict.action == "rollback":
+                raise DeploymentError(
+                    f"{step.target_group} broke a rule while observed: {verdict.reason}"
+                )
+        return {"observed_s": step.window_s, "checks": checks}
+
+    def _rolling(self, run: _Run, step: RollingUpdate) -> dict[str, Any]:
+        p = self.ports
+        desired = step.desired_count
+        min_healthy = desired * step.minimum_healthy_percent // 100
+        p.compute.update_service(
+            step.service, task_definition=step.task_definition, desired_count=desired
+        )
+        lowest = [desired]
+
+        def check() -> tuple[bool, str]:
+            st = p.compute.describe_service(step.service)
+            if st is None:
+                return False, f"{step.service} does not exist"
+            lowest[0] = min(lowest[0], st.healthy)
+            new = [t for t in st.tasks if t.task_definition == step.task_definition]
+            new_healthy = sum(1 for t in new if t.healthy)
+            old = [t for t in st.tasks if t.task_definition != step.task_definition]
+            return (
+                new_healthy >= desired and not old,
+                f"{new_healthy}/{desired} new healthy, {len(old)} old left, "
+                f"{st.healthy} healthy in all (floor {min_healthy})",
+            )
+
+        try:
+            wait_until(
+                self.clock,
+                check,
+                timeout_s=step.timeout_s,
+                interval_s=0.25,
+                what=f"rolling update of {step.service}",
+                on_progress=lambda n, left: self._progress(run, n, left),
+            )
+        except DeployopsError as exc:
+            raise DeploymentError(f"rolling update did not finish: {exc.message}") from exc
+        return {"lowest_healthy_seen": lowest[0], "minimum_healthy": min_healthy}
+
+    # ------------------------------------------------------------------ failure (DEP-7)
+    def _fail(self, run: _Run, step: Step, exc: DeployopsError) -> DeploymentRecord:
+        rec = run.rec
+        cfg = self.project.service(rec.service)
+        prod = f"{rec.service}-prod"
+        rolled_back = False
+        notes: list[str] = []
+        try:
+            current = self.ports.traffic.describe_listener(prod).target_group
+            prev = rec.previous_target_group
+            if run.plan.strategy == "blue-green":
+                if current == run.plan.target_group and prev and prev != current:
+                    # The switch happened: flip back to the colour that kept running (RB-2).
+                    began = self.clock.monotonic()
+                    self.ports.traffic.switch_listener(prod, prev)
+                    ms = (self.clock.monotonic() - began) * 1000
+                    rolled_back = True
+                    notes.append(f"switched {prod} back to {prev} in {ms:.0f} ms")
+                elif current != run.plan.target_group:
+                    notes.append(f"traffic stayed on {current}")
+                if cfg.blue_green.teardown_on_failure and run.plan.target_group != (
+                    self.ports.traffic.describe_listener(prod).target_group
+                ):
+                    svc = self.ports.compute.describe_service(run.plan.target_group)
+                    if svc is not None and svc.desired > 0:
+                        self.ports.compute.update_service(run.plan.target_group, desired_count=0)
+                        notes.append(f"scaled failed {run.plan.target_group} to 0")
+            elif isinstance(step, RollingUpdate | Observe) and rec.previous_task_definition:
+                self.ports.compute.update_service(
+                    run.plan.target_group, task_definition=rec.previous_task_definition
+                )
+                rolled_back = True
+                notes.append(
+                    f"rolling back {run.plan.target_group} to {rec.previous_task_definition}"
+                )
+        except DeployopsError as cleanup_exc:
+            notes.append(f"cleanup failed: {cleanup_exc.message}")
+        status = "rolled_back" if rolled_back else "failed"
+        now = self.clock.now()
+        error = exc.message + (f" ({'; '.join(notes)})" if notes else "")
+        self.store.update_deployment(
+            rec.id, status=status, error=error, updated_at=now, finished_at=now
+        )
+        self._event(rec, f"deploy.{status}", error, level="error")
+        self._send(
+            Notice(
+                severity="critical" if rolled_back else "warning",
+                kind=f"deployment.{status}",
+                title=f"{rec.service} {rec.version} {status.replace('_', ' ')} "
+                f"in {rec.environment}",
+                text=error,
+                dedup_key=rec.id,
+                fields={**_fields(rec), "failed_step": step.kind},
+            )
+        )
+        if rolled_back:
+            raise RolledBackError(
+                f"{rec.id}: {rec.service} {rec.version} was rolled back: {error}",
+                hint=f"`deployops deployments show {rec.id}` has the steps and evidence",
+            )
+        raise DeploymentError(
+            f"{rec.id}: {rec.kind} of {rec.service} {rec.version} failed at {step.kind}: {error}",
+            hint=exc.hint or f"`deployops deployments show {rec.id}` has the steps",
+        )
+
+    def _decide(self, run: _Run, verdict: Verdict) -> None:
+        self.store.add_decision(
+            DecisionRecord(
+                ts=self.clock.now(),
+                deployment_id=run.rec.id,
+                rule=verdict.rule or "observe",
+                verdict=verdict.reason,
+                action=verdict.action,
+                evidence=verdict.evidence,
+            )
+        )
+        self._event(
+            run.rec,
+            "decision",
+            f"{verdict.rule}: {verdict.reason} -> {verdict.action}",
+            level="warning",
+            data={"action": verdict.action, "rule": verdict.rule},
+        )
+        if verdict.action in ("notify", "rollback", "scale_out"):
+            self._send(
+                Notice(
+                    severity="warning",
+                    kind="decision",
+                    title=f"{run.rec.service} {run.rec.version}: "
+                    f"{verdict.rule} -> {verdict.action}",
+                    text=verdict.reason,
+                    dedup_key=f"{run.rec.id}:{verdict.rule}",
+                    fields=_fields(run.rec),
+                )
+            )
+
+    # ------------------------------------------------------------------ output
+    def _event(
+        self,
+        rec: DeploymentRecord,
+        kind: str,
+        message: str,
+        *,
+        level: str = "info",
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        ev = EventRecord(
+            ts=self.clock.now(),
+            kind=kind,
+            message=message,
+            level=level,
+            deployment_id=rec.id,
+            environment=rec.environment,
+            service=rec.service,
+            data=dict(data or {}),
+        )
+        self.store.add_event(ev)
+        self.reporter(ev)
+
+    def _send(self, notice: Notice) -> None:
+        if self._notify is None:
+            return
+        try:
+            self._notify(notice)
+        except Exception as exc:  # noqa: BLE001 - a channel must never break a deploy (MON-2)
+            self.store.add_event(
+                EventRecord(
+                    ts=self.clock.now(),
+                    kind="notify.failed",
+                    level="warning",
+                    message=f"notification failed: {type(exc).__name__}",
+                )
+            )
+
+
+def _health_check(cfg: ServiceConfig) -> HealthCheck:
+    h = cfg.health_check
+    return HealthCheck(
+        path=h.path,
+        interval_s=h.interval,
+        timeout_s=h.timeout,
+        healthy_threshold=h.healthy_threshold,
+        unhealthy_threshold=h.unhealthy_threshold,
+    )
+
+
+def _resolve(step: Step, ctx: Mapping[str, Any]) -> Step:
+    """Fill values named :data:`FROM_CONTEXT` from earlier steps' results."""
+    if getattr(step, "task_definition", None) == FROM_CONTEXT:
+        td = ctx.get("task_definition")
+        if not td:
+            raise DeploymentError(f"{step.kind} needs a task definition registered earlier")
+        return replace(step, task_definition=td)  # type: ignore[call-arg]
+    return step
+
+
+def _fields(rec: DeploymentRecord) -> dict[str, str]:
+    return {
+        "deployment": rec.id,
+        "environment": rec.environment,
+        "service": rec.service,
+        "version": rec.version,
+        "previous": rec.previous_version or "-",
+    }

@@ -1,0 +1,112 @@
+"""What the engine checks while it watches a new version (DEP-3 phase 3, CHK-2).
+
+An :class:`Observer` looks at the new target group once per sample interval and answers with a
+:class:`Verdict`. :class:`HealthObserver` holds the checklist's during-deploy limits (error rate
+below ``max_error_rate``, every container healthy); the rollback rules of RB-1 plug in as
+another observer with the same shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from deployops.domain.model import MetricName, MetricQuery, Statistic
+from deployops.domain.plan import Observe
+from deployops.ports import Compute, Metrics
+
+__all__ = ["HealthObserver", "Observer", "Verdict"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    action: str  # continue | rollback | scale_out | notify
+    reason: str = ""
+    rule: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.action == "continue"
+
+
+class Observer(Protocol):
+    def evaluate(self, step: Observe, *, since: datetime, now: datetime) -> Verdict: ...
+
+
+class HealthObserver:
+    """CHK-2: error rate under the limit (judged once ``min_requests`` arrived) and every
+    container healthy. A metric source that fails is reported, never taken as healthy."""
+
+    def __init__(
+        self,
+        *,
+        compute: Compute,
+        metrics: Metrics,
+        min_requests: int = 20,
+        max_query_errors: int = 3,
+    ) -> None:
+        self._compute = compute
+        self._metrics = metrics
+        self._min_requests = min_requests
+        self._max_query_errors = max_query_errors
+        self._query_errors = 0
+
+    def evaluate(self, step: Observe, *, since: datetime, now: datetime) -> Verdict:
+        svc = self._compute.describe_service(step.service)
+        if svc is None or svc.healthy < svc.desired:
+            healthy = svc.healthy if svc else 0
+            desired = svc.desired if svc else 0
+            return Verdict(
+                action="rollback",
+                rule="healthy-containers",
+                reason=f"{healthy} of {desired} containers of {step.service} healthy",
+                evidence={"healthy": healthy, "desired": desired},
+            )
+        window = max(step.interval_s, (now - since).total_seconds())
+        m = self._metrics.query(
+            MetricQuery(
+                metric=MetricName.ERROR_RATE,
+                scope=step.target_group,
+                statistic=Statistic.AVERAGE,
+                start=now - timedelta(seconds=window),
+                end=now + timedelta(seconds=1),
+                period_s=max(1, int(window) + 1),
+            )
+        )
+        if not m.ok:
+            self._query_errors += 1
+            if self._query_errors >= self._max_query_errors:
+                return Verdict(
+                    action="notify",
+                    rule="metrics-unavailable",
+                    reason=f"{self._query_errors} metric queries in a row failed: {m.error}",
+                    evidence={"error": m.error},
+                )
+            return Verdict(action="continue", reason=f"metric query failed: {m.error}")
+        self._query_errors = 0
+        requests = sum(d.samples for d in m.datapoints)
+        if not m.datapoints or requests < self._min_requests:
+            return Verdict(
+                action="continue",
+                reason=f"{requests} requests so far: too few to judge the error rate",
+                evidence={"requests": requests},
+            )
+        rate = sum(d.value * d.samples for d in m.datapoints) / requests
+        if rate >= step.max_error_rate:
+            return Verdict(
+                action="rollback",
+                rule="error-rate",
+                reason=(
+                    f"error rate {rate:.2f}% over {requests} requests is above the "
+                    f"{step.max_error_rate:g}% limit (CHK-2)"
+                ),
+                evidence={"error_rate": rate, "requests": requests, "limit": step.max_error_rate},
+            )
+        return Verdict(
+            action="continue",
+            reason=f"error rate {rate:.2f}% over {requests} requests; "
+            f"{svc.healthy}/{svc.desired} healthy",
+            evidence={"error_rate": rate, "requests": requests},
+        )
