@@ -99,20 +99,23 @@ class MemoryCloud:
                 if env.get("FAULT_CRASH_ON_START") == "1":
                     svc.tasks = []
                     continue
-                svc.tasks = [t for t in svc.tasks if t.task_definition == svc.task_definition][
-                    : svc.desired
-                ]
-                while len(svc.tasks) < svc.desired:
+                current = [t for t in svc.tasks if t.task_definition == svc.task_definition]
+                current = current[: svc.desired]
+                # Rolling replacement (IAC-4): an old task stops only as a new one is healthy.
+                new_healthy = sum(1 for t in current if self.is_healthy(t))
+                old = [t for t in svc.tasks if t.task_definition != svc.task_definition]
+                svc.tasks = current + old[: max(0, svc.desired - new_healthy)]
+                while len(current) < svc.desired:
                     self._seq += 1
                     never = env.get("FAULT_HEALTH_FAIL") == "1"
-                    svc.tasks.append(
-                        _Task(
-                            task_id=f"{svc.name}-{self._seq}",
-                            task_definition=svc.task_definition,
-                            started=now,
-                            healthy_after=None if never else now + self.start_delay_s,
-                        )
+                    task = _Task(
+                        task_id=f"{svc.name}-{self._seq}",
+                        task_definition=svc.task_definition,
+                        started=now,
+                        healthy_after=None if never else now + self.start_delay_s,
                     )
+                    current.append(task)
+                    svc.tasks.append(task)
 
     def is_healthy(self, task: _Task) -> bool:
         return task.healthy_after is not None and self.clock.monotonic() >= task.healthy_after
@@ -179,6 +182,7 @@ class MemoryCompute:
         return self._state(svc)
 
     def describe_service(self, name: str) -> ServiceState | None:
+        self.cloud.reconcile()
         svc = self.cloud.services.get(name)
         return self._state(svc) if svc else None
 
