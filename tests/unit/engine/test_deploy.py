@@ -12,7 +12,6 @@ import pytest
 
 from deployops.engine.deploy import DeployRequest
 from deployops.errors import ConfigError, DeploymentError, LockHeldError, RolledBackError
-
 from tests.support.memory_rig import Rig
 
 
@@ -142,7 +141,7 @@ def test_rolling_update_never_drops_below_desired_healthy_iac4(rig: Rig) -> None
     assert rec.status == "succeeded"
     assert seen and min(seen) >= 4
     assert max(len(compute.describe_service("web-blue").tasks) for _ in [0]) <= 8  # type: ignore[union-attr]
-    step = [s for s in rig.store.steps_for(rec.id) if s.name == "RollingUpdate"][0]
+    step = next(s for s in rig.store.steps_for(rec.id) if s.name == "RollingUpdate")
     assert step.result["lowest_healthy_seen"] >= 4
 
 
