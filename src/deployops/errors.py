@@ -37,8 +37,8 @@ __all__ = [
     "LockHeldError",
     "NotFoundError",
     "PlatformUnavailableError",
-    "RolledBackError",
     "RollbackError",
+    "RolledBackError",
     "RotationError",
     "TimeoutError_",
     "UnsupportedError",
@@ -77,7 +77,7 @@ class ConfigIssue:
 
     def render(self) -> str:
         where = f"{self.file}:{self.path}" if self.file else self.path
-        return f"{where}: {self.message}"
+        return f"{where}: {self.message}" if where else self.message
 
 
 class ConfigError(DeployopsError):
@@ -140,7 +140,7 @@ class DriverError(DeployopsError):
         self.retryable = retryable
 
 
-class TimeoutError_(DriverError):  # noqa: N801 - avoid shadowing the builtin
+class TimeoutError_(DriverError):
     """A poll ran past its deadline."""
 
     def __init__(self, driver: str, operation: str, seconds: float, *, hint: str | None = None):

@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
 def list_(
     ctx: typer.Context,
     service: Annotated[str | None, typer.Option("--service", help="Only this service.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")
+    ] = 20,
 ) -> None:
     """List deployments, newest first."""
     app = get_app(ctx)
@@ -51,8 +53,15 @@ def list_(
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r.id, r.environment, r.service, r.kind, r.version, r.previous_version or "-",
-            _status(r.status), r.phase or "-", fmt_time(r.created_at),
+            r.id,
+            r.environment,
+            r.service,
+            r.kind,
+            r.version,
+            r.previous_version or "-",
+            _status(r.status),
+            r.phase or "-",
+            fmt_time(r.created_at),
         )
     app.console.print(table)
 
@@ -106,13 +115,23 @@ def show(
                     for s in steps
                 ],
                 "events": [
-                    {"ts": e.ts.isoformat(), "kind": e.kind, "level": e.level,
-                     "message": e.message, "data": e.data}
+                    {
+                        "ts": e.ts.isoformat(),
+                        "kind": e.kind,
+                        "level": e.level,
+                        "message": e.message,
+                        "data": e.data,
+                    }
                     for e in events
                 ],
                 "decisions": [
-                    {"ts": d.ts.isoformat(), "rule": d.rule, "verdict": d.verdict,
-                     "action": d.action, "evidence": d.evidence}
+                    {
+                        "ts": d.ts.isoformat(),
+                        "rule": d.rule,
+                        "verdict": d.verdict,
+                        "action": d.action,
+                        "evidence": d.evidence,
+                    }
                     for d in decisions
                 ],
             }
@@ -141,7 +160,12 @@ def show(
             )
             note = s.error or ", ".join(f"{k}={v}" for k, v in list(s.result.items())[:3])
             table.add_row(
-                str(s.seq), s.phase, s.name, _status(s.status), fmt_time(s.started_at), took,
+                str(s.seq),
+                s.phase,
+                s.name,
+                _status(s.status),
+                fmt_time(s.started_at),
+                took,
                 note[:80],
             )
         c.print(table)

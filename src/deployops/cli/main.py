@@ -45,8 +45,9 @@ def _global(
     ] = None,
     env: Annotated[
         str | None,
-        typer.Option("-e", "--env", help="Environment name from deployops.yaml.",
-                     envvar="DEPLOYOPS_ENV"),
+        typer.Option(
+            "-e", "--env", help="Environment name from deployops.yaml.", envvar="DEPLOYOPS_ENV"
+        ),
     ] = None,
     output: Annotated[
         str, typer.Option("-o", "--output", help="text for people, json for pipelines.")
@@ -55,7 +56,7 @@ def _global(
         int, typer.Option("-v", "--verbose", count=True, help="More detail; tracebacks.")
     ] = 0,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors and results.")] = False,
-    version: Annotated[
+    version: Annotated[  # noqa: ARG001 - handled by its eager callback
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
 ) -> None:
@@ -91,13 +92,23 @@ _register()
 
 def main() -> None:
     """Run the CLI; the only place a :class:`DeployopsError` becomes a message and exit code."""
-    verbose = any(a in ("-v", "-vv", "--verbose") for a in sys.argv[1:])
+    # -v, -vv, -vvv..., -qv and --verbose all ask for the traceback.
+    verbose = any(
+        a == "--verbose"
+        or (
+            a.startswith("-")
+            and not a.startswith("--")
+            and "v" in a[1:]
+            and set(a[1:]) <= {"v", "q"}
+        )
+        for a in sys.argv[1:]
+    )
     try:
         app()
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the one place every error is rendered
         from deployops.errors import EXIT_FAILED, DeployopsError
 
         if verbose:

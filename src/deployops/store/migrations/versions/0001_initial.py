@@ -131,7 +131,13 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for name in (
-        "jobs", "audit_log", "metric_samples", "locks", "decisions", "events", "steps",
+        "jobs",
+        "audit_log",
+        "metric_samples",
+        "locks",
+        "decisions",
+        "events",
+        "steps",
         "deployments",
     ):
         op.drop_table(name)
