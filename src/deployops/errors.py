@@ -140,7 +140,7 @@ class DriverError(DeployopsError):
         self.retryable = retryable
 
 
-class TimeoutError_(DriverError):
+class TimeoutError_(DriverError):  # the trailing _ keeps the builtin TimeoutError usable
     """A poll ran past its deadline."""
 
     def __init__(self, driver: str, operation: str, seconds: float, *, hint: str | None = None):
