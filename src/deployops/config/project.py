@@ -46,8 +46,8 @@ class HealthCheckConfig(_Model):
     path: str = "/health"
     interval: Duration = 2.0
     timeout: Duration = 1.0
-    healthy_threshold: int = Field(2, ge=1, le=10)
-    unhealthy_threshold: int = Field(2, ge=1, le=10)
+    healthy_threshold: int = Field(default=2, ge=1, le=10)
+    unhealthy_threshold: int = Field(default=2, ge=1, le=10)
 
     @field_validator("path")
     @classmethod
@@ -61,39 +61,41 @@ class SmokeCheck(_Model):
     """A request sent through the test listener before the switch (phase 2)."""
 
     path: str = "/"
-    status: int = Field(200, ge=100, le=599)
+    status: int = Field(default=200, ge=100, le=599)
 
 
 class BlueGreenSettings(_Model):
     """The guide's numbers are the defaults (DEP-2..DEP-4)."""
 
-    desired_count: int | None = Field(None, ge=1, le=100)  # None: the service's desired_count
+    # None: the service's desired_count
+    desired_count: int | None = Field(default=None, ge=1, le=100)
     health_timeout: Duration = 60.0  # DEP-2
     stability_window: Duration = 300.0  # DEP-3
     sample_interval: Duration = 10.0
     target_group_retention: Duration = 86400.0  # DEP-4
     smoke_checks: tuple[SmokeCheck, ...] = (SmokeCheck(path="/health"),)
-    max_error_rate: float = Field(1.0, ge=0, le=100)  # CHK-2: error rate < 1 % while observing
+    # CHK-2: error rate < 1 % while observing
+    max_error_rate: float = Field(default=1.0, ge=0, le=100)
     teardown_on_failure: bool = True
 
 
 class RollingSettings(_Model):
     """IAC-4: up to 200 % running, never below 100 % healthy."""
 
-    maximum_percent: int = Field(200, ge=100, le=400)
-    minimum_healthy_percent: int = Field(100, ge=0, le=100)
+    maximum_percent: int = Field(default=200, ge=100, le=400)
+    minimum_healthy_percent: int = Field(default=100, ge=0, le=100)
     health_timeout: Duration = 60.0
 
 
 class ServiceConfig(_Model):
     port: int = Field(..., ge=1, le=65535, description="production listener port (local)")
-    test_port: int | None = Field(None, ge=1, le=65535, description="test listener port")
+    test_port: int | None = Field(default=None, ge=1, le=65535, description="test listener port")
     task_family: str | None = None
     command: tuple[str, ...] = ()
     image: str = ""
     working_dir: str = ""
     environment: dict[str, str] = Field(default_factory=dict)
-    desired_count: int = Field(4, ge=0, le=100)  # DEP-2
+    desired_count: int = Field(default=4, ge=0, le=100)  # DEP-2
     strategy: Literal["blue-green", "rolling"] = "blue-green"
     health_check: HealthCheckConfig = HealthCheckConfig()
     blue_green: BlueGreenSettings = BlueGreenSettings()
