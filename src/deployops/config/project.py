@@ -187,7 +187,10 @@ class ProjectConfig(_Model):
 
 
 def _did_you_mean(word: str, options: Any) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
+    names = [str(o) for o in options]
+    close = difflib.get_close_matches(word, names, n=1)
+    if not close and len(word) >= 3:  # abbreviations: prod -> production, stag -> staging
+        close = [n for n in names if n.startswith(word)][:1]
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
