@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import doctest
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -40,7 +41,7 @@ def _rule(**kw: object) -> Rule:
 
 
 def _at(
-    clock: VirtualClock, values: list[float | None], samples: int = 0
+    clock: VirtualClock, values: Sequence[float | None], samples: int = 0
 ) -> tuple[Series, datetime]:
     """``values`` one per minute ending now: the last value is the minute just finished."""
     now = clock.now()
