@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -63,11 +64,27 @@ class NotifyError(DriverError):
         self.status = status
 
 
+def _variants(value: str) -> list[str]:
+    """The value, and for a URL its path and query too: the secret part of a Slack webhook is
+    its path, which a receiver may echo without the host."""
+    out = [value]
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return out
+    if parts.scheme and parts.netloc:
+        tail = parts.path + (f"?{parts.query}" if parts.query else "")
+        if len(tail) >= 8:
+            out.append(tail)
+    return out
+
+
 def scrub(text: str, secrets: Iterable[Secret | None]) -> str:
-    """``text`` with every secret value replaced by ``[REDACTED]``."""
+    """``text`` with every secret value (and a secret URL's path) replaced by ``[REDACTED]``."""
     for s in secrets:
         if s is not None and s.reveal():
-            text = text.replace(s.reveal(), REDACTED)
+            for variant in _variants(s.reveal()):
+                text = text.replace(variant, REDACTED)
     return text
 
 
@@ -89,12 +106,15 @@ def post_json(
     body: dict[str, Any],
     timeout: float,
     secrets: Iterable[Secret | None] = (),
+    url_is_secret: bool = True,
     hint_4xx: str,
 ) -> httpx.Response:
     """POST ``body`` as JSON to ``url``; return the 2xx response or raise :class:`NotifyError`:
-    retryable for connection failures, timeouts, 429 and 5xx; not for other 4xx."""
-    hidden = [url, *secrets]
-    _register(url)
+    retryable for connection failures, timeouts, 429 and 5xx; not for other 4xx. ``url`` is
+    redacted from messages and httpx's request log unless ``url_is_secret`` is false."""
+    hidden = [url, *secrets] if url_is_secret else list(secrets)
+    if url_is_secret:
+        _register(url)
     try:
         resp = http.post(url.reveal(), json=body, timeout=timeout)
     except httpx.TimeoutException as exc:

@@ -102,6 +102,7 @@ class PagerDutyNotifier:
             body=body,
             timeout=self.timeout,
             secrets=(self._key,),
+            url_is_secret=False,
             hint_4xx="check the routing key (secret) belongs to an Events API v2 integration",
         )
 

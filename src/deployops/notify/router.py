@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, cast
 
 import httpx
 
@@ -55,6 +55,7 @@ __all__ = [
     "Delivery",
     "DeliveryStatus",
     "Notice",
+    "NoticeLike",
     "NotificationRouter",
     "Recorder",
     "TokenBucket",
@@ -98,6 +99,46 @@ class Notice:
     @property
     def action(self) -> Literal["trigger", "resolve"]:
         return "resolve" if self.resolve else "trigger"
+
+    @classmethod
+    def of(cls, notice: NoticeLike) -> Notice:
+        """A :class:`Notice` from any object with the same attributes (the engine's own
+        ``engine.events.Notice``). An unknown severity is treated as ``warning``: a caller's
+        slip must not silence a notification."""
+        if isinstance(notice, Notice):
+            return notice
+        severity = notice.severity if notice.severity in SEVERITIES else "warning"
+        return cls(
+            severity=cast(Severity, severity),
+            kind=notice.kind,
+            title=notice.title,
+            text=notice.text,
+            fields=dict(notice.fields),
+            dedup_key=notice.dedup_key,
+            resolve=notice.resolve,
+            deployment_id=getattr(notice, "deployment_id", None),
+            environment=getattr(notice, "environment", "") or "",
+            service=getattr(notice, "service", "") or "",
+        )
+
+
+class NoticeLike(Protocol):
+    """What :meth:`NotificationRouter.notify` needs of a notice."""
+
+    @property
+    def severity(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def dedup_key(self) -> str: ...
+    @property
+    def fields(self) -> Mapping[str, str]: ...
+    @property
+    def resolve(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,8 +229,9 @@ class NotificationRouter:
         self._executor: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ public API
-    def route(self, notice: Notice) -> tuple[str, ...]:
+    def route(self, notice: Notice | NoticeLike) -> tuple[str, ...]:
         """The channel names ``notice`` goes to (PagerDuty only for critical)."""
+        notice = Notice.of(notice)
         names = self.config.channels_for(severity=notice.severity, kind=notice.kind)
         return tuple(
             n
@@ -198,9 +240,14 @@ class NotificationRouter:
             and (self.channels[n].name != "pagerduty" or notice.severity == "critical")
         )
 
-    def notify(self, notice: Notice) -> list[Delivery]:
+    def notify(self, notice: Notice | NoticeLike) -> list[Delivery]:
         """Deliver ``notice`` on every routed channel; one final :class:`Delivery` each.
         Never raises."""
+        try:
+            notice = Notice.of(notice)
+        except Exception as exc:  # noqa: BLE001 - a malformed notice must not break a deploy
+            log.warning("not a usable notice (%s); nothing sent", type(exc).__name__)
+            return []
         out: list[Delivery] = []
         for name in self.route(notice):
             try:
@@ -213,7 +260,7 @@ class NotificationRouter:
                 out.append(delivery)
         return out
 
-    def submit(self, notice: Notice) -> Future[list[Delivery]]:
+    def submit(self, notice: Notice | NoticeLike) -> Future[list[Delivery]]:
         """:meth:`notify` on a background thread; the caller does not wait for retries."""
         with self._state_lock:
             if self._executor is None:

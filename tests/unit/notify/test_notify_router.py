@@ -362,3 +362,26 @@ def test_mon2_store_recorder_keeps_sent_and_failed_as_events(tmp_path: Path) -> 
     assert failed.environment == "production"
     assert KEY not in json.dumps([e.data for e in events])
     store.close()
+
+
+def test_dep7_router_takes_the_engines_own_notice(env: Env) -> None:
+    from deployops.engine.events import Notice as EngineNotice
+
+    receiver, _clock, _recorded, router = env
+    out = router.notify(
+        EngineNotice(
+            severity="critical",
+            kind="deployment.rolled_back",
+            title="web 1.4.0 rolled back in production",
+            text="error rate 7 % > 5 % for 5 min (RB-1)",
+            dedup_key="deployment:dep-1",
+        )
+    )
+    assert [(d.channel, d.status) for d in out] == [
+        ("slack-alerts", "sent"),
+        ("pagerduty", "sent"),
+        ("slack-deployments", "sent"),
+    ]
+    pd_body = next(b for u, b in receiver.seen if u == PD_URL)
+    assert pd_body["payload"]["class"] == "deployment.rolled_back"
+    assert pd_body["dedup_key"] == "deployment:dep-1"
