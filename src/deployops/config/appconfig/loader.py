@@ -272,9 +272,12 @@ def load(
 
     text, found = read_text(env_file, env_shown)
     issues.extend(found)
+    # An unreadable file would make every required key "missing": report the file alone.
+    file_ok = text is not None
     if text is not None:
         entries, found = parse_env_yaml(text, env_shown)
         issues.extend(found)
+        file_ok = not any(i.path == "(root)" or i.path.startswith("line ") for i in found)
         take(entries, Layer.FILE, env_shown)
 
     if paths.env_local.is_file():
@@ -313,7 +316,7 @@ def load(
     for spec in schema.fields.values():
         stack = stacks.get(spec.key, [])
         if not stack:
-            if spec.required(environment):
+            if spec.required(environment) and file_ok:
                 issues.append(_missing(spec, environment, env_shown))
             continue
         win = stack[-1]
@@ -396,8 +399,8 @@ def _judge(
             else:
                 checked = spec if spec.secret else _as_secret(spec)
                 _, problems = checked.check(revealed.reveal(), environment)
-                for problem in problems:
-                    add(f"the secret {name!r}: {problem}")
+                if problems:
+                    add(f"the secret {name!r}: " + "; ".join(problems))
         return (None, None, text), issues
     if spec.secret and not spec.literal_allowed(environment):
         suggested = spec.key.lower().replace("_", "-")
@@ -407,8 +410,8 @@ def _judge(
         )
         return (None, Secret(text), None), issues
     canonical, problems = spec.check(text, environment)
-    for problem in problems:
-        add(problem)
+    if problems:
+        add("; ".join(problems))
     final = canonical if canonical is not None else text
     if spec.secret:
         return (None, Secret(final), None), issues
