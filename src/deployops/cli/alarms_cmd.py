@@ -1,11 +1,16 @@
-"""``deployops alarms``."""
+"""``deployops alarms``: alarm states and history (MON-1)."""
 
 from __future__ import annotations
 
 import typer
 
 group = typer.Typer(
-    help="Alarms (MON-1) and their state history.\n\nExamples:\n\n  deployops alarms status\n\n  deployops alarms history HighErrorRate",
+    help=(
+        "Alarms (MON-1) and their state history.\n\n"
+        "Examples:\n\n"
+        "  deployops alarms status\n\n"
+        "  deployops alarms history HighErrorRate"
+    ),
     no_args_is_help=True,
 )
 

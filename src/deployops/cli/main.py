@@ -74,11 +74,13 @@ def _register() -> None:
         init_cmd,
         local_cmd,
         lock_cmd,
+        rollback_cmd,
         serve_cmd,
     )
 
     init_cmd.register(app)
     deploy_cmd.register(app)
+    rollback_cmd.register(app)
     deployments_cmd.register(app)
     lock_cmd.register(app)
     config_cmd.register(app)

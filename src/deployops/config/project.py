@@ -87,6 +87,14 @@ class RollingSettings(_Model):
     health_timeout: Duration = 60.0
 
 
+class MigrationMarker(_Model):
+    """What a version did to the database (RB-3: a rollback across an irreversible migration
+    is refused unless forced with a reason)."""
+
+    irreversible: bool = False
+    description: str = ""
+
+
 class ServiceConfig(_Model):
     port: int = Field(..., ge=1, le=65535, description="production listener port (local)")
     test_port: int | None = Field(default=None, ge=1, le=65535, description="test listener port")
@@ -102,6 +110,8 @@ class ServiceConfig(_Model):
     rolling: RollingSettings = RollingSettings()
     # version -> environment variables added for that version (the sample service's faults)
     version_environment: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # version -> the database migration it ships (RB-3)
+    migrations: dict[str, MigrationMarker] = Field(default_factory=dict)
 
     @property
     def listener_test_port(self) -> int:

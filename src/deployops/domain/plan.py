@@ -31,6 +31,7 @@ __all__ = [
     "StartService",
     "Step",
     "SwitchListener",
+    "UseTaskDefinition",
     "WaitHealthy",
     "blue_green_plan",
     "colour_of",
@@ -86,6 +87,17 @@ class RegisterTaskDefinition(Step):
 
     def describe(self) -> str:
         return f"register task definition {self.spec.family} for version {self.spec.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class UseTaskDefinition(Step):
+    """Reuse a registered revision as it is (a rollback returns to the exact previous one)."""
+
+    phase: ClassVar[str] = "prepare"
+    task_definition: str
+
+    def describe(self) -> str:
+        return f"reuse task definition {self.task_definition}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +235,7 @@ STEP_TYPES: dict[str, type[Step]] = {
     cls.__name__: cls
     for cls in (
         RegisterTaskDefinition,
+        UseTaskDefinition,
         CreateTargetGroup,
         StartService,
         WaitHealthy,

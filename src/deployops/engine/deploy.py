@@ -33,6 +33,7 @@ from deployops.domain.plan import (
     StartService,
     Step,
     SwitchListener,
+    UseTaskDefinition,
     WaitHealthy,
     blue_green_plan,
     colour_of,
@@ -266,6 +267,10 @@ class Deployer:
         except ConfigError as exc:
             self.refuse(request, exc)
             raise
+        return self.start(request, plan, live)
+
+    def start(self, request: DeployRequest, plan: Plan, live: LiveState) -> DeploymentRecord:
+        """Lock, record and run an already built plan (deploys and rollbacks)."""
         key = lock_key(self.environment, request.service)
         now = self.clock.now()
         dep_id = new_id("dep", now)
@@ -469,6 +474,8 @@ class Deployer:
         if isinstance(step, RegisterTaskDefinition):
             td = p.compute.register_task_definition(step.spec)
             return {"task_definition": td.ref}
+        if isinstance(step, UseTaskDefinition):
+            return {"task_definition": p.compute.describe_task_definition(step.task_definition).ref}
         if isinstance(step, CreateTargetGroup):
             tg = p.traffic.create_target_group(step.target_group, health_check=step.health_check)
             return {"target_group": tg.name}
@@ -697,7 +704,9 @@ class Deployer:
         try:
             current = self.ports.traffic.describe_listener(prod).target_group
             prev = rec.previous_target_group
-            if run.plan.strategy == "blue-green":
+            if rec.kind == "rollback":
+                notes.append(f"rollback stopped; production is on {current}")
+            elif run.plan.strategy == "blue-green":
                 if current == run.plan.target_group and prev and prev != current:
                     # The switch happened: flip back to the colour that kept running (RB-2).
                     began = self.clock.monotonic()
