@@ -3,9 +3,12 @@ critical, every problem reported at once with its path."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from deployops.config.notifications import NotificationsConfig, load_notifications
 from deployops.errors import ConfigError
@@ -166,3 +169,18 @@ def test_mon2_unknown_keys_are_refused() -> None:
 def test_mon2_retry_backoff_is_exponential_and_capped() -> None:
     cfg = load_notifications(_base())
     assert [cfg.retry.delay(n) for n in (1, 2, 3, 4, 5, 6, 7)] == [2, 4, 8, 16, 32, 60, 60]
+
+
+def test_mon2_the_documented_example_is_valid() -> None:
+    """docs/notifications.md's annotated example is the reference configuration."""
+    doc = Path(__file__).parents[3] / "docs" / "notifications.md"
+    block = re.search(r"```yaml\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
+    assert block is not None
+    cfg = load_notifications(yaml.safe_load(block.group(1))["notifications"])
+    assert cfg.channels_for(severity="critical", kind="alarm.alarm") == (
+        "slack-alerts",
+        "email-oncall",
+        "pagerduty",
+    )
+    assert cfg.channels_for(severity="info", kind="deployment.started") == ("slack-deployments",)
+    assert cfg.advisories() == []
