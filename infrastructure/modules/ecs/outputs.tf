@@ -1,0 +1,104 @@
+output "cluster_name" {
+  description = "Name of the ECS cluster."
+  value       = aws_ecs_cluster.this.name
+}
+
+output "cluster_arn" {
+  description = "ARN of the ECS cluster."
+  value       = aws_ecs_cluster.this.arn
+}
+
+output "service_name" {
+  description = "Name of the ECS service."
+  value       = aws_ecs_service.this.name
+}
+
+output "task_definition_family" {
+  description = "Task-definition family; deployops registers new revisions in it (DEP-1)."
+  value       = aws_ecs_task_definition.this.family
+}
+
+output "container_name" {
+  description = "Name of the application container."
+  value       = var.container_name
+}
+
+output "container_port" {
+  description = "Port of the application container."
+  value       = var.container_port
+}
+
+output "execution_role_arn" {
+  description = "ARN of the task execution role."
+  value       = aws_iam_role.execution.arn
+}
+
+output "task_role_arn" {
+  description = "ARN of the task role."
+  value       = aws_iam_role.task.arn
+}
+
+output "log_group_name" {
+  description = "CloudWatch log group of the application."
+  value       = aws_cloudwatch_log_group.app.name
+}
+
+output "alb_arn" {
+  description = "ARN of the application load balancer."
+  value       = aws_lb.this.arn
+}
+
+output "alb_arn_suffix" {
+  description = "ARN suffix of the load balancer, the `LoadBalancer` dimension of its CloudWatch metrics."
+  value       = aws_lb.this.arn_suffix
+}
+
+output "alb_dns_name" {
+  description = "DNS name of the load balancer (point the service's DNS record at it)."
+  value       = aws_lb.this.dns_name
+}
+
+output "alb_zone_id" {
+  description = "Hosted zone of the load balancer, for Route 53 alias records (DR-5 DNS failover)."
+  value       = aws_lb.this.zone_id
+}
+
+output "prod_listener_arn" {
+  description = "ARN of the production (HTTPS 443) listener."
+  value       = aws_lb_listener.production.arn
+}
+
+output "test_listener_arn" {
+  description = "ARN of the test listener."
+  value       = aws_lb_listener.test.arn
+}
+
+output "blue_target_group_arn" {
+  description = "ARN of the blue target group."
+  value       = aws_lb_target_group.this["blue"].arn
+}
+
+output "green_target_group_arn" {
+  description = "ARN of the green target group."
+  value       = aws_lb_target_group.this["green"].arn
+}
+
+output "blue_target_group_arn_suffix" {
+  description = "ARN suffix of the blue target group (`TargetGroup` metric dimension)."
+  value       = aws_lb_target_group.this["blue"].arn_suffix
+}
+
+output "green_target_group_arn_suffix" {
+  description = "ARN suffix of the green target group (`TargetGroup` metric dimension)."
+  value       = aws_lb_target_group.this["green"].arn_suffix
+}
+
+output "scale_out_policy_arn" {
+  description = "ARN of the step-scaling policy that adds one task; the monitoring module's scale-out alarms call it."
+  value       = aws_appautoscaling_policy.scale_out.arn
+}
+
+output "web_acl_arn" {
+  description = "ARN of the WAF web ACL, or null when enable_waf is false."
+  value       = var.enable_waf ? aws_wafv2_web_acl.this[0].arn : null
+}
