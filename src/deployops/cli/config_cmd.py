@@ -85,6 +85,8 @@ def _resolve(
 
 def _source(value: ResolvedValue) -> str:
     text = f"{value.source.layer.value} ({value.source.location})"
+    if value.overridden:
+        text += " over " + ", ".join(s.layer.value for s in value.overridden)
     if value.reference is not None:
         text += f" -> {value.reference}"
     return text

@@ -42,6 +42,8 @@ def test_cfg1_layers_lowest_to_highest_with_provenance(tmp_path: Path) -> None:
     v = cfg.values
     assert v["LOG_LEVEL"].text == "info"
     assert v["LOG_LEVEL"].source.layer is Layer.DEFAULT
+    assert v["LOG_LEVEL"].source.location.endswith("schema.yaml")
+    assert v["AWS_REGION"].source.location == "built-in schema"
     assert v["REDIS_PORT"].source.layer is Layer.FILE
     assert v["REDIS_PORT"].source.location.endswith("development.yaml:4")
     assert v["DB_HOST"].text == "local-db"

@@ -243,10 +243,10 @@ def load(
             + f"create {env_shown} (see examples/config/environments/)",
         )
     stacks: dict[str, list[_Candidate]] = {}
-    schema_label = schema.file or "built-in schema"
     for spec in schema.fields.values():
         default = spec.default_for(environment)
         if default is not None:
+            schema_label = spec.default_origin or "built-in schema"
             src = Source(Layer.DEFAULT, schema_label)
             stacks.setdefault(spec.key, []).append(_Candidate(src, default, schema_label))
 

@@ -170,6 +170,8 @@ class FieldSpec:
     from_env: str | None = None
     equals_environment: bool = False
     platform_managed: bool = False
+    # Where ``default`` was set: a schema file, or None for the built-in schema.
+    default_origin: str | None = None
 
     def required(self, environment: str) -> bool:
         return ALL in self.required_in or environment in self.required_in
@@ -422,6 +424,8 @@ def _parse_field(
                 add(name, "use true (the same name) or an environment variable name")
     if issues:
         return None, issues
+    if "default" in changes:
+        changes["default_origin"] = file
     spec = dataclasses.replace(base or FieldSpec(key=key), **changes)
     if spec.type != "int" and (spec.min is not None or spec.max is not None):
         issues.append(ConfigIssue(path=f"{where}.min", message="min/max need type: int", file=file))
