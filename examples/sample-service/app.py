@@ -47,7 +47,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = f"sample-service/{VERSION}"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: object) -> None:
         """Quiet: the platform measures requests at the load balancer."""
 
     def _send(self, status: int, body: dict[str, object] | str, ctype: str = "") -> None:
