@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from deployops.errors import ConfigError
+from deployops.errors import ConfigError, UnsupportedError
 
 if TYPE_CHECKING:
     from deployops.clock import Clock
@@ -60,6 +60,20 @@ def build_platform(
             f"unknown platform {env.platform!r}; valid: {', '.join(PLATFORMS)}",
             path=f"environments.{environment}.platform",
         )
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == "boto3":
+            raise UnsupportedError(
+                "the aws platform needs boto3",
+                path=f"environments.{environment}.platform",
+                hint="pip install 'deployops[aws]'",
+            ) from None
+        raise UnsupportedError(
+            f"platform {env.platform!r} has no drivers in this installation",
+            path=f"environments.{environment}.platform",
+            hint="use platform: local, or install a release that ships the "
+            f"{env.platform} drivers",
+        ) from None
     platform: Platform = module.build(project, environment, clock=clock, store=store)
     return platform
