@@ -199,6 +199,58 @@ def test_receives_request_lines_over_udp_syslog(
     assert [(s.value, s.count) for s in rate] == [(20.0, 500)]
 
 
+@pytest.mark.parametrize(
+    ("datagram", "counted"),
+    [
+        (_line("web", "a", 200, 4), True),
+        (_line("web", "a", 504, -1, 5000), True),  # server timeout: 5xx without latency
+        (_line("web", "<NOSRV>", -1, -1, 0), True),  # client aborted before any response
+        (b"<134>Jan  1 00:00:00 haproxy[42]: DOPS web a 2x0 1 2", False),
+        (b"<134>Jan  1 00:00:00 haproxy[42]: DOPS web a 200 1", False),
+        (b"<133>Jan  1 00:00:00 haproxy[42]: Server web/a is UP", False),
+    ],
+)
+def test_receiver_counts_exactly_the_lines_the_parser_accepts(
+    store: StateStore, clock: VirtualClock, tmp_path: Path, datagram: bytes, counted: bool
+) -> None:
+    c = _collector(store, clock, tmp_path)
+    c.ingest(datagram)
+    assert (parse_log_line(datagram) is not None) is counted
+    assert (c.stats.requests, c.stats.ignored) == ((1, 0) if counted else (0, 1))
+    line = parse_log_line(datagram)
+    if line is not None:
+        samples = c.flush()
+        assert _by(samples, "web", MetricName.HTTP_5XX).value == (500 <= line.status <= 599)
+        assert _by(samples, "web", MetricName.RESPONSE_TIME).count == (line.response_ms >= 0)
+
+
+def test_burst_of_request_lines_from_another_process_loses_none(
+    store: StateStore, clock: VirtualClock, tmp_path: Path
+) -> None:
+    """HAProxy logs one UDP datagram per request: a 50,000-request burst must all count."""
+    c = _collector(store, clock, tmp_path)
+    c.start()
+    try:
+        sender = (
+            "import socket\n"
+            "tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "lines = [b'<134>Jan  1 00:00:00 haproxy[1]: DOPS web-green t-%d %d %d 9'"
+            " % (i % 3, 500 if i % 5 == 0 else 200, i % 50) for i in range(1000)]\n"
+            "for _ in range(50):\n"
+            "    for x in lines:\n"
+            f"        tx.sendto(x, ('127.0.0.1', {c.syslog_port}))\n"
+        )
+        subprocess.run([sys.executable, "-c", sender], check=True, timeout=60)
+        deadline = time.monotonic() + 10
+        while c.stats.datagrams < 50_000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        c.stop()
+    assert c.stats.requests == 50_000
+    (rate,) = store.samples("web-green", "ErrorRate", 0, math.inf)
+    assert (rate.value, rate.count) == (20.0, 50_000)
+
+
 def test_cpu_and_memory_per_replica_and_per_service(tmp_path: Path, store: StateStore) -> None:
     """CPU in percent of one core, memory in percent of the reservation."""
     burner = subprocess.Popen(

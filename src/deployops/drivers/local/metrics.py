@@ -184,22 +184,27 @@ def read_show_stat(admin_socket: Path, *, timeout_s: float = 2.0) -> str:
 class _Requests:
     requests: int = 0
     errors: int = 0
-    latency_sum: float = 0.0
-    sketch: LatencySketch = field(default_factory=LatencySketch)
+    # %Tr is whole milliseconds: counting each value is cheaper per request than a sketch
+    # insert; the sketch is built once per interval from these counts.
+    latencies: dict[int, int] = field(default_factory=dict)
 
-    def add(self, line: RequestLine) -> None:
-        self.requests += 1
-        if 500 <= line.status <= 599:
-            self.errors += 1
-        if line.response_ms >= 0:
-            self.latency_sum += line.response_ms
-            self.sketch.add(float(line.response_ms))
+    def add(self, *, is_5xx: bool, response_ms: int, count: int = 1) -> None:
+        self.requests += count
+        if is_5xx:
+            self.errors += count
+        if response_ms >= 0:
+            self.latencies[response_ms] = self.latencies.get(response_ms, 0) + count
 
     def samples(self, scope: str, ts: float) -> list[MetricSample]:
         n = self.requests
         rate = 100.0 * self.errors / n if n else 0.0
-        timed = self.sketch.count
-        mean = self.latency_sum / timed if timed else 0.0
+        sketch = LatencySketch()
+        total = 0
+        for ms, c in self.latencies.items():
+            sketch.add(float(ms), c)
+            total += ms * c
+        timed = sketch.count
+        mean = total / timed if timed else 0.0
         return [
             MetricSample(scope, MetricName.REQUEST_COUNT.value, ts, float(n), n),
             MetricSample(scope, MetricName.HTTP_5XX.value, ts, float(self.errors), n),
@@ -210,7 +215,7 @@ class _Requests:
                 ts,
                 mean,
                 timed,
-                self.sketch.to_json() if timed else None,
+                sketch.to_json() if timed else None,
             ),
         ]
 
@@ -260,8 +265,8 @@ class MetricsCollector:
         self._memory_reservation = memory_reservation_mb * _MIB
         self._lock = threading.Lock()  # guards the request aggregates and counters
         self._flush_lock = threading.Lock()
-        self._backends: dict[str, _Requests] = {}
-        self._servers: dict[tuple[str, str], _Requests] = {}
+        # (backend, server, is 5xx, %Tr ms) -> requests: one dict update per request.
+        self._counts: dict[tuple[bytes, bytes, bool, int], int] = {}
         self._seen_backends: set[str] = set()
         self._datagrams = 0
         self._requests = 0
@@ -302,7 +307,6 @@ class MetricsCollector:
                 f"cannot listen for HAProxy logs on udp://{self._host}:{self._port}: {exc}",
                 hint="free that port or set another metrics syslog port",
             ) from exc
-        sock.settimeout(0.25)
         self._sock = sock
         self._stop.clear()
         self._interval_start = self._clock.now().timestamp()
@@ -317,6 +321,8 @@ class MetricsCollector:
     def stop(self) -> None:
         """Stop both threads, write the last partial interval and close the port."""
         self._stop.set()
+        if self._sock is not None and self._threads:
+            self._wake_receiver()
         for th in self._threads:
             th.join(timeout=5.0)
         self._threads = []
@@ -332,43 +338,70 @@ class MetricsCollector:
         sock = self._sock
         while not self._stop.is_set():
             try:
-                data = sock.recv(65535)
-            except TimeoutError:
-                continue
+                # Block for one datagram, then take what else is queued without waiting, so
+                # a burst costs one lock round per batch, not per request.
+                batch = [sock.recv(65535)]
+                while len(batch) < 512:
+                    batch.append(sock.recv(65535, socket.MSG_DONTWAIT))
+            except BlockingIOError:
+                pass
             except OSError:
                 return  # closed under us
-            self.ingest(data)
+            self.ingest(*batch)
+
+    def _wake_receiver(self) -> None:
+        """An empty datagram to our own port unblocks ``recv`` so the thread sees stop."""
+        assert self._sock is not None
+        host, port = self._sock.getsockname()[:2]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            tx.sendto(b"", ("127.0.0.1" if host == "0.0.0.0" else host, port))
 
     def _drain(self) -> None:
         """Read what is already queued on the socket (stop must not lose the tail)."""
         assert self._sock is not None
         self._sock.setblocking(False)
+        batch: list[bytes] = []
         while True:
             try:
-                data = self._sock.recv(65535)
+                batch.append(self._sock.recv(65535))
             except OSError:
-                return
-            self.ingest(data)
+                break
+        self.ingest(*batch)
 
-    def ingest(self, datagram: bytes) -> None:
-        """Count one syslog datagram (the receiver calls this; tests may too)."""
-        line = parse_log_line(datagram)
+    def ingest(self, *datagrams: bytes) -> None:
+        """Count syslog datagrams (the receiver calls this; tests may too). Empty ones (the
+        receiver's wake-up) are not counted.
+
+        The hot path: HAProxy sends one datagram per request, so this does what
+        :func:`parse_log_line` does without building objects, and takes the lock once per batch.
+        """
+        counts: dict[tuple[bytes, bytes, bool, int], int] = {}
+        seen = ignored = 0
+        for d in datagrams:
+            if not d:
+                continue
+            seen += 1
+            at = d.find(_MARKER)
+            parts = d[at + len(_MARKER) :].split() if at >= 0 else []
+            if len(parts) < 5 or not parts[2].lstrip(b"-").isdigit():  # -1: no response
+                ignored += 1
+                continue
+            try:
+                ms = int(parts[3])
+                int(parts[4])
+            except ValueError:
+                ignored += 1
+                continue
+            status = parts[2]
+            key = (parts[0], parts[1], len(status) == 3 and status[0] == 0x35, max(ms, -1))
+            counts[key] = counts.get(key, 0) + 1
         with self._lock:
-            self._datagrams += 1
-            if line is None:
-                self._ignored += 1
-                return
-            self._requests += 1
-            agg = self._backends.get(line.backend)
-            if agg is None:
-                agg = self._backends[line.backend] = _Requests()
-            agg.add(line)
-            if not line.server.startswith("<"):  # <NOSRV>: HAProxy answered itself
-                key = (line.backend, line.server)
-                per = self._servers.get(key)
-                if per is None:
-                    per = self._servers[key] = _Requests()
-                per.add(line)
+            self._datagrams += seen
+            self._ignored += ignored
+            self._requests += seen - ignored
+            mine = self._counts
+            for key, c in counts.items():
+                mine[key] = mine.get(key, 0) + c
 
     # ------------------------------------------------------------------ sampling
     def _sample(self) -> None:
@@ -391,10 +424,17 @@ class MetricsCollector:
             ts = self._interval_start
             self._interval_start = now
             with self._lock:
-                backends, self._backends = self._backends, {}
-                servers, self._servers = self._servers, {}
-                self._seen_backends.update(backends)
-                seen = set(self._seen_backends)
+                counts, self._counts = self._counts, {}
+            backends: dict[str, _Requests] = {}
+            servers: dict[tuple[str, str], _Requests] = {}
+            for (b_raw, s_raw, is_5xx, ms), c in counts.items():
+                b, sv = b_raw.decode("utf-8", "replace"), s_raw.decode("utf-8", "replace")
+                backends.setdefault(b, _Requests()).add(is_5xx=is_5xx, response_ms=ms, count=c)
+                if not sv.startswith("<"):  # <NOSRV>: HAProxy answered itself
+                    per = servers.setdefault((b, sv), _Requests())
+                    per.add(is_5xx=is_5xx, response_ms=ms, count=c)
+            self._seen_backends.update(backends)
+            seen = set(self._seen_backends)
             samples: list[MetricSample] = []
             stat_backends, stat_servers = self._show_stat()
             known = set(stat_backends) if stat_backends is not None else seen
