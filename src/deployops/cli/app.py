@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,6 +19,14 @@ if TYPE_CHECKING:
 __all__ = ["App"]
 
 
+def _console(*, stderr: bool) -> Console:
+    # Without a terminal Rich assumes 80 columns and shortens cells with an ellipsis; piped
+    # output (grep, CI logs) must keep whole deployment ids, so it gets a wide page instead.
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and not os.environ.get("COLUMNS")
+    return Console(stderr=stderr, highlight=False, width=200 if wide else None)
+
+
 @dataclass
 class App:
     config_path: Path | None = None
@@ -25,8 +34,8 @@ class App:
     output: str = "text"
     verbose: int = 0
     quiet: bool = False
-    console: Console = field(default_factory=lambda: Console(stderr=False, highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    console: Console = field(default_factory=lambda: _console(stderr=False))
+    err: Console = field(default_factory=lambda: _console(stderr=True))
 
     @property
     def json(self) -> bool:

@@ -50,7 +50,7 @@ def list_(
 
     table = Table(box=None, header_style="bold")
     for col in ("ID", "ENV", "SERVICE", "KIND", "VERSION", "FROM", "STATUS", "PHASE", "STARTED"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "ID")  # ids are copied into `show`: never cut
     for r in rows:
         table.add_row(
             r.id,

@@ -187,7 +187,7 @@ def test_project_config_is_immutable(tmp_path: Path) -> None:
     cfg = load_project(_write(tmp_path, MINIMAL))
     assert isinstance(cfg, ProjectConfig)
     with pytest.raises(ValueError, match="frozen"):
-        cfg.project = "other"  # type: ignore[misc]
+        cfg.project = "other"
 
 
 # ---------------------------------------------------------------- through the CLI
