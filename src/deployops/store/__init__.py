@@ -5,6 +5,8 @@ SQLite by default (``.deployops/state.db`` beside ``deployops.yaml``); PostgreSQ
 """
 
 from deployops.store.records import (
+    AlarmHistoryRecord,
+    AlarmStateRecord,
     AuditRecord,
     DecisionRecord,
     DeploymentRecord,
@@ -12,11 +14,14 @@ from deployops.store.records import (
     JobRecord,
     LockInfo,
     MetricSample,
+    ScalingActivity,
     StepRecord,
 )
 from deployops.store.store import StateStore
 
 __all__ = [
+    "AlarmHistoryRecord",
+    "AlarmStateRecord",
     "AuditRecord",
     "DecisionRecord",
     "DeploymentRecord",
@@ -24,6 +29,7 @@ __all__ = [
     "JobRecord",
     "LockInfo",
     "MetricSample",
+    "ScalingActivity",
     "StateStore",
     "StepRecord",
 ]

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "AlarmHistoryRecord",
+    "AlarmStateRecord",
     "AuditRecord",
     "DecisionRecord",
     "DeploymentRecord",
@@ -14,6 +16,7 @@ __all__ = [
     "JobRecord",
     "LockInfo",
     "MetricSample",
+    "ScalingActivity",
     "StepRecord",
 ]
 
@@ -125,3 +128,44 @@ class JobRecord:
     payload: dict[str, Any] = field(default_factory=dict)
     claimed_by: str | None = None
     result: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmStateRecord:
+    environment: str
+    service: str
+    alarm: str
+    state: str
+    since: datetime
+    evaluated_at: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmHistoryRecord:
+    ts: datetime
+    environment: str
+    service: str
+    alarm: str
+    previous: str
+    state: str
+    reason: str = ""
+    action: str = ""
+    severity: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingActivity:
+    ts: datetime
+    environment: str
+    service: str
+    compute_service: str
+    cause: str
+    previous: int
+    desired: int
+    status: str
+    reason: str = ""
+    error: str = ""
+    id: int = 0

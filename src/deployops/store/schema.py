@@ -18,6 +18,8 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "alarm_history",
+    "alarm_states",
     "audit_log",
     "decisions",
     "deployments",
@@ -26,6 +28,7 @@ __all__ = [
     "locks",
     "metadata",
     "metric_samples",
+    "scaling_activities",
     "steps",
 ]
 
@@ -147,4 +150,52 @@ jobs = Table(
     Column("claimed_at", DateTime(timezone=True), nullable=True),
     Column("done_at", DateTime(timezone=True), nullable=True),
     Column("result", Text, nullable=False, server_default=""),
+)
+
+# MON-1: the current state of each alarm, and every state change with its evidence.
+alarm_states = Table(
+    "alarm_states",
+    metadata,
+    Column("environment", String(64), primary_key=True),
+    Column("service", String(128), primary_key=True),
+    Column("alarm", String(128), primary_key=True),
+    Column("state", String(32), nullable=False),  # OK | ALARM | INSUFFICIENT_DATA
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("evaluated_at", DateTime(timezone=True), nullable=False),
+)
+
+alarm_history = Table(
+    "alarm_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("environment", String(64), nullable=False),
+    Column("service", String(128), nullable=False),
+    Column("alarm", String(128), nullable=False),
+    Column("previous", String(32), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("action", String(64), nullable=False, server_default=""),
+    Column("severity", String(16), nullable=False, server_default=""),
+    Column("evidence", Text, nullable=False, server_default="{}"),
+    Index("ix_alarm_history_alarm", "environment", "alarm", "ts"),
+)
+
+# IAC-5: every scaling activity with its cause and reason.
+scaling_activities = Table(
+    "scaling_activities",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("environment", String(64), nullable=False),
+    Column("service", String(128), nullable=False),
+    Column("compute_service", String(256), nullable=False),
+    Column("cause", String(128), nullable=False),  # target_tracking | alarm:NAME
+    Column("previous", Integer, nullable=False),
+    Column("desired", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # succeeded | failed
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("error", Text, nullable=False, server_default=""),
+    Index("ix_scaling_activities_env_service", "environment", "service", "ts"),
 )

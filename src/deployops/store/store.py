@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,8 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 from deployops.errors import ConfigError, DriverError, LockHeldError
 from deployops.store import schema as t
 from deployops.store.records import (
+    AlarmHistoryRecord,
+    AlarmStateRecord,
     AuditRecord,
     DecisionRecord,
     DeploymentRecord,
@@ -36,13 +38,14 @@ from deployops.store.records import (
     JobRecord,
     LockInfo,
     MetricSample,
+    ScalingActivity,
     StepRecord,
 )
 
 __all__ = ["HEAD_REVISION", "StateStore"]
 
 # The newest migration in migrations/versions; the store migrates when the database is behind.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -613,6 +616,183 @@ class StateStore:
         with self._tx() as conn:
             return [_job(r) for r in conn.execute(q).mappings().all()]
 
+    def release_stale_jobs(self, *, alive: Callable[[str], bool]) -> list[JobRecord]:
+        """Put jobs claimed by a worker that no longer runs back to ``pending`` (a controller
+        killed mid-job); returns them. Handlers are idempotent, so the next claim finishes the
+        job once."""
+        released: list[JobRecord] = []
+        for job in self.jobs(status="claimed"):
+            if job.claimed_by and alive(job.claimed_by):
+                continue
+            with self._tx() as conn:
+                res = conn.execute(
+                    update(t.jobs)
+                    .where(
+                        and_(
+                            t.jobs.c.id == job.id,
+                            t.jobs.c.status == "claimed",
+                            t.jobs.c.claimed_by == job.claimed_by,
+                        )
+                    )
+                    .values(status="pending", claimed_by=None, claimed_at=None)
+                )
+                if res.rowcount == 1:
+                    released.append(job)
+        return released
+
+    def deployment_counts(self) -> dict[tuple[str, str, str], int]:
+        """``(environment, kind, status) -> count`` over all deployments (for /metrics)."""
+        c = t.deployments.c
+        q = select(c.environment, c.kind, c.status, func.count()).group_by(
+            c.environment, c.kind, c.status
+        )
+        with self._tx() as conn:
+            return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(q).all()}
+
+    # ------------------------------------------------------------------ alarms (MON-1)
+    def alarm_state(self, environment: str, service: str, alarm: str) -> AlarmStateRecord | None:
+        c = t.alarm_states.c
+        q = select(t.alarm_states).where(
+            and_(c.environment == environment, c.service == service, c.alarm == alarm)
+        )
+        with self._tx() as conn:
+            r = conn.execute(q).mappings().first()
+        return _alarm_state(r) if r else None
+
+    def alarm_states(self, *, environment: str | None = None) -> list[AlarmStateRecord]:
+        c = t.alarm_states.c
+        q = select(t.alarm_states).order_by(c.environment, c.service, c.alarm)
+        if environment:
+            q = q.where(c.environment == environment)
+        with self._tx() as conn:
+            return [_alarm_state(r) for r in conn.execute(q).mappings().all()]
+
+    def save_alarm_state(
+        self,
+        rec: AlarmStateRecord,
+        *,
+        transition: AlarmHistoryRecord | None = None,
+    ) -> None:
+        """Upsert the alarm's current state and, in the same transaction, its history row."""
+        c = t.alarm_states.c
+        key = and_(c.environment == rec.environment, c.service == rec.service, c.alarm == rec.alarm)
+        values = {
+            "state": rec.state,
+            "reason": rec.reason,
+            "since": rec.since,
+            "evaluated_at": rec.evaluated_at,
+        }
+        with self._tx() as conn:
+            res = conn.execute(update(t.alarm_states).where(key).values(**values))
+            if not res.rowcount:
+                conn.execute(
+                    insert(t.alarm_states).values(
+                        environment=rec.environment,
+                        service=rec.service,
+                        alarm=rec.alarm,
+                        **values,
+                    )
+                )
+            if transition is not None:
+                conn.execute(
+                    insert(t.alarm_history).values(
+                        ts=transition.ts,
+                        environment=transition.environment,
+                        service=transition.service,
+                        alarm=transition.alarm,
+                        previous=transition.previous,
+                        state=transition.state,
+                        reason=transition.reason,
+                        action=transition.action,
+                        severity=transition.severity,
+                        evidence=_dump(transition.evidence),
+                    )
+                )
+
+    def alarm_history(
+        self,
+        alarm: str,
+        *,
+        environment: str | None = None,
+        service: str | None = None,
+        limit: int = 100,
+    ) -> list[AlarmHistoryRecord]:
+        """The alarm's state changes, oldest first (the newest ``limit``)."""
+        c = t.alarm_history.c
+        q = select(t.alarm_history).where(c.alarm == alarm)
+        if environment:
+            q = q.where(c.environment == environment)
+        if service:
+            q = q.where(c.service == service)
+        q = q.order_by(c.id.desc()).limit(limit)
+        with self._tx() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [
+            AlarmHistoryRecord(
+                id=r["id"],
+                ts=_dt(r["ts"]),
+                environment=r["environment"],
+                service=r["service"],
+                alarm=r["alarm"],
+                previous=r["previous"],
+                state=r["state"],
+                reason=r["reason"],
+                action=r["action"],
+                severity=r["severity"],
+                evidence=json.loads(r["evidence"]),
+            )
+            for r in reversed(rows)
+        ]
+
+    # ------------------------------------------------------------------ scaling (IAC-5)
+    def add_scaling_activity(self, a: ScalingActivity) -> int:
+        with self._tx() as conn:
+            res = conn.execute(
+                insert(t.scaling_activities).values(
+                    ts=a.ts,
+                    environment=a.environment,
+                    service=a.service,
+                    compute_service=a.compute_service,
+                    cause=a.cause,
+                    previous=a.previous,
+                    desired=a.desired,
+                    status=a.status,
+                    reason=a.reason,
+                    error=a.error,
+                )
+            )
+            return int(res.inserted_primary_key[0]) if res.inserted_primary_key else 0
+
+    def scaling_activities(
+        self, *, environment: str | None = None, service: str | None = None, limit: int = 100
+    ) -> list[ScalingActivity]:
+        """The newest ``limit`` activities, oldest first."""
+        c = t.scaling_activities.c
+        q = select(t.scaling_activities)
+        if environment:
+            q = q.where(c.environment == environment)
+        if service:
+            q = q.where(c.service == service)
+        q = q.order_by(c.id.desc()).limit(limit)
+        with self._tx() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [
+            ScalingActivity(
+                id=r["id"],
+                ts=_dt(r["ts"]),
+                environment=r["environment"],
+                service=r["service"],
+                compute_service=r["compute_service"],
+                cause=r["cause"],
+                previous=r["previous"],
+                desired=r["desired"],
+                status=r["status"],
+                reason=r["reason"],
+                error=r["error"],
+            )
+            for r in reversed(rows)
+        ]
+
     def count(self, table: str) -> int:
         """Rows in ``table`` (for tests and status output)."""
         tbl = t.metadata.tables[table]
@@ -651,6 +831,18 @@ def _deployment(r: Any) -> DeploymentRecord:
         created_at=_dt(r["created_at"]),
         updated_at=_dt(r["updated_at"]),
         finished_at=_aware(r["finished_at"]),
+    )
+
+
+def _alarm_state(r: Any) -> AlarmStateRecord:
+    return AlarmStateRecord(
+        environment=r["environment"],
+        service=r["service"],
+        alarm=r["alarm"],
+        state=r["state"],
+        reason=r["reason"],
+        since=_dt(r["since"]),
+        evaluated_at=_dt(r["evaluated_at"]),
     )
 
 
