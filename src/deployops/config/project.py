@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from deployops.config.durations import Duration
+from deployops.config.notifications import NotificationsConfig, load_notifications
 from deployops.domain.version import Version
 from deployops.errors import ConfigError, ConfigIssue, NotFoundError
 
@@ -148,6 +149,8 @@ class ProjectConfig(_Model):
     state: StateConfig = StateConfig()
     environments: dict[str, EnvironmentConfig]
     services: dict[str, ServiceConfig]
+    # MON-2: validated by config/notifications.py in the cross-field pass (notification_settings)
+    notifications: dict[str, Any] = Field(default_factory=dict)
 
     # Not part of the file: where it was read from.
     path: Path = Field(default=Path(PROJECT_FILE), exclude=True)
@@ -194,6 +197,10 @@ class ProjectConfig(_Model):
 
     def default_service(self) -> str | None:
         return next(iter(self.services)) if len(self.services) == 1 else None
+
+    def notification_settings(self) -> NotificationsConfig:
+        """The ``notifications:`` section, validated (``ConfigError`` listing every problem)."""
+        return load_notifications(self.notifications, file=str(self.path))
 
 
 def _did_you_mean(word: str, options: Any) -> str:
@@ -345,4 +352,8 @@ def _cross_check(cfg: ProjectConfig, file: str) -> list[ConfigIssue]:
                 Version.parse(version)
             except ValueError as exc:
                 add(f"{where}.version_environment.{version}", str(exc))
+    try:
+        load_notifications(cfg.notifications, file=file)
+    except ConfigError as exc:
+        issues.extend(exc.issues)
     return issues
