@@ -279,6 +279,18 @@ def test_cpu_and_memory_per_replica_and_per_service(tmp_path: Path, store: State
     assert not [s for s in samples if s.scope == "web-green/task-2"]
 
 
+def test_per_replica_request_metrics_use_the_task_in_the_haproxy_slot(
+    store: StateStore, clock: VirtualClock, tmp_path: Path
+) -> None:
+    """Request metrics of slot ``srv2`` land in ``web-green/task-7``, the scope of its CPU."""
+    c = _collector(store, clock, tmp_path, server_tasks=lambda: {("web-green", "srv2"): "task-7"})
+    c.ingest(_line("web-green", "srv2", 500, 3), _line("web-green", "srv2", 200, 3))
+    samples = c.flush()
+    rate = _by(samples, "web-green/task-7", MetricName.ERROR_RATE)
+    assert (rate.value, rate.count) == (50.0, 2)
+    assert not [s for s in samples if s.scope == "web-green/srv2"]
+
+
 def test_replica_listing_failure_does_not_stop_sampling(
     store: StateStore, clock: VirtualClock, tmp_path: Path
 ) -> None:

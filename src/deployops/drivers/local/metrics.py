@@ -6,10 +6,11 @@ Sources, per sample interval (``metrics_interval``, default 10 s):
 * HAProxy's per-request log lines, received over UDP syslog. Frontends log with
   ``log-format "DOPS %b %s %ST %Tr %Ta"`` (backend, server, HTTP status, server response time
   in ms, total active time in ms; ``-1`` when aborted). Per backend (= target group, e.g.
-  ``web-green``) and per ``backend/server`` (= ``service/task_id`` when the platform names
-  servers after tasks): ``RequestCount``, ``HTTPCode_5XX``, ``ErrorRate`` (percent, ``count`` =
-  requests) and ``TargetResponseTime`` (``%Tr``, like ALB's "time until the target starts
-  answering": ``value`` = mean ms, ``count`` = requests, ``sketch`` = a mergeable
+  ``web-green``) and per replica, ``backend/<task_id>`` (the ``server_tasks`` callback maps
+  HAProxy server slots to tasks; without it, ``backend/<server name>``): ``RequestCount``,
+  ``HTTPCode_5XX``, ``ErrorRate`` (percent, ``count`` = requests) and ``TargetResponseTime``
+  (``%Tr``, like ALB's "time until the target starts answering": ``value`` = mean ms,
+  ``count`` = requests, ``sketch`` = a mergeable
   :class:`~deployops.domain.sketch.LatencySketch` so any percentile over any period can be
   answered by merging).
 * HAProxy's ``show stat`` over the admin socket, per backend: ``HealthyHostCount`` (servers UP
@@ -235,8 +236,11 @@ class MetricsCollector:
     ...     replicas=supervisor.replica_pids)
     >>> c.start(); ...; c.stop()  # doctest: +SKIP
 
-    ``syslog_port=0`` binds a free port; read it back from :attr:`syslog_port` after
-    :meth:`start`. :meth:`flush` closes the current interval at once (tests, shutdown).
+    ``server_tasks`` maps (backend, HAProxy server name) to the task serving in that slot, so
+    per-replica request metrics land in the same scope (``service/task_id``) as CPU and memory;
+    without it the server name is used. ``syslog_port=0`` binds a free port; read it back from
+    :attr:`syslog_port` after :meth:`start`. :meth:`flush` closes the current interval at once
+    (tests, shutdown).
     """
 
     def __init__(
@@ -251,6 +255,7 @@ class MetricsCollector:
         replicas: Callable[[], Mapping[str, Sequence[tuple[str, int]]]],
         memory_reservation_mb: float = 512.0,
         syslog_host: str = "127.0.0.1",
+        server_tasks: Callable[[], Mapping[tuple[str, str], str]] | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
@@ -262,6 +267,7 @@ class MetricsCollector:
         self._host = syslog_host
         self._admin_socket = admin_socket
         self._replicas = replicas
+        self._server_tasks = server_tasks
         self._memory_reservation = memory_reservation_mb * _MIB
         self._lock = threading.Lock()  # guards the request aggregates and counters
         self._flush_lock = threading.Lock()
@@ -440,9 +446,12 @@ class MetricsCollector:
             known = set(stat_backends) if stat_backends is not None else seen
             for name in sorted(known | set(backends)):
                 samples += backends.get(name, _Requests()).samples(name, ts)
-            known_servers = {(s.backend, s.server) for s in stat_servers}
+            # Empty slots (MAINT) get no samples: they are not replicas.
+            known_servers = {(s.backend, s.server) for s in stat_servers if not s.maint}
+            tasks = self._task_names()
             for b, s in sorted(known_servers | set(servers)):
-                samples += servers.get((b, s), _Requests()).samples(f"{b}/{s}", ts)
+                scope = f"{b}/{tasks.get((b, s), s)}"
+                samples += servers.get((b, s), _Requests()).samples(scope, ts)
             if stat_backends is not None:
                 samples += _health_samples(stat_backends, stat_servers, ts)
             samples += self._process_samples(ts)
@@ -452,6 +461,15 @@ class MetricsCollector:
             except (DeployopsError, SQLAlchemyError) as exc:
                 self._warn(f"metrics: cannot write samples to the state store: {exc}")
             return samples
+
+    def _task_names(self) -> Mapping[tuple[str, str], str]:
+        if self._server_tasks is None:
+            return {}
+        try:
+            return self._server_tasks()
+        except Exception as exc:  # noqa: BLE001 - a callback failure must not stop sampling
+            self._warn(f"metrics: cannot map HAProxy servers to tasks: {exc}")
+            return {}
 
     def _show_stat(self) -> tuple[list[str] | None, list[ServerStat]]:
         try:
