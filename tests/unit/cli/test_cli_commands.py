@@ -259,3 +259,29 @@ def test_lock_list_and_audited_force_release(project: Path, cli: Callable[..., R
     again = cli(project, "lock", "release", "production/web", "--force", "--reason", "x")
     assert again.returncode == 2
     assert "no lock named 'production/web'" in again.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://deployer:hunter2@db.internal/deployops", "postgresql://deployer:hunter2@db:x/d"],
+)
+def test_bad_database_url_exit_2_one_error_nothing_written(project: Path, url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["DEPLOYOPS_DATABASE_URL"] = url
+    proc = subprocess.run(
+        [str(DEPLOYOPS), "deployments", "list"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("error: DEPLOYOPS_DATABASE_URL: ")
+    assert [ln for ln in lines if ln.startswith("error:")] == [lines[0]]
+    assert len(lines) <= 2  # the error and its fix
+    assert "Traceback" not in proc.stderr
+    assert "hunter2" not in proc.stderr + proc.stdout
+    assert not (project / ".deployops").exists()
