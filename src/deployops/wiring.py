@@ -53,12 +53,33 @@ def app_environment(
     return dict(resolved.environment), dict(resolved.secrets)
 
 
-def build_notify(project: ProjectConfig, store: StateStore, clock: Clock) -> Notify:
-    """Notifications as configured; always also a stored event and a stderr line (DEP-7)."""
+def build_notify(
+    project: ProjectConfig, environment: str, store: StateStore, clock: Clock
+) -> Notify:
+    """Notifications as configured (Slack / e-mail / PagerDuty, MON-2), and always a stored
+    event plus a stderr line for warnings (DEP-7). Deliveries run in the background and are
+    recorded; a channel that is down never blocks or fails a deploy."""
+    import atexit
     import sys
 
     from deployops.engine.events import Notice
     from deployops.store import EventRecord
+
+    router = None
+    if project.notifications:
+        from deployops.config.appconfig import paths_for
+        from deployops.config.appconfig.loader import default_secret_store
+        from deployops.notify.router import build_router, store_recorder
+
+        secrets = default_secret_store(paths_for(project), environment)
+        router = build_router(
+            project.notification_settings(),
+            resolve=secrets.get,
+            clock=clock,
+            record=store_recorder(store, clock),
+            strict=False,
+        )
+        atexit.register(router.close, wait=True)
 
     def notify(notice: Notice) -> None:
         store.add_event(
@@ -72,6 +93,8 @@ def build_notify(project: ProjectConfig, store: StateStore, clock: Clock) -> Not
         )
         if notice.severity in ("warning", "critical"):
             sys.stderr.write(f"[{notice.severity}] {notice.title}: {notice.text}\n")
+        if router is not None:
+            router.submit(notice)
 
     return notify
 
@@ -100,6 +123,6 @@ def build_deployer(
         store=store,
         clock=clk,
         reporter=reporter,
-        notify=build_notify(project, store, clk),
+        notify=build_notify(project, environment, store, clk),
         app_environment=app_environment,
     )
