@@ -16,7 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from deployops.config.durations import Duration
+from deployops.config.monitoring import AlarmConfig, AutoscalingConfig, monitoring_issues
 from deployops.config.notifications import NotificationsConfig, load_notifications
+from deployops.config.rollback import RollbackSettings, rollback_issues
 from deployops.domain.version import Version
 from deployops.errors import ConfigError, ConfigIssue, NotFoundError
 
@@ -113,6 +115,8 @@ class ServiceConfig(_Model):
     version_environment: dict[str, dict[str, str]] = Field(default_factory=dict)
     # version -> the database migration it ships (RB-3)
     migrations: dict[str, MigrationMarker] = Field(default_factory=dict)
+    # RB-1: this service's changes to the automatic-rollback policy (config/rollback.py)
+    rollback: RollbackSettings | None = None
 
     @property
     def listener_test_port(self) -> int:
@@ -121,6 +125,9 @@ class ServiceConfig(_Model):
 
 class LocalPlatform(_Model):
     host: str = "127.0.0.1"
+    # MON-1 DatabaseConnections: a libpq DSN of the application's PostgreSQL (no password in
+    # the file: use peer/trust auth or PGPASSFILE); unset, the alarm has no data.
+    database_dsn: str | None = None
     replica_port_range: tuple[int, int] = (20000, 29999)
     metrics_interval: Duration = 10.0
     metrics_retention: Duration = 7 * 86400.0
@@ -151,6 +158,11 @@ class ProjectConfig(_Model):
     services: dict[str, ServiceConfig]
     # MON-2: validated by config/notifications.py in the cross-field pass (notification_settings)
     notifications: dict[str, Any] = Field(default_factory=dict)
+    # RB-1: the automatic-rollback policy for every service (config/rollback.py)
+    rollback: RollbackSettings | None = None
+    # MON-1 / IAC-5: config/monitoring.py; absent means the guide's five alarms and 70 % CPU
+    alarms: dict[str, AlarmConfig] = Field(default_factory=dict)
+    autoscaling: AutoscalingConfig = AutoscalingConfig()
 
     # Not part of the file: where it was read from.
     path: Path = Field(default=Path(PROJECT_FILE), exclude=True)
@@ -356,4 +368,14 @@ def _cross_check(cfg: ProjectConfig, file: str) -> list[ConfigIssue]:
         load_notifications(cfg.notifications, file=file)
     except ConfigError as exc:
         issues.extend(exc.issues)
+    for path, message in monitoring_issues(cfg.alarms, cfg.autoscaling):
+        add(path, message)
+    if cfg.rollback is not None:
+        for path, message in rollback_issues(cfg.rollback, "rollback"):
+            add(path, message)
+    for name, svc in cfg.services.items():
+        if svc.rollback is not None:
+            merged = (cfg.rollback or RollbackSettings()).merged(svc.rollback)
+            for path, message in rollback_issues(merged, f"services.{name}.rollback"):
+                add(path, message)
     return issues
