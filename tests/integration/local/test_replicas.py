@@ -12,6 +12,7 @@ import pytest
 
 from deployops.clock import SystemClock
 from deployops.domain.model import HealthCheck, ServiceState, TargetState, TaskState
+from deployops.drivers.local import control
 from deployops.store import StateStore
 from tests.fixtures_local import FAST_HEALTH, LocalPlatformHandle
 
@@ -170,3 +171,27 @@ def test_listener_switch_under_load_loses_no_request(local_platform: LocalPlatfo
     assert p.get("/", listener="test").json()["version"] == "1.0.0"
     # the map file is rewritten too, so a restart of HAProxy keeps the switch
     assert "prod web-green" in p.paths.map_file("web").read_text()
+
+
+def test_haproxy_crash_is_recovered_with_switch_and_targets(
+    local_platform: LocalPlatformHandle,
+) -> None:
+    """If HAProxy dies, the daemon restarts it from the rewritten map file and puts every
+    registered replica back, so the last switch and the pool survive."""
+    p = local_platform
+    _start(p, count=1)
+    p.traffic.switch_listener("web-test", "web-blue")
+    p.wait_until(lambda: len(_healthy_targets(p)) == 1, what="healthy target")
+    st = control.status(p.project, p.environment)
+    for pid in [st["haproxy_pid"], *st["haproxy_workers"]]:
+        os.kill(pid, signal.SIGKILL)
+
+    def serving() -> bool:
+        try:
+            return p.get("/", listener="test").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    p.wait_until(serving, timeout_s=15, what="HAProxy back with the replica")
+    assert control.status(p.project, p.environment)["haproxy_pid"] != st["haproxy_pid"]
+    assert p.traffic.describe_listener("web-test").target_group == "web-blue"
