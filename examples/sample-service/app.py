@@ -45,6 +45,9 @@ _health_fail = HEALTH_FAIL
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; without this, Nagle's algorithm holds the body
+    # back until the client's delayed ACK (~40 ms per keep-alive request).
+    disable_nagle_algorithm = True
     server_version = f"sample-service/{VERSION}"
 
     def log_message(self, format: str, *args: object) -> None:
