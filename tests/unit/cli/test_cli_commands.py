@@ -285,3 +285,26 @@ def test_bad_database_url_exit_2_one_error_nothing_written(project: Path, url: s
     assert "Traceback" not in proc.stderr
     assert "hunter2" not in proc.stderr + proc.stdout
     assert not (project / ".deployops").exists()
+
+
+def test_help_stays_lazy(tmp_path: Path) -> None:
+    """``deployops --help`` must stay fast (goal < 300 ms, bench/startup.py): it may not import
+    the store, the schema library or any vendor SDK."""
+    probe = (
+        "import sys\n"
+        "sys.argv = ['deployops', '--help']\n"
+        "from deployops.cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = {'sqlalchemy', 'pydantic', 'alembic', 'boto3', 'botocore', 'httpx', 'psycopg',\n"
+        "         'yaml', 'psutil', 'jinja2', 'cryptography', 'fastapi', 'uvicorn'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
