@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     Column,
     DateTime,
@@ -16,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "alarm_history",
@@ -31,6 +35,26 @@ __all__ = [
     "scaling_activities",
     "steps",
 ]
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored and returned as UTC on every backend. SQLite keeps no offset, so an
+    aware non-UTC time (e.g. +09:00) would come back shifted by its offset; naive values are
+    taken as UTC (everything in deployops is)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 metadata = MetaData()
 
@@ -54,9 +78,9 @@ deployments = Table(
     Column("reverts", String(64), nullable=True),
     Column("plan", Text, nullable=False, server_default="[]"),
     Column("error", Text, nullable=False, server_default=""),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=True),
     Index("ix_deployments_env_service", "environment", "service", "created_at"),
 )
 
@@ -72,8 +96,8 @@ steps = Table(
     Column("status", String(16), nullable=False),  # started | succeeded | failed
     Column("result", Text, nullable=False, server_default="{}"),
     Column("error", Text, nullable=False, server_default=""),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=True),
     UniqueConstraint("deployment_id", "seq", name="uq_steps_deployment_seq"),
 )
 
@@ -81,7 +105,7 @@ events = Table(
     "events",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("ts", UtcDateTime(), nullable=False),
     Column("deployment_id", String(64), nullable=True, index=True),
     Column("environment", String(64), nullable=False, server_default=""),
     Column("service", String(128), nullable=False, server_default=""),
@@ -95,7 +119,7 @@ decisions = Table(
     "decisions",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("ts", UtcDateTime(), nullable=False),
     Column("deployment_id", String(64), nullable=True, index=True),
     Column("rule", String(128), nullable=False),
     Column("verdict", String(32), nullable=False),
@@ -110,7 +134,7 @@ locks = Table(
     Column("owner", String(256), nullable=False),
     Column("reason", Text, nullable=False, server_default=""),
     Column("deployment_id", String(64), nullable=True),
-    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("acquired_at", UtcDateTime(), nullable=False),
 )
 
 metric_samples = Table(
@@ -130,7 +154,7 @@ audit_log = Table(
     "audit_log",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("ts", UtcDateTime(), nullable=False),
     Column("actor", String(256), nullable=False),
     Column("action", String(128), nullable=False),
     Column("target", String(256), nullable=False, server_default=""),
@@ -143,12 +167,12 @@ jobs = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("kind", String(64), nullable=False),
     Column("dedup_key", String(256), nullable=False, unique=True),
-    Column("due_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("due_at", UtcDateTime(), nullable=False, index=True),
     Column("payload", Text, nullable=False, server_default="{}"),
     Column("status", String(16), nullable=False, server_default="pending"),
     Column("claimed_by", String(256), nullable=True),
-    Column("claimed_at", DateTime(timezone=True), nullable=True),
-    Column("done_at", DateTime(timezone=True), nullable=True),
+    Column("claimed_at", UtcDateTime(), nullable=True),
+    Column("done_at", UtcDateTime(), nullable=True),
     Column("result", Text, nullable=False, server_default=""),
 )
 
@@ -161,15 +185,15 @@ alarm_states = Table(
     Column("alarm", String(128), primary_key=True),
     Column("state", String(32), nullable=False),  # OK | ALARM | INSUFFICIENT_DATA
     Column("reason", Text, nullable=False, server_default=""),
-    Column("since", DateTime(timezone=True), nullable=False),
-    Column("evaluated_at", DateTime(timezone=True), nullable=False),
+    Column("since", UtcDateTime(), nullable=False),
+    Column("evaluated_at", UtcDateTime(), nullable=False),
 )
 
 alarm_history = Table(
     "alarm_history",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("ts", UtcDateTime(), nullable=False),
     Column("environment", String(64), nullable=False),
     Column("service", String(128), nullable=False),
     Column("alarm", String(128), nullable=False),
@@ -187,7 +211,7 @@ scaling_activities = Table(
     "scaling_activities",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("ts", UtcDateTime(), nullable=False),
     Column("environment", String(64), nullable=False),
     Column("service", String(128), nullable=False),
     Column("compute_service", String(256), nullable=False),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -454,3 +454,19 @@ def test_eight_racing_holders_exactly_one_wins(open_store: Callable[[], StateSto
     held = stores[0].get_lock("production/web")
     assert held is not None
     assert held.owner == won[0]
+
+
+def test_times_with_any_offset_keep_their_instant(store: StateStore) -> None:
+    """An operator in Tokyo (+09:00) and one in UTC see the same instant on either backend;
+    a due job is compared by instant, not by wall-clock digits."""
+    jst = timezone(timedelta(hours=9))
+    at_tokyo = datetime(2026, 11, 30, 2, 45, 1, tzinfo=jst)  # == T0 without microseconds
+    store.audit(AuditRecord(ts=at_tokyo, actor="kenji", action="lock.release"))
+    got = store.audit_log()[0].ts
+    assert got == at_tokyo
+    assert got.utcoffset() == timedelta(0)
+    store.schedule_job(kind="noop", dedup_key="k", due_at=T0, payload={})  # 17:45:01Z
+    # 02:00 +09:00 on the 30th is 17:00Z on the 29th: not due yet, though its digits are later
+    assert store.claim_due_jobs(now=datetime(2026, 11, 30, 2, 0, tzinfo=jst), worker="w") == []
+    due = store.claim_due_jobs(now=datetime(2026, 11, 30, 2, 46, tzinfo=jst), worker="w")
+    assert [j.due_at for j in due] == [T0]
