@@ -1,0 +1,264 @@
+"""The controller: the long-running scheduler behind ``deployops serve``.
+
+It keeps watching after the CLI has exited. Each :meth:`Controller.tick` runs what is due:
+
+- alarm evaluation every alarm period (MON-1), with its actions;
+- the target-tracking autoscaler every policy period (IAC-5);
+- deferred jobs, e.g. deleting the previous target group 24 h after a deploy (DEP-4).
+
+At :meth:`Controller.start` it puts back jobs claimed by a controller that died (SIGKILL) and
+resumes interrupted deployments whose owner no longer runs. Jobs are rows in the store, claimed
+atomically, and their handlers are idempotent (look first, then act), so a restart neither
+loses nor repeats one.
+
+    controller = Controller(store=store, clock=clock, environment="production",
+                            traffic=plat.traffic, compute=plat.compute,
+                            evaluator=evaluator, autoscaler=autoscaler, resume=deployer.resume)
+    controller.start()
+    controller.run(stop_event)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployops.clock import Clock
+from deployops.engine.alarms import AlarmEvaluator
+from deployops.engine.autoscaler import Autoscaler
+from deployops.engine.deploy import JOB_DELETE_TARGET_GROUP
+from deployops.errors import DeployopsError
+from deployops.ports import Compute, Traffic
+from deployops.store import EventRecord, JobRecord, StateStore
+
+__all__ = ["Controller", "JobHandler", "JobOutcome", "LoopStats"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """``status`` is ``done``, ``skipped`` (with the reason) or ``failed``."""
+
+    status: str
+    result: str
+
+
+JobHandler = Callable[[JobRecord], JobOutcome]
+Resume = Callable[[str], object]  # deployment id -> resumes it (raises DeployopsError)
+
+
+@dataclass
+class LoopStats:
+    """Timings of one of the controller's loops, for ``/metrics``."""
+
+    runs: int = 0
+    errors: int = 0
+    seconds_total: float = 0.0
+    last_seconds: float = 0.0
+    last_run: float | None = None  # clock.now() as POSIX seconds
+
+
+@dataclass
+class _Schedule:
+    every_s: float
+    next_at: float = 0.0  # monotonic
+
+
+@dataclass
+class Controller:
+    store: StateStore
+    clock: Clock
+    environment: str
+    traffic: Traffic
+    compute: Compute
+    worker: str
+    evaluator: AlarmEvaluator | None = None
+    autoscaler: Autoscaler | None = None
+    resume: Resume | None = None
+    owner_alive: Callable[[str], bool] = lambda _owner: True
+    job_interval_s: float = 5.0
+    tick_s: float = 1.0
+    handlers: Mapping[str, JobHandler] = field(default_factory=dict)
+    stats: dict[str, LoopStats] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._handlers: dict[str, JobHandler] = {
+            JOB_DELETE_TARGET_GROUP: self.delete_target_group,
+            **self.handlers,
+        }
+        self._schedules: dict[str, _Schedule] = {"jobs": _Schedule(self.job_interval_s)}
+        if self.evaluator is not None:
+            self._schedules["alarms"] = _Schedule(float(self.evaluator.period_s))
+        if self.autoscaler is not None:
+            self._schedules["autoscaler"] = _Schedule(float(self.autoscaler.policy.period_s))
+        for name in self._schedules:
+            self.stats.setdefault(name, LoopStats())
+        self.started = False
+        self.last_tick: float | None = None  # monotonic
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Recover from a previous controller's death: release its jobs, resume deployments."""
+        for job in self.store.release_stale_jobs(alive=self.owner_alive):
+            self._event(
+                "controller.job_released",
+                f"job {job.id} ({job.kind}) was claimed by {job.claimed_by}, which is gone; "
+                "it will run again",
+                data={"job": job.id, "kind": job.kind},
+            )
+        if self.resume is not None:
+            self.resume_interrupted()
+        self.started = True
+
+    def resume_interrupted(self) -> list[str]:
+        """Resume every ``running`` deployment of the environment whose lock owner is gone."""
+        assert self.resume is not None
+        resumed = []
+        for rec in self.store.list_deployments(
+            environment=self.environment, status=["running"], limit=100
+        ):
+            held = self.store.get_lock(f"{rec.environment}/{rec.service}")
+            if held is not None and self.owner_alive(held.owner):
+                continue  # someone is still running it
+            try:
+                self.resume(rec.id)
+            except DeployopsError as exc:
+                self._event(
+                    "controller.resume_failed",
+                    f"could not resume {rec.id}: {exc.message}",
+                    level="error",
+                    deployment_id=rec.id,
+                )
+            else:
+                resumed.append(rec.id)
+                self._event(
+                    "controller.resumed", f"resumed interrupted {rec.id}", deployment_id=rec.id
+                )
+        return resumed
+
+    def run(self, stop: threading.Event, *, max_ticks: int | None = None) -> None:
+        """Tick until ``stop`` is set (or ``max_ticks`` ticks have run)."""
+        if not self.started:
+            self.start()
+        ticks = 0
+        while not stop.is_set():
+            self.tick()
+            ticks += 1
+            if max_ticks is not None and ticks >= max_ticks:
+                return
+            # Through the injected clock (virtual in tests); a stop is noticed within a tick.
+            self.clock.sleep(self.tick_s)
+
+    def tick(self) -> None:
+        """Run each loop that is due."""
+        now = self.clock.monotonic()
+        loops: dict[str, Callable[[], object]] = {"jobs": self.run_jobs}
+        if self.evaluator is not None:
+            loops["alarms"] = self.evaluator.evaluate
+        if self.autoscaler is not None:
+            loops["autoscaler"] = self.autoscaler.step
+        for name, fn in loops.items():
+            sched = self._schedules[name]
+            if now < sched.next_at:
+                continue
+            sched.next_at = now + sched.every_s
+            self._timed(name, fn)
+        self.last_tick = self.clock.monotonic()
+
+    def _timed(self, name: str, fn: Callable[[], object]) -> None:
+        st = self.stats[name]
+        t0 = self.clock.monotonic()
+        try:
+            fn()
+        except Exception:
+            st.errors += 1
+            log.exception("controller loop %s failed", name)
+        elapsed = self.clock.monotonic() - t0
+        st.runs += 1
+        st.last_seconds = elapsed
+        st.seconds_total += elapsed
+        st.last_run = self.clock.now().timestamp()
+
+    # ------------------------------------------------------------------ jobs
+    def run_jobs(self) -> list[tuple[JobRecord, JobOutcome]]:
+        """Claim due jobs atomically and run each; the outcome is stored on the job."""
+        done: list[tuple[JobRecord, JobOutcome]] = []
+        while True:
+            jobs = self.store.claim_due_jobs(now=self.clock.now(), worker=self.worker, limit=10)
+            if not jobs:
+                return done
+            for job in jobs:
+                outcome = self._run_job(job)
+                self.store.finish_job(
+                    job.id, status=outcome.status, result=outcome.result, now=self.clock.now()
+                )
+                self._event(
+                    f"job.{outcome.status}",
+                    f"job {job.id} ({job.kind}): {outcome.result}",
+                    level="error" if outcome.status == "failed" else "info",
+                    deployment_id=job.payload.get("deployment_id"),
+                    data={"job": job.id, "kind": job.kind, "payload": job.payload},
+                )
+                done.append((job, outcome))
+
+    def _run_job(self, job: JobRecord) -> JobOutcome:
+        handler = self._handlers.get(job.kind)
+        if handler is None:
+            return JobOutcome("failed", f"no handler for job kind {job.kind!r}")
+        try:
+            return handler(job)
+        except DeployopsError as exc:
+            return JobOutcome("failed", exc.message)
+        except Exception as exc:  # noqa: BLE001 - a broken job is recorded, not fatal
+            return JobOutcome("failed", f"unexpected {type(exc).__name__}: {exc}")
+
+    def delete_target_group(self, job: JobRecord) -> JobOutcome:
+        """DEP-4: delete the previous colour's target group, but only once nothing uses it:
+        no listener forwards to it and its compute service runs no task. Idempotent."""
+        p: dict[str, Any] = job.payload
+        group = str(p.get("target_group", ""))
+        service = str(p.get("service", ""))
+        if not group:
+            return JobOutcome("failed", "the job names no target group")
+        if self.traffic.describe_target_group(group) is None:
+            return JobOutcome("done", f"{group} is already deleted")
+        for listener in (f"{service}-prod", f"{service}-test"):
+            try:
+                forwards = self.traffic.describe_listener(listener).forwards
+            except DeployopsError:
+                continue
+            if any(tg == group and weight > 0 for tg, weight in forwards):
+                return JobOutcome("skipped", f"{listener} still forwards traffic to {group}")
+        svc = self.compute.describe_service(group)
+        if svc is not None and svc.desired > 0:
+            return JobOutcome(
+                "skipped", f"{group} still runs {svc.desired} desired task(s); not deleting it"
+            )
+        self.traffic.delete_target_group(group)
+        return JobOutcome("done", f"deleted target group {group}")
+
+    # ------------------------------------------------------------------ helpers
+    def _event(
+        self,
+        kind: str,
+        message: str,
+        *,
+        level: str = "info",
+        deployment_id: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.store.add_event(
+            EventRecord(
+                ts=self.clock.now(),
+                kind=kind,
+                message=message,
+                level=level,
+                deployment_id=deployment_id,
+                environment=self.environment,
+                data=data or {},
+            )
+        )
