@@ -216,7 +216,9 @@ class StateStore:
         with self._tx() as conn:
             rows = (
                 conn.execute(
-                    select(t.deployments).where(t.deployments.c.id.startswith(prefix)).limit(2)
+                    select(t.deployments)
+                    .where(t.deployments.c.id.startswith(prefix, autoescape=True))
+                    .limit(2)
                 )
                 .mappings()
                 .all()

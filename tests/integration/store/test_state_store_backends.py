@@ -124,6 +124,8 @@ def test_find_deployment_by_unique_prefix(store: StateStore) -> None:
     assert store.find_deployment("dep-20261129-174501-7f3") is None  # ambiguous
     assert store.find_deployment("dep") is None  # too short to be a prefix
     assert store.find_deployment("dep-2099") is None
+    assert store.find_deployment("dep_20261130") is None  # '_' is not a LIKE wildcard here
+    assert store.find_deployment("dep-2026113%") is None
 
 
 # ---------------------------------------------------------------- steps: intent and outcome
