@@ -11,12 +11,11 @@ from pg import PgCluster
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No test sees the developer's AWS or deployops settings."""
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's AWS or deployops settings (monkeypatch restores them)."""
     for key in list(os.environ):
         if key.startswith(("AWS_", "DEPLOYOPS_")):
             monkeypatch.delenv(key, raising=False)
-    yield
 
 
 @pytest.fixture(scope="session")
