@@ -26,6 +26,7 @@ format: deps
 	$(BIN)/ruff check --fix src tests bench examples tools
 
 bench: deps
+	@WITH_BENCH=1 bash tools/system-deps.sh
 	$(BIN)/python bench/run_all.py
 
 deps: system-deps $(STAMP)

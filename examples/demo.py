@@ -19,12 +19,10 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from deployops.drivers.local.load import Load
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "demo" / "deployops.yaml"
@@ -47,55 +45,6 @@ def cli(*args: str, check: bool = True, quiet: bool = False) -> subprocess.Compl
     return proc
 
 
-@dataclass
-class Load:
-    """A bounded loopback load: a few keep-alive clients, stops by itself."""
-
-    url: str
-    workers: int = 4
-    max_seconds: float = 180.0
-    ok: int = 0
-    failed: int = 0
-    versions: dict[str, int] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _threads: list[threading.Thread] = field(default_factory=list)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + self.max_seconds
-        with httpx.Client(timeout=5.0, trust_env=False) as client:
-            while not self._stop.is_set() and time.monotonic() < deadline:
-                try:
-                    r = client.get(self.url)
-                    good = r.status_code == 200
-                    version = r.json().get("version", "?") if good else ""
-                except (httpx.HTTPError, ValueError):
-                    good, version = False, ""
-                with self._lock:
-                    if good:
-                        self.ok += 1
-                        self.versions[version] = self.versions.get(version, 0) + 1
-                    else:
-                        self.failed += 1
-
-    def start(self) -> Load:
-        self._threads = [
-            threading.Thread(target=self._run, daemon=True) for _ in range(self.workers)
-        ]
-        for t in self._threads:
-            t.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=10)
-
-    def snapshot(self) -> tuple[int, int, dict[str, int]]:
-        with self._lock:
-            return self.ok, self.failed, dict(self.versions)
-
-
 def latest() -> dict[str, object]:
     out = cli("-o", "json", "deployments", "list", "-n", "1", quiet=True)
     return json.loads(out.stdout)[0]  # type: ignore[no-any-return]
@@ -107,7 +56,7 @@ def main() -> None:
     cli("local", "up")
     cli("deploy", "--version", "1.0.0", "--force")
 
-    load = Load(PROD).start()
+    load = Load(PROD, workers=4, max_seconds=240).start()
     time.sleep(1.0)
     cli("deploy", "--version", "1.1.0", "--force")
     ok, failed, versions = load.snapshot()

@@ -1,0 +1,119 @@
+"""The CLI against a real local platform (HAProxy, replicas, metrics), on the real clock with
+short configured durations."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from deployops.clock import SystemClock
+from deployops.config.project import ProjectConfig, load_project
+from deployops.drivers.local import control
+from tests.fixtures_local import ENV, write_project
+
+DEPLOYOPS = str(Path(sys.executable).parent / "deployops")
+
+FAULTS = {
+    "6.6.6": {"FAULT_HEALTH_FAIL": "1"},  # never healthy
+    "5.0.0": {"FAULT_ERROR_RATE": "1.0"},  # every request fails
+    "2.0.0": {"FAULT_ERROR_RATE": "0.2"},  # 20 % of requests fail
+}
+
+
+@dataclass
+class Project:
+    config: ProjectConfig
+
+    @property
+    def path(self) -> Path:
+        return self.config.path
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [DEPLOYOPS, "-c", str(self.path), "-e", ENV, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [DEPLOYOPS, "-c", str(self.path), "-e", ENV, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def status(self) -> dict[str, Any]:
+        return control.status(self.config, ENV)
+
+    def prod_target_group(self) -> str:
+        listeners = {lst["name"]: lst for lst in self.status()["listeners"]}
+        return str(listeners["web-prod"]["forwards"][0][0])
+
+    def service(self, name: str) -> dict[str, Any]:
+        (svc,) = [s for s in self.status()["services"] if s["name"] == name]
+        return svc  # type: ignore[no-any-return]
+
+    def deployments(self) -> list[dict[str, Any]]:
+        out = self.cli("-o", "json", "deployments", "list", "-n", "50")
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+    def orphans(self) -> list[int]:
+        """Replica processes of the daemon that its supervisor does not know about."""
+        st = self.status()
+        known = {t["pid"] for s in st["services"] for t in s["tasks"] if t["state"] != "STOPPED"}
+        daemon = psutil.Process(st["daemon_pid"])
+        haproxy = {st["haproxy_pid"], *st["haproxy_workers"]}
+        return [
+            p.pid
+            for p in daemon.children()
+            if p.pid not in known
+            and p.pid not in haproxy
+            and p.is_running()
+            and p.status() != psutil.STATUS_ZOMBIE
+        ]
+
+
+@contextmanager
+def running_project(**overrides: Any) -> Iterator[Project]:
+    """A temp project with the sample service and its fault versions, platform up."""
+    root = Path(tempfile.mkdtemp(prefix="dops-e2e-"))
+    settings: dict[str, Any] = {
+        "version_environment": FAULTS,
+        "blue_green": {
+            "health_timeout": 20,
+            "stability_window": 2,
+            "sample_interval": 0.5,
+            "smoke_checks": [{"path": "/health", "status": 200}, {"path": "/", "status": 200}],
+        },
+    }
+    settings.update(overrides)
+    config = load_project(write_project(root, **settings))
+    clock = SystemClock()
+    control.up(config, ENV, clock=clock)
+    try:
+        yield Project(config)
+    finally:
+        report = control.down(config, ENV, clock=clock)
+        shutil.rmtree(root, ignore_errors=True)
+        assert report["killed_leftovers"] == [], report
+
+
+@pytest.fixture
+def project() -> Iterator[Project]:
+    with running_project() as p:
+        yield p
