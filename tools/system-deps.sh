@@ -12,6 +12,9 @@ command -v restic >/dev/null 2>&1 || want+=(restic)
 if [ "${WITH_BROWSER:-0}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || want+=(chromium chromium-driver)
 fi
+if [ "${WITH_BENCH:-0}" = 1 ]; then
+  command -v wrk >/dev/null 2>&1 || want+=(wrk)
+fi
 
 if [ ${#want[@]} -eq 0 ]; then
   exit 0
