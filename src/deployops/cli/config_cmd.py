@@ -110,6 +110,11 @@ def validate(
 
     app = get_app(ctx)
     name = _env(app, env)
+    from deployops.config.monitoring import monitoring_warnings
+
+    # MON-1 / IAC-5: an alarm scaling out on the metric target tracking holds makes them fight.
+    for path, message in monitoring_warnings(app.project.alarms, app.project.autoscaling):
+        app.err.print(f"warning: {app.project.path.name}:{path}: {message}", markup=False)
     resolved, issues = load(_paths(app, folder, file), name, resolve_secrets=not offline)
     _warn(app, resolved)
     if issues:
