@@ -1,0 +1,102 @@
+"""The guide's entry points (DEP-5) and their required parameters (DEP-6)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+SCRIPTS = ROOT / "scripts"
+
+
+def run(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DEPLOYOPS", "AWS_"))}
+    base.pop("VERSION", None)
+    base["DEPLOYOPS"] = str(Path(sys.executable).parent / "deployops")
+    return subprocess.run(
+        ["bash", str(SCRIPTS / script)],
+        env={**base, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    doc = {
+        "project": "shop",
+        "environments": {"staging": {"platform": "local"}, "production": {"platform": "local"}},
+        "services": {"web": {"port": 18480, "command": ["python3", "app.py"]}},
+    }
+    path = tmp_path / "deployops.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.parametrize(
+    "script", ["deploy-production.sh", "deploy-staging.sh", "rollback.sh", "health-check.sh"]
+)
+def test_every_script_is_strict_bash_dep5(script: str) -> None:
+    text = (SCRIPTS / script).read_text()
+    assert text.startswith("#!/usr/bin/env bash")
+    assert "set -euo pipefail" in text
+    assert os.access(SCRIPTS / script, os.X_OK)
+
+
+@pytest.mark.parametrize("script", ["deploy-production.sh", "deploy-staging.sh"])
+def test_missing_parameters_are_named_and_exit_2_dep6(script: str, project: Path) -> None:
+    out = run(script, {"VERSION": "1.4.0", "DEPLOYOPS_CONFIG": str(project)}, project.parent)
+    assert out.returncode == 2
+    assert "CLUSTER SERVICE TASK_DEFINITION" in out.stderr
+
+
+def test_invalid_version_is_refused_before_anything_runs_dep6(project: Path) -> None:
+    env = {
+        "VERSION": "1.4",
+        "CLUSTER": "shop",
+        "SERVICE": "web",
+        "TASK_DEFINITION": "web",
+        "DEPLOYOPS_CONFIG": str(project),
+    }
+    out = run("deploy-staging.sh", env, project.parent)
+    assert out.returncode == 2, out.stderr
+    assert "not a semantic version" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("CLUSTER", "other-cluster", "is not staging's cluster"),
+        ("TASK_DEFINITION", "api", "is not the task family of web"),
+        ("SERVICE", "wbe", "unknown service 'wbe'"),
+    ],
+)
+def test_wrong_cluster_family_or_service_exit_2_dep6(
+    project: Path, var: str, value: str, message: str
+) -> None:
+    env = {
+        "VERSION": "1.4.0",
+        "CLUSTER": "shop",
+        "SERVICE": "web",
+        "TASK_DEFINITION": "web",
+        "DEPLOYOPS_CONFIG": str(project),
+        var: value,
+    }
+    out = run("deploy-staging.sh", env, project.parent)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+
+
+def test_rollback_script_needs_a_deployment_id_rb3(project: Path) -> None:
+    out = run("rollback.sh", {"DEPLOYOPS_CONFIG": str(project)}, project.parent)
+    assert out.returncode == 2
+    assert "DEPLOYMENT_ID" in out.stderr
