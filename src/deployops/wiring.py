@@ -15,11 +15,12 @@ from deployops.clock import Clock, SystemClock
 if TYPE_CHECKING:
     from deployops.config.project import ProjectConfig
     from deployops.drivers import Platform
+    from deployops.engine.controller import Controller
     from deployops.engine.deploy import Deployer
     from deployops.engine.events import Notify, Reporter
     from deployops.store import StateStore
 
-__all__ = ["build_deployer", "owner_alive", "whoami"]
+__all__ = ["build_controller", "build_deployer", "build_notify", "owner_alive", "whoami"]
 
 
 def whoami() -> str:
@@ -108,11 +109,22 @@ def build_deployer(
     clock: Clock | None = None,
     platform: Platform | None = None,
 ) -> Deployer:
+    from deployops.config.rollback import effective_rollback
     from deployops.drivers import build_platform
     from deployops.engine.deploy import Deployer
+    from deployops.engine.rules_observer import RulesObserver
 
     clk = clock or SystemClock()
     plat = platform or build_platform(project, environment, clock=clk, store=store)
+
+    def observer(service: str) -> RulesObserver:
+        """RB-1: each deployment is judged by its service's rollback policy."""
+        return RulesObserver.from_settings(
+            compute=plat.compute,
+            metrics=plat.metrics,
+            settings=effective_rollback(project, service),
+        )
+
     return Deployer(
         project=project,
         environment=environment,
@@ -124,5 +136,94 @@ def build_deployer(
         clock=clk,
         reporter=reporter,
         notify=build_notify(project, environment, store, clk),
+        observer=observer,
         app_environment=app_environment,
+    )
+
+
+def build_controller(
+    project: ProjectConfig,
+    environment: str,
+    *,
+    store: StateStore,
+    clock: Clock,
+    platform: Platform,
+    worker: str,
+    tick_s: float = 1.0,
+    job_interval_s: float = 5.0,
+) -> Controller:
+    """The controller of one environment, wired from ``deployops.yaml``."""
+    from deployops.config.monitoring import alarm_definitions, scaling_policy
+    from deployops.domain.model import MetricName
+    from deployops.engine.alarms import AlarmEvaluator, RoutedMetrics
+    from deployops.engine.autoscaler import Autoscaler
+    from deployops.engine.controller import Controller
+    from deployops.engine.events import null_reporter
+    from deployops.ports import Metrics
+
+    services = list(project.services)
+    env = project.environment(environment)
+    metrics: Metrics = platform.metrics
+    if env.platform == "local" and env.local.database_dsn:
+        from deployops.drivers.local.pgconn import PostgresConnectionsMetrics
+
+        metrics = RoutedMetrics(
+            default=platform.metrics,
+            routes={
+                MetricName.DB_CONNECTIONS: PostgresConnectionsMetrics(
+                    dsn=env.local.database_dsn, clock=clock
+                )
+            },
+        )
+    auto = project.autoscaling
+    autoscaler = None
+    if auto.enabled:
+        autoscaler = Autoscaler(
+            policy=scaling_policy(auto),
+            environment=environment,
+            services=services,
+            compute=platform.compute,
+            traffic=platform.traffic,
+            metrics=metrics,
+            store=store,
+            clock=clock,
+            owner=worker,
+            alarm_step=auto.alarm_scale_out_step,
+        )
+    evaluator = AlarmEvaluator(
+        alarms=alarm_definitions(project.alarms),
+        environment=environment,
+        services=services,
+        metrics=metrics,
+        traffic=platform.traffic,
+        store=store,
+        clock=clock,
+        notify=build_notify(project, environment, store, clock),
+        scale_out=autoscaler.scale_out_for_alarm if autoscaler is not None else None,
+    )
+
+    def resume(deployment_id: str) -> object:
+        deployer = build_deployer(
+            project,
+            environment,
+            store=store,
+            reporter=null_reporter,
+            clock=clock,
+            platform=platform,
+        )
+        return deployer.resume(deployment_id, owner=worker, owner_alive=owner_alive)
+
+    return Controller(
+        store=store,
+        clock=clock,
+        environment=environment,
+        traffic=platform.traffic,
+        compute=platform.compute,
+        worker=worker,
+        evaluator=evaluator,
+        autoscaler=autoscaler,
+        resume=resume,
+        owner_alive=owner_alive,
+        tick_s=tick_s,
+        job_interval_s=job_interval_s,
     )
