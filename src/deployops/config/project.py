@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from deployops.config.durations import Duration
 from deployops.config.monitoring import AlarmConfig, AutoscalingConfig, monitoring_issues
 from deployops.config.notifications import NotificationsConfig, load_notifications
+from deployops.config.rollback import RollbackSettings, rollback_issues
 from deployops.domain.version import Version
 from deployops.errors import ConfigError, ConfigIssue, NotFoundError
 
@@ -114,6 +115,8 @@ class ServiceConfig(_Model):
     version_environment: dict[str, dict[str, str]] = Field(default_factory=dict)
     # version -> the database migration it ships (RB-3)
     migrations: dict[str, MigrationMarker] = Field(default_factory=dict)
+    # RB-1: this service's changes to the automatic-rollback policy (config/rollback.py)
+    rollback: RollbackSettings | None = None
 
     @property
     def listener_test_port(self) -> int:
@@ -155,6 +158,8 @@ class ProjectConfig(_Model):
     services: dict[str, ServiceConfig]
     # MON-2: validated by config/notifications.py in the cross-field pass (notification_settings)
     notifications: dict[str, Any] = Field(default_factory=dict)
+    # RB-1: the automatic-rollback policy for every service (config/rollback.py)
+    rollback: RollbackSettings | None = None
     # MON-1 / IAC-5: config/monitoring.py; absent means the guide's five alarms and 70 % CPU
     alarms: dict[str, AlarmConfig] = Field(default_factory=dict)
     autoscaling: AutoscalingConfig = AutoscalingConfig()
@@ -365,4 +370,14 @@ def _cross_check(cfg: ProjectConfig, file: str) -> list[ConfigIssue]:
         issues.extend(exc.issues)
     for path, message in monitoring_issues(cfg.alarms, cfg.autoscaling):
         add(path, message)
+    if cfg.rollback is not None:
+        for path, message in rollback_issues(cfg.rollback, "rollback"):
+            add(path, message)
+    for name, svc in cfg.services.items():
+        if svc.rollback is not None:
+            top = cfg.rollback or RollbackSettings()
+            for path, message in rollback_issues(
+                svc.rollback, f"services.{name}.rollback", inherited=top
+            ):
+                add(path, message)
     return issues

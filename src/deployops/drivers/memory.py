@@ -3,8 +3,10 @@
 It is what the engine's unit tests and the contract suites run against on a virtual clock,
 the way libcloud keeps a dummy driver. It understands the sample service's fault switches in a
 task definition's environment (``FAULT_HEALTH_FAIL``, ``FAULT_CRASH_ON_START``,
-``FAULT_ERROR_RATE``, ``FAULT_LATENCY_MS``), so failure paths can be rehearsed in
-milliseconds. What it cannot show: real processes, sockets, HAProxy timing.
+``FAULT_ERROR_RATE``, ``FAULT_LATENCY_MS``, ``FAULT_LEAK_MB_PER_S``, ``FAULT_CPU``), so failure
+paths can be rehearsed in milliseconds. ``MemoryCloud.faults`` applies switches to every
+service at once (a shared dependency failing: the release is not to blame). What it cannot
+show: real processes, sockets, HAProxy timing.
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ class MemoryCloud:
         self.target_groups: dict[str, HealthCheck] = {}
         self.listeners: dict[str, tuple[int, str]] = {}
         self.switches: list[tuple[float, str, str]] = []  # (monotonic, listener, tg)
+        # Fault switches applied to every service on top of its own (an outage of a shared
+        # dependency shows on the previous version too).
+        self.faults: dict[str, str] = {}
+        # Fault switches of one service (by name) that start while it runs.
+        self.service_faults: dict[str, dict[str, str]] = {}
         self._seq = 0
         for i, name in enumerate(listeners):
             self.add_listener(name, base_port + i, "")
@@ -116,6 +123,13 @@ class MemoryCloud:
                     )
                     current.append(task)
                     svc.tasks.append(task)
+
+    def environment(self, svc: _Service) -> dict[str, str]:
+        """A service's fault switches: its task definition's, then the platform-wide ones."""
+        env = dict(self.spec(svc.task_definition).environment)
+        env.update(self.faults)
+        env.update(self.service_faults.get(svc.name, {}))
+        return env
 
     def is_healthy(self, task: _Task) -> bool:
         return task.healthy_after is not None and self.clock.monotonic() >= task.healthy_after
@@ -272,49 +286,82 @@ class MemoryTraffic:
 
 
 class MemoryMetrics:
-    """Error rate and latency from the fault switches of the task definition serving a group;
-    ``requests_per_period`` requests per period while the group has healthy tasks."""
+    """Error rate, latency, CPU and memory from the fault switches of the task definition
+    serving a group; ``requests_per_period`` requests per period while the group has healthy
+    tasks. ``fail_queries`` makes every query fail; ``silent`` makes the source answer with no
+    datapoints (a collector that stopped)."""
 
     name: ClassVar[str] = "memory"
     capabilities: ClassVar[frozenset[str]] = frozenset({"percentiles"})
 
     def __init__(
-        self, *, cloud: MemoryCloud, requests_per_period: int = 100, fail_queries: bool = False
+        self,
+        *,
+        cloud: MemoryCloud,
+        requests_per_period: int = 100,
+        fail_queries: bool = False,
+        silent: bool = False,
+        base_cpu: float = 20.0,
+        base_memory: float = 30.0,
+        memory_mib: float = 512.0,
     ) -> None:
         self.cloud = cloud
         self.requests_per_period = requests_per_period
         self.fail_queries = fail_queries
+        self.silent = silent
+        self.base_cpu = base_cpu
+        self.base_memory = base_memory
+        self.memory_mib = memory_mib
 
     def query(self, query: MetricQuery) -> Measurement:
         if self.fail_queries:
             return Measurement(query=query, error="metrics backend unavailable (injected)")
+        if self.silent:
+            return Measurement(query=query)  # answers, but with no datapoint at all
         svc = self.cloud.service_for(query.scope)
         if svc is None:
             return Measurement(query=query)
-        env = dict(self.cloud.spec(svc.task_definition).environment)
+        env = self.cloud.environment(svc)
         healthy = sum(1 for t in svc.tasks if self.cloud.is_healthy(t))
         n = self.requests_per_period if healthy else 0
+        running = len(svc.tasks)
         values = {
             MetricName.ERROR_RATE: float(env.get("FAULT_ERROR_RATE", "0") or 0) * 100,
             MetricName.RESPONSE_TIME: float(env.get("FAULT_LATENCY_MS", "0") or 0) + 5.0,
             MetricName.HEALTHY_HOSTS: float(healthy),
             MetricName.REQUEST_COUNT: float(n),
+            MetricName.HEALTH_CHECK_FAILURES: (
+                100.0 * (running - healthy) / running if running else 0.0
+            ),
+            MetricName.CPU: float(env.get("FAULT_CPU", "") or self.base_cpu),
         }
         value = values.get(query.metric, 0.0)
         if query.statistic is Statistic.SUM and query.metric is MetricName.ERROR_RATE:
             value = value * n / 100
+        per_request = query.metric in (MetricName.ERROR_RATE, MetricName.RESPONSE_TIME)
+        samples = n if per_request or query.metric is MetricName.REQUEST_COUNT else running
         points = []
         t = query.start.timestamp()
         while t < query.end.timestamp():
-            points.append(
-                Datapoint(
-                    timestamp=datetime.fromtimestamp(t, tz=query.start.tzinfo),
-                    value=value,
-                    samples=n,
-                )
-            )
+            at = datetime.fromtimestamp(t, tz=query.start.tzinfo)
+            if query.metric is MetricName.MEMORY:
+                value = self._memory(svc, env, at)
+            points.append(Datapoint(timestamp=at, value=value, samples=samples))
             t += query.period_s
         return Measurement(query=query, datapoints=tuple(points))
+
+    def _memory(self, svc: _Service, env: Mapping[str, str], at: datetime) -> float:
+        """Mean memory use at ``at`` of the service's tasks running then, in percent of
+        ``memory_mib``: a base use plus ``FAULT_LEAK_MB_PER_S`` for every second a task has
+        run (capped at 100 %)."""
+        leak = float(env.get("FAULT_LEAK_MB_PER_S", "0") or 0)
+        clock = self.cloud.clock
+        mono_at = clock.monotonic() - (clock.now() - at).total_seconds()
+        ages = [mono_at - t.started for t in svc.tasks if t.started <= mono_at]
+        if not ages:
+            return self.base_memory if svc.tasks else 0.0
+        used = [min(100.0, self.base_memory + 100.0 * leak * a / self.memory_mib) for a in ages]
+        return sum(used) / len(used)
 
 
 class MemoryProber:
@@ -331,7 +378,7 @@ class MemoryProber:
         svc = self.cloud.service_for(tg)
         if svc is None or not any(self.cloud.is_healthy(t) for t in svc.tasks):
             return ProbeResult(url=url, status=503, elapsed_ms=1.0, body="no server available")
-        env = dict(self.cloud.spec(svc.task_definition).environment)
+        env = self.cloud.environment(svc)
         if env.get("FAULT_HEALTH_FAIL") == "1" or float(env.get("FAULT_ERROR_RATE", 0) or 0) >= 1:
             return ProbeResult(url=url, status=500, elapsed_ms=1.0)
         return ProbeResult(url=url, status=200, elapsed_ms=1.0)

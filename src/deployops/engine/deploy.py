@@ -42,7 +42,13 @@ from deployops.domain.plan import (
 )
 from deployops.domain.version import Version
 from deployops.engine.events import Notice, Notify, Reporter, null_reporter
-from deployops.engine.observe import HealthObserver, Observer, Verdict
+from deployops.engine.observe import (
+    HealthObserver,
+    Observer,
+    ObserverFactory,
+    ScaleAware,
+    Verdict,
+)
 from deployops.engine.poll import wait_until
 from deployops.errors import (
     ConfigError,
@@ -60,6 +66,9 @@ __all__ = ["DeployRequest", "Deployer", "LiveState", "lock_key"]
 
 # Deferred job kinds run by the controller (or opportunistically by the next deploy).
 JOB_DELETE_TARGET_GROUP = "delete_target_group"
+# The longest an observation may run past its stability window while an escalation or a
+# scale-out waits to be judged (a flapping metric must not hold a deploy forever).
+MAX_OBSERVE_HOLD_S = 3600.0
 
 
 def lock_key(environment: str, service: str) -> str:
@@ -105,6 +114,9 @@ class _Run:
     rec: DeploymentRecord
     plan: Plan
     ctx: dict[str, Any] = field(default_factory=dict)
+    # Notices held back until traffic is safe (a rollback flips first, then tells people).
+    pending: list[Notice] = field(default_factory=list)
+    rollback_verdict: Verdict | None = None
 
 
 class Deployer:
@@ -123,7 +135,7 @@ class Deployer:
         clock: Clock,
         reporter: Reporter = null_reporter,
         notify: Notify | None = None,
-        observer: Observer | None = None,
+        observer: Observer | ObserverFactory | None = None,
         app_environment: Callable[[ProjectConfig, str], tuple[dict[str, str], dict[str, str]]]
         | None = None,
     ) -> None:
@@ -555,6 +567,7 @@ class Deployer:
         last: dict[str, Any] = {}
         cfg = self.project.service(run.rec.service)
         interval = max(0.1, min(1.0, cfg.health_check.interval / 2))
+        notes = [""]
 
         def check() -> tuple[bool, str]:
             st = self.ports.compute.describe_service(service)
@@ -565,13 +578,14 @@ class Deployer:
             healthy = sum(1 for t in on_new if t.healthy)
             in_lb = tg.healthy_count if tg else 0
             last.update(healthy=healthy, in_target_group=in_lb, running=st.running, desired=desired)
-            errors = sorted({t.last_error for t in st.tasks if t.last_error})
             note = (
                 f"{healthy}/{desired} containers healthy, {in_lb}/{desired} healthy in "
                 f"{target_group}"
             )
+            errors = [t.last_error for t in on_new if t.last_error]
             if errors:
                 note += f"; last error: {errors[-1]}"
+            notes[0] = note
             return healthy >= desired and in_lb >= desired, note
 
         try:
@@ -582,12 +596,12 @@ class Deployer:
                 interval_s=interval,
                 what=f"health of {service}",
                 on_progress=lambda n, left: self._progress(run, n, left, **last),
-                hint="look at the replica logs (`deployops local status`), fix the version, "
-                "or raise blue_green.health_timeout",
             )
         except DeployopsError as exc:
             raise DeploymentError(
-                f"{service} did not turn healthy within {timeout_s:g}s: {exc.message}"
+                f"{service} did not turn healthy within {timeout_s:g}s ({notes[0]})",
+                hint="read the replica logs (`deployops local status` shows where), fix the "
+                "version, or raise blue_green.health_timeout",
             ) from exc
         return {"healthy": last.get("healthy", desired), "note": note}
 
@@ -630,13 +644,27 @@ class Deployer:
                     )
         return {"forwards_to": lst.target_group, "probes": probes}
 
+    def _observer_for(self, service: str) -> Observer:
+        if self._observer is None:
+            return HealthObserver(compute=self.ports.compute, metrics=self.ports.metrics)
+        if isinstance(self._observer, Observer):
+            return self._observer
+        return self._observer(service)
+
     def _observe(self, run: _Run, step: Observe) -> dict[str, Any]:
-        observer = self._observer or HealthObserver(
-            compute=self.ports.compute, metrics=self.ports.metrics
-        )
+        """Watch the new version for the stability window (DEP-3) under the rollback rules
+        (RB-1). The first evaluation comes one sample interval after the switch (RB-2: within
+        30 s of the first anomalous sample). A verdict that still needs time (an escalation,
+        a scale-out being judged) extends the window, at most by ``MAX_OBSERVE_HOLD_S``."""
+        observer = self._observer_for(run.rec.service)
         since = self.clock.now()
-        end = self.clock.monotonic() + step.window_s
+        began = self.clock.monotonic()
+        base_end = began + step.window_s
+        limit = base_end + MAX_OBSERVE_HOLD_S
+        end = base_end
         checks = 0
+        told: dict[str, tuple[str, str]] = {}  # rule -> (action, verdict) last recorded
+        decisions = 0
         while True:
             left = end - self.clock.monotonic()
             if left <= 0:
@@ -644,19 +672,79 @@ class Deployer:
             self.clock.sleep(min(step.interval_s, left))
             verdict = observer.evaluate(step, since=since, now=self.clock.now())
             checks += 1
+            mono = self.clock.monotonic()
+            new_end = max(base_end, min(limit, mono + verdict.hold_s))
+            if new_end > base_end and end <= base_end:
+                self._event(
+                    run.rec,
+                    "observe.extended",
+                    f"keeping {step.target_group} under observation past the "
+                    f"{step.window_s:g}s window: {verdict.reason}",
+                    level="warning",
+                    data={"hold_s": round(verdict.hold_s, 1)},
+                )
+            end = new_end
             self._progress(
                 run,
                 f"observing {step.target_group}: {verdict.reason}",
                 max(0.0, end - self.clock.monotonic()),
                 stage="observe",
             )
-            if verdict.action != "continue":
-                self._decide(run, verdict)
             if verdict.action == "rollback":
+                run.rollback_verdict = verdict
+                notice = self._decide(run, verdict, send=False)
+                if notice is not None:
+                    run.pending.append(notice)
                 raise DeploymentError(
                     f"{step.target_group} broke a rule while observed: {verdict.reason}"
                 )
-        return {"observed_s": step.window_s, "checks": checks}
+            if verdict.action == "continue":
+                continue
+            key = (verdict.action, str(verdict.evidence.get("verdict", "")))
+            if verdict.action == "scale_out":
+                self._decide(run, verdict)
+                decisions += 1
+                self._scale_out(run, step, verdict, observer)
+            elif told.get(verdict.rule) != key:
+                # A notice is recorded once per change of state, not once per sample.
+                self._decide(run, verdict)
+                decisions += 1
+            told[verdict.rule] = key
+        return {
+            "observed_s": round(self.clock.monotonic() - began, 3),
+            "checks": checks,
+            "extended_s": round(max(0.0, end - base_end), 3),
+            "decisions": decisions,
+        }
+
+    def _scale_out(self, run: _Run, step: Observe, verdict: Verdict, observer: Observer) -> None:
+        """Raise the new service's desired count within the policy's limits (RB-1 memory and
+        CPU rows); no room left is reported to the observer, which then decides (rollback
+        for memory, a notice for CPU)."""
+        max_replicas, add = observer.scale_limits() if isinstance(observer, ScaleAware) else (10, 2)
+        svc = self.ports.compute.describe_service(step.service)
+        desired = svc.desired if svc is not None else 0
+        now = self.clock.now()
+        if desired >= max_replicas:
+            detail = f"{step.service} already runs {desired} of at most {max_replicas} replicas"
+            self._event(run.rec, "scale_out.no_room", detail, level="warning")
+            if isinstance(observer, ScaleAware):
+                observer.scaled_out(
+                    verdict.rule, at=now, desired=desired, no_room=True, detail=detail
+                )
+            return
+        target = min(max_replicas, desired + add)
+        self.ports.compute.update_service(step.service, desired_count=target)
+        detail = f"scaled {step.service} out from {desired} to {target} replicas ({verdict.rule})"
+        self._event(
+            run.rec,
+            "scale_out",
+            detail,
+            level="warning",
+            data={"from": desired, "to": target, "rule": verdict.rule},
+        )
+        if isinstance(observer, ScaleAware):
+            observer.scaled_out(verdict.rule, at=now, desired=target, no_room=False, detail=detail)
 
     def _rolling(self, run: _Run, step: RollingUpdate) -> dict[str, Any]:
         p = self.ports
@@ -696,10 +784,16 @@ class Deployer:
 
     # ------------------------------------------------------------------ failure (DEP-7)
     def _fail(self, run: _Run, step: Step, exc: DeployopsError) -> DeploymentRecord:
+        """Stop at the first failure (DEP-7). After the switch, traffic goes back first (a
+        listener flip to the colour that kept running, RB-2), then people are told, then the
+        rollback is verified, recorded as its own deployment and written up as an incident
+        report."""
         rec = run.rec
         cfg = self.project.service(rec.service)
         prod = f"{rec.service}-prod"
         rolled_back = False
+        flip: dict[str, Any] | None = None
+        impact: dict[str, Any] | None = None
         notes: list[str] = []
         try:
             current = self.ports.traffic.describe_listener(prod).target_group
@@ -713,7 +807,15 @@ class Deployer:
                     self.ports.traffic.switch_listener(prod, prev)
                     ms = (self.clock.monotonic() - began) * 1000
                     rolled_back = True
+                    flip = {
+                        "listener": prod,
+                        "from": current,
+                        "to": prev,
+                        "ms": round(ms, 3),
+                        "at": self.clock.now().isoformat(),
+                    }
                     notes.append(f"switched {prod} back to {prev} in {ms:.0f} ms")
+                    impact = self._impact(rec, flip)
                 elif current != run.plan.target_group:
                     notes.append(f"traffic stayed on {current}")
                 if cfg.blue_green.teardown_on_failure and run.plan.target_group != (
@@ -733,6 +835,9 @@ class Deployer:
                 )
         except DeployopsError as cleanup_exc:
             notes.append(f"cleanup failed: {cleanup_exc.message}")
+        for notice in run.pending:
+            self._send(notice)
+        run.pending.clear()
         status = "rolled_back" if rolled_back else "failed"
         now = self.clock.now()
         error = exc.message + (f" ({'; '.join(notes)})" if notes else "")
@@ -740,13 +845,16 @@ class Deployer:
             rec.id, status=status, error=error, updated_at=now, finished_at=now
         )
         self._event(rec, f"deploy.{status}", error, level="error")
+        report = ""
+        if rolled_back:
+            report = self._after_rollback(run, step, flip, error, impact)
         self._send(
             Notice(
                 severity="critical" if rolled_back else "warning",
                 kind=f"deployment.{status}",
                 title=f"{rec.service} {rec.version} {status.replace('_', ' ')} "
                 f"in {rec.environment}",
-                text=error,
+                text=error + (f" Incident report: {report}" if report else ""),
                 dedup_key=rec.id,
                 fields={**_fields(rec), "failed_step": step.kind},
             )
@@ -754,14 +862,145 @@ class Deployer:
         if rolled_back:
             raise RolledBackError(
                 f"{rec.id}: {rec.service} {rec.version} was rolled back: {error}",
-                hint=f"`deployops deployments show {rec.id}` has the steps and evidence",
+                hint=f"`deployops deployments show {rec.id}` has the steps and evidence"
+                + (f"; incident report: {report}" if report else ""),
             )
         raise DeploymentError(
             f"{rec.id}: {rec.kind} of {rec.service} {rec.version} failed at {step.kind}: {error}",
             hint=exc.hint or f"`deployops deployments show {rec.id}` has the steps",
         )
 
-    def _decide(self, run: _Run, verdict: Verdict) -> None:
+    def _impact(self, rec: DeploymentRecord, flip: Mapping[str, Any]) -> dict[str, Any] | None:
+        from deployops.engine.incident import measure_impact
+
+        fresh = self.store.get_deployment(rec.id) or rec
+        try:
+            return measure_impact(self, fresh, flip)
+        except DeployopsError:
+            return None
+
+    def _after_rollback(
+        self,
+        run: _Run,
+        step: Step,
+        flip: Mapping[str, Any] | None,
+        error: str,
+        impact: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Verify the automatic rollback, record it as a deployment of its own linked to the
+        one it reverts, and write the incident report (RB-2 verify). Returns the report's
+        path. Never raises: the rollback itself already happened."""
+        from deployops.engine.incident import verify_rollback, write_incident_report
+
+        rec = self.store.get_deployment(run.rec.id) or run.rec
+        try:
+            interval = next((s.interval_s for s in run.plan.steps if isinstance(s, Observe)), 0.0)
+            verification = verify_rollback(
+                self,
+                rec,
+                target_group=str(flip["to"]) if flip else rec.target_group,
+                wait_s=interval,
+            )
+            rb_id = self._record_rollback(rec, flip, verification, step)
+            path = write_incident_report(
+                self,
+                rec,
+                rollback_id=rb_id,
+                flip=dict(flip) if flip else None,
+                verification=verification,
+                trigger=run.rollback_verdict,
+                error=error,
+                impact=impact,
+            )
+        except DeployopsError as exc:
+            self._event(
+                run.rec,
+                "incident.failed",
+                f"the rollback happened, but its report failed: {exc.message}",
+                level="error",
+            )
+            return ""
+        return str(path)
+
+    def _record_rollback(
+        self,
+        rec: DeploymentRecord,
+        flip: Mapping[str, Any] | None,
+        verification: Mapping[str, Any],
+        step: Step,
+    ) -> str:
+        """The automatic rollback as a deployment record (kind ``rollback``, ``reverts``)."""
+        now = self.clock.now()
+        rb_id = new_id("dep", now)
+        plan = Plan(
+            strategy="flip" if flip else "redeploy",
+            steps=(
+                SwitchListener(
+                    listener=f"{rec.service}-prod",
+                    target_group=rec.previous_target_group,
+                    previous_target_group=rec.target_group,
+                ),
+            )
+            if flip
+            else (),
+            target_group=rec.previous_target_group or rec.target_group,
+            previous_target_group=rec.target_group,
+        )
+        self.store.create_deployment(
+            DeploymentRecord(
+                id=rb_id,
+                environment=rec.environment,
+                service=rec.service,
+                version=rec.previous_version,
+                strategy=plan.strategy,
+                kind="rollback",
+                status="succeeded" if verification.get("ok") else "failed",
+                phase="done",
+                owner="deployops (automatic)",
+                task_definition=rec.previous_task_definition,
+                target_group=plan.target_group,
+                previous_version=rec.version,
+                previous_task_definition=rec.task_definition,
+                previous_target_group=rec.target_group,
+                reverts=rec.id,
+                plan=plan.to_json(),
+                error="" if verification.get("ok") else str(verification.get("summary", "")),
+                created_at=now,
+                updated_at=now,
+                finished_at=now,
+            )
+        )
+        seq = 0
+        if flip:
+            self.store.record_step_intent(
+                rb_id, 0, "SwitchListener", phase="switch", params=dict(flip), now=now
+            )
+            self.store.record_step_outcome(
+                rb_id, 0, status="succeeded", result={"ms": flip.get("ms")}, now=now
+            )
+            seq = 1
+        self.store.record_step_intent(
+            rb_id, seq, "VerifyRollback", phase="verify", params={"after": step.kind}, now=now
+        )
+        self.store.record_step_outcome(
+            rb_id,
+            seq,
+            status="succeeded" if verification.get("ok") else "failed",
+            result=dict(verification),
+            error="" if verification.get("ok") else str(verification.get("summary", "")),
+            now=self.clock.now(),
+        )
+        self._event(
+            rec,
+            "rollback.recorded",
+            f"automatic rollback {rb_id} of {rec.id}: {verification.get('summary', '')}",
+            data={"rollback_id": rb_id},
+        )
+        return rb_id
+
+    def _decide(self, run: _Run, verdict: Verdict, *, send: bool = True) -> Notice | None:
+        """Store a decision with its evidence (RB-2) and tell stakeholders; with
+        ``send=False`` the notice is returned to be sent later (after a rollback's flip)."""
         self.store.add_decision(
             DecisionRecord(
                 ts=self.clock.now(),
@@ -777,20 +1016,33 @@ class Deployer:
             "decision",
             f"{verdict.rule}: {verdict.reason} -> {verdict.action}",
             level="warning",
-            data={"action": verdict.action, "rule": verdict.rule},
+            data={
+                "action": verdict.action,
+                "rule": verdict.rule,
+                "caused_by_release": verdict.evidence.get("caused_by_release"),
+            },
         )
-        if verdict.action in ("notify", "rollback", "scale_out"):
-            self._send(
-                Notice(
-                    severity="warning",
-                    kind="decision",
-                    title=f"{run.rec.service} {run.rec.version}: "
-                    f"{verdict.rule} -> {verdict.action}",
-                    text=verdict.reason,
-                    dedup_key=f"{run.rec.id}:{verdict.rule}",
-                    fields=_fields(run.rec),
-                )
+        if verdict.action not in ("notify", "rollback", "scale_out"):
+            return None
+        blamed = verdict.evidence.get("caused_by_release")
+        title = f"{run.rec.service} {run.rec.version}: {verdict.rule} -> {verdict.action}"
+        if verdict.action == "notify" and blamed is False and verdict.evidence.get("baseline"):
+            title = (
+                f"{run.rec.service} {run.rec.version}: {verdict.rule} breached, "
+                "not caused by this release"
             )
+        notice = Notice(
+            severity="critical" if verdict.action == "rollback" else "warning",
+            kind="decision",
+            title=title,
+            text=verdict.reason,
+            dedup_key=f"{run.rec.id}:{verdict.rule}",
+            fields={**_fields(run.rec), "rule": verdict.rule, "action": verdict.action},
+        )
+        if send:
+            self._send(notice)
+            return None
+        return notice
 
     # ------------------------------------------------------------------ output
     def _event(

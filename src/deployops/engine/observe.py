@@ -3,20 +3,24 @@
 An :class:`Observer` looks at the new target group once per sample interval and answers with a
 :class:`Verdict`. :class:`HealthObserver` holds the checklist's during-deploy limits (error rate
 below ``max_error_rate``, every container healthy); the rollback rules of RB-1 plug in as
-another observer with the same shape.
+another observer with the same shape (:mod:`deployops.engine.rules_observer`).
+
+A verdict may ask the engine to keep watching past the stability window (``hold_s``): a
+warning waiting for its escalation, or a scale-out waiting to be judged, must not end in a
+"succeeded" that scales the previous version to 0 under it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from deployops.domain.model import MetricName, MetricQuery, Statistic
 from deployops.domain.plan import Observe
 from deployops.ports import Compute, Metrics
 
-__all__ = ["HealthObserver", "Observer", "Verdict"]
+__all__ = ["HealthObserver", "Observer", "ObserverFactory", "ScaleAware", "Verdict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,14 +29,36 @@ class Verdict:
     reason: str = ""
     rule: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
+    # Seconds the observer still needs before it can settle (escalation, scale-out pending).
+    hold_s: float = 0.0
 
     @property
     def ok(self) -> bool:
         return self.action == "continue"
 
 
+@runtime_checkable
 class Observer(Protocol):
     def evaluate(self, step: Observe, *, since: datetime, now: datetime) -> Verdict: ...
+
+
+class ObserverFactory(Protocol):
+    """Builds the observer of one deployment from the project's service name."""
+
+    def __call__(self, service: str) -> Observer: ...
+
+
+@runtime_checkable
+class ScaleAware(Protocol):
+    """An observer that asks for scale-outs hears what the engine did about them."""
+
+    def scaled_out(
+        self, rule: str, *, at: datetime, desired: int, no_room: bool, detail: str
+    ) -> None: ...
+
+    def scale_limits(self) -> tuple[int, int]:
+        """(maximum replicas, replicas added per scale-out)."""
+        ...
 
 
 class HealthObserver:

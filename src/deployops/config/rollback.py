@@ -1,0 +1,267 @@
+"""The ``rollback:`` section of ``deployops.yaml``: the automatic-rollback policy (RB-1).
+
+It maps onto the domain's :class:`~deployops.domain.policy.RollbackPolicy`. Every rule of the
+guide's table is there by default; a section only names what it changes. It may sit at the top
+level (every service) and under a service (that service; its keys win, rule by rule)::
+
+    rollback:
+      period: 60s              # the period of every rule unless a rule sets its own
+      min_requests: 20         # requests per period before error rate or latency is judged
+      max_replicas: 10         # scale-out never goes above this (IAC-3)
+      scale_out_step: 2        # replicas added per scale-out
+      scale_out_cooldown: 300s # IAC-5
+      rules:
+        error-rate: {threshold: 5, window: 5m}
+        p99-latency: {threshold: 1000, window: 3m, escalate_after: 10m}
+        memory: {threshold: 90, window: 2m, scale_out_grace: 5m}
+        cpu: {enabled: false}
+        queue-depth:           # a rule of your own names its metric and statistic
+          metric: DatabaseConnections
+          statistic: Average
+          threshold: 80
+          window: 1m
+          action: notify
+
+Impossible windows and thresholds are reported with their path through
+:func:`~deployops.domain.rules.validate_rule`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployops.config.durations import Duration
+from deployops.domain.model import MetricName, Statistic
+from deployops.domain.policy import (
+    RollbackPolicy,
+    RollbackRule,
+    RuleAction,
+    default_rollback_rules,
+    validate_policy,
+)
+from deployops.domain.rules import Comparison, MissingData, Rule
+
+if TYPE_CHECKING:
+    from deployops.config.project import ProjectConfig
+
+__all__ = [
+    "RollbackRuleConfig",
+    "RollbackSettings",
+    "effective_rollback",
+    "file_path",
+    "rollback_issues",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RollbackRuleConfig(_Model):
+    """One rule: a change to a default rule, or (with ``metric``) a rule of your own."""
+
+    enabled: bool = True
+    metric: MetricName | None = None
+    statistic: Statistic | None = None
+    comparison: Literal[">", ">=", "<", "<="] | None = None
+    threshold: float | None = None
+    period: Duration | None = None
+    window: Duration | None = None  # evaluation_periods = window / period
+    evaluation_periods: int | None = None
+    datapoints_to_alarm: int | None = None
+    breach_duration: Duration | None = None
+    escalate_after: Duration | None = None
+    missing_data: Literal["missing", "ignore", "breaching", "notBreaching"] | None = None
+    min_samples: int | None = None
+    max_query_errors: int | None = None
+    action: Literal["rollback", "scale_out", "scale_out_then_rollback", "notify"] | None = None
+    scale_out_grace: Duration | None = None
+
+
+class RollbackSettings(_Model):
+    """Automatic rollback (RB-1, RB-2). The guide's numbers are the defaults."""
+
+    enabled: bool = True
+    period: Duration = 60.0
+    min_requests: int = Field(default=20, ge=0)
+    max_replicas: int = Field(default=10, ge=1, le=1000)  # IAC-3
+    scale_out_step: int = Field(default=2, ge=1, le=100)
+    scale_out_cooldown: Duration = 300.0  # IAC-5
+    rules: dict[str, RollbackRuleConfig] = Field(default_factory=dict)
+
+    def merged(self, override: RollbackSettings | None) -> RollbackSettings:
+        """These settings with ``override``'s explicitly set keys on top (rules merge by name,
+        then key by key)."""
+        if override is None:
+            return self
+        base = self.model_dump(exclude_unset=True)
+        top = override.model_dump(exclude_unset=True)
+        rules: dict[str, dict[str, Any]] = {k: dict(v) for k, v in base.get("rules", {}).items()}
+        for name, fields in top.pop("rules", {}).items():
+            rules.setdefault(name, {}).update(fields)
+        base.update(top)
+        base["rules"] = rules
+        return RollbackSettings.model_validate(base)
+
+    def policy(self) -> RollbackPolicy:
+        """The domain policy: the guide's rules with this section's changes. Call
+        :func:`rollback_issues` first; an invalid section gives an invalid policy."""
+        period = max(1, round(self.period))
+        defaults = {
+            r.name: r
+            for r in default_rollback_rules(period_s=period, min_requests=self.min_requests)
+        }
+        out: list[RollbackRule] = []
+        for name, base in defaults.items():
+            cfg = self.rules.get(name)
+            if cfg is None:
+                out.append(base)
+            elif cfg.enabled:
+                out.append(_apply(base, cfg))
+        for name, cfg in self.rules.items():
+            if name in defaults or not cfg.enabled:
+                continue
+            out.append(_apply(_custom(name, cfg, period), cfg))
+        return RollbackPolicy(rules=tuple(out))
+
+
+def _custom(name: str, cfg: RollbackRuleConfig, period: int) -> RollbackRule:
+    rule = Rule(
+        name=name,
+        metric=cfg.metric or MetricName.ERROR_RATE,
+        statistic=cfg.statistic or Statistic.AVERAGE,
+        comparison=Comparison(cfg.comparison or ">"),
+        threshold=cfg.threshold if cfg.threshold is not None else 0.0,
+        period_s=period,
+        missing_data=MissingData.NOT_BREACHING,
+    )
+    return RollbackRule(rule=rule, action=RuleAction(cfg.action or "notify"))
+
+
+def _apply(base: RollbackRule, cfg: RollbackRuleConfig) -> RollbackRule:
+    rule = base.rule
+    changes: dict[str, Any] = {}
+    if cfg.metric is not None:
+        changes["metric"] = cfg.metric
+    if cfg.statistic is not None:
+        changes["statistic"] = cfg.statistic
+    if cfg.comparison is not None:
+        changes["comparison"] = Comparison(cfg.comparison)
+    if cfg.threshold is not None:
+        changes["threshold"] = cfg.threshold
+    period = round(cfg.period) if cfg.period is not None else rule.period_s
+    changes["period_s"] = period
+    if cfg.evaluation_periods is not None:
+        changes["evaluation_periods"] = cfg.evaluation_periods
+    else:
+        # Keep the default window in time when only the period changes.
+        window = cfg.window if cfg.window is not None else rule.window_s
+        changes["evaluation_periods"] = max(1, round(window / period)) if period > 0 else 1
+    if cfg.datapoints_to_alarm is not None:
+        changes["datapoints_to_alarm"] = cfg.datapoints_to_alarm
+    elif rule.datapoints_to_alarm is not None:
+        changes["datapoints_to_alarm"] = None  # "for the whole window", whatever its length
+    if cfg.breach_duration is not None:
+        changes["breach_duration_s"] = cfg.breach_duration
+    if cfg.escalate_after is not None:
+        changes["escalate_after_s"] = cfg.escalate_after
+    if cfg.missing_data is not None:
+        changes["missing_data"] = MissingData(cfg.missing_data)
+    if cfg.min_samples is not None:
+        changes["min_samples"] = cfg.min_samples
+    if cfg.max_query_errors is not None:
+        changes["max_query_errors"] = cfg.max_query_errors
+    new = replace(base, rule=replace(rule, **changes))
+    if cfg.action is not None:
+        new = replace(new, action=RuleAction(cfg.action))
+    if cfg.scale_out_grace is not None:
+        new = replace(new, scale_out_grace_s=cfg.scale_out_grace)
+    return new
+
+
+def rollback_issues(
+    settings: RollbackSettings, path: str, *, inherited: RollbackSettings | None = None
+) -> list[tuple[str, str]]:
+    """Every problem of a ``rollback:`` section as ``(path, message)`` pairs. A service's
+    section is checked merged onto the top-level one (``inherited``); problems the top level
+    already has are reported there only."""
+    if inherited is None:
+        return _issues(settings, path)
+    own = _issues(inherited.merged(settings), path)
+    seen = {(p.removeprefix("rollback"), m) for p, m in _issues(inherited, "rollback")}
+    return [(p, m) for p, m in own if (p.removeprefix(path), m) not in seen]
+
+
+def _issues(settings: RollbackSettings, path: str) -> list[tuple[str, str]]:
+    issues: list[tuple[str, str]] = []
+    if settings.period < 1 or settings.period != round(settings.period):
+        issues.append((f"{path}.period", "must be a whole number of seconds, at least 1s"))
+    if settings.scale_out_cooldown < 0:
+        issues.append((f"{path}.scale_out_cooldown", "must be 0 or more seconds"))
+    defaults = {r.name for r in default_rollback_rules()}
+    broken: set[str] = set()
+    for name, cfg in settings.rules.items():
+        where = f"{path}.rules.{name}"
+        before = len(issues)
+        if cfg.period is not None and (cfg.period < 1 or cfg.period != round(cfg.period)):
+            issues.append((f"{where}.period", "must be a whole number of seconds, at least 1s"))
+        if cfg.window is not None and cfg.evaluation_periods is not None:
+            issues.append(
+                (
+                    f"{where}.window",
+                    "set window or evaluation_periods, not both (window = periods × period)",
+                )
+            )
+        period = cfg.period if cfg.period is not None else settings.period
+        if cfg.window is not None and period >= 1 and cfg.window < period:
+            issues.append(
+                (
+                    f"{where}.window",
+                    f"shorter than the period ({period:g}s): lengthen the window or shorten "
+                    "the period",
+                )
+            )
+        if name not in defaults and cfg.enabled:
+            for key in ("metric", "threshold"):
+                if getattr(cfg, key) is None:
+                    issues.append(
+                        (
+                            f"{where}.{key}",
+                            f"a rule of your own needs {key} (default rules are: "
+                            f"{', '.join(sorted(defaults))})",
+                        )
+                    )
+        if len(issues) > before:
+            broken.add(name)
+    if any(p == f"{path}.period" for p, _ in issues):
+        return issues
+    usable = settings.model_copy(
+        update={"rules": {k: v for k, v in settings.rules.items() if k not in broken}}
+    )
+    for p, message in validate_policy(usable.policy(), f"{path}.rules"):
+        issues.append((file_path(p), message))
+    return issues
+
+
+_FIELD_NAMES = {
+    "period_s": "period",
+    "breach_duration_s": "breach_duration",
+    "escalate_after_s": "escalate_after",
+    "scale_out_grace_s": "scale_out_grace",
+}
+
+
+def file_path(path: str) -> str:
+    """A domain issue path with the file's key names (``...period_s`` -> ``...period``)."""
+    head, _, last = path.rpartition(".")
+    name = _FIELD_NAMES.get(last)
+    return f"{head}.{name}" if name and head else path
+
+
+def effective_rollback(project: ProjectConfig, service: str) -> RollbackSettings:
+    """The rollback settings of ``service``: defaults, the top-level section, the service's."""
+    base = project.rollback or RollbackSettings()
+    return base.merged(project.service(service).rollback)

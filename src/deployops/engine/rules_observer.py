@@ -1,0 +1,387 @@
+"""The automatic-rollback observer: the RB-1 rules, correlated with the baseline (RB-2).
+
+Every sample interval after the switch, :class:`RulesObserver` queries each rule's metric for
+the new target group, judges it with the pure rule engine (:func:`deployops.domain.policy.decide`)
+and answers the deployment engine with one :class:`~deployops.engine.observe.Verdict`: the most
+urgent decision, with its evidence (series, thresholds, baseline, verdict).
+
+Before a rollback it correlates. The baseline is the previous version: the previous colour's
+target group while it still has traffic of its own (e.g. the test listener), else its series
+from before the switch, moved forward in time onto the same window. If the baseline shows the
+same breach, the release is not blamed: the decision is "notify: not caused by this release".
+
+A metric source that fails is never read as health nor as a breach: failed queries reuse the
+last good data until ``max_query_errors`` in a row, which is its own verdict (not judged, and
+stakeholders are told). A source that answers with no data at all for the shortest rule window
+is reported as silent ("metrics-silent"); only a rule configured with
+``missing_data: breaching`` turns silence into a breach.
+
+>>> observer = RulesObserver(compute=compute, metrics=metrics)  # doctest: +SKIP
+>>> observer.evaluate(step, since=switched_at, now=clock.now()).action  # doctest: +SKIP
+'continue'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from deployops.config.rollback import RollbackSettings
+from deployops.domain.model import Datapoint, Measurement, MetricQuery
+from deployops.domain.plan import Observe
+from deployops.domain.policy import (
+    DEFAULT_ROLLBACK_POLICY,
+    Action,
+    Decision,
+    RollbackPolicy,
+    RollbackRule,
+    RuleAction,
+    ScaleOutProgress,
+    decide,
+    most_urgent,
+)
+from deployops.domain.rules import MissingData, PeriodState, Rule, Series
+from deployops.domain.rules import Verdict as RuleVerdict
+from deployops.engine.observe import Verdict
+from deployops.ports import Compute, Metrics
+
+__all__ = ["RulesObserver"]
+
+_ACTIONS = {
+    Action.ROLLBACK: "rollback",
+    Action.SCALE_OUT: "scale_out",
+    Action.NOTIFY: "notify",
+    Action.NONE: "continue",
+}
+
+
+@dataclass
+class _RuleState:
+    """What the observer remembers of one rule during one observation."""
+
+    last_good: tuple[Datapoint, ...] = ()
+    errors: int = 0
+    last_error: str = ""
+    scale: ScaleOutProgress | None = None
+    scale_desired: int = 0
+
+
+class RulesObserver:
+    """Judges the new version against a rollback policy every sample interval (RB-1, RB-2).
+
+    ``max_replicas`` and ``scale_out_step`` bound the scale-outs the engine makes for the
+    ``scale_out`` rules; ``scale_out_cooldown_s`` keeps a plain ``scale_out`` rule (CPU) from
+    asking again before the last scale-out had time to help (IAC-5: 300 s).
+    """
+
+    def __init__(
+        self,
+        *,
+        compute: Compute,
+        metrics: Metrics,
+        policy: RollbackPolicy = DEFAULT_ROLLBACK_POLICY,
+        max_replicas: int = 10,
+        scale_out_step: int = 2,
+        scale_out_cooldown_s: float = 300.0,
+    ) -> None:
+        self._compute = compute
+        self._metrics = metrics
+        self.policy = policy
+        self.max_replicas = max_replicas
+        self.scale_out_step = scale_out_step
+        self.scale_out_cooldown_s = scale_out_cooldown_s
+        self._states: dict[str, _RuleState] = {}
+        self._watching: tuple[str, datetime] | None = None
+
+    @classmethod
+    def from_settings(
+        cls, *, compute: Compute, metrics: Metrics, settings: RollbackSettings
+    ) -> RulesObserver:
+        return cls(
+            compute=compute,
+            metrics=metrics,
+            policy=settings.policy(),
+            max_replicas=settings.max_replicas,
+            scale_out_step=settings.scale_out_step,
+            scale_out_cooldown_s=settings.scale_out_cooldown,
+        )
+
+    # ------------------------------------------------------------------ ScaleAware
+    def scale_limits(self) -> tuple[int, int]:
+        return self.max_replicas, self.scale_out_step
+
+    def scaled_out(
+        self, rule: str, *, at: datetime, desired: int, no_room: bool, detail: str
+    ) -> None:
+        """The engine scaled out (or found no room) for ``rule``."""
+        _ = detail
+        state = self._states.setdefault(rule, _RuleState())
+        state.scale = ScaleOutProgress(started_at=at, no_room=no_room)
+        state.scale_desired = desired
+
+    # ------------------------------------------------------------------ Observer
+    def evaluate(self, step: Observe, *, since: datetime, now: datetime) -> Verdict:
+        if self._watching != (step.target_group, since):
+            self._watching = (step.target_group, since)
+            self._states = {}
+        decisions: list[Decision] = []
+        notes: dict[str, dict[str, Any]] = {}
+        hold = 0.0
+        any_data = False
+        for rr in self.policy.rules:
+            state = self._states.setdefault(rr.name, _RuleState())
+            series = self._series(rr.rule, state, step.target_group, since, now)
+            any_data = any_data or bool(series.datapoints)
+            self._update_scale(state, step, now)
+            decision = decide(rr, series, now=now, scale_out=state.scale)
+            if decision.action is Action.SCALE_OUT and self._no_room(step):
+                # Asking for replicas that cannot come would only delay what follows.
+                state.scale = ScaleOutProgress(started_at=now, no_room=True)
+                decision = decide(rr, series, now=now, scale_out=state.scale)
+            baseline_note: dict[str, Any] = {}
+            if decision.action is Action.ROLLBACK:
+                base, baseline_note = self._baseline(rr.rule, step, since, now)
+                if base is not None:
+                    decision = decide(rr, series, now=now, baseline=base, scale_out=state.scale)
+            decision = _not_before_window(rr.rule, decision, (now - since).total_seconds())
+            decision = self._cooldown(rr, state, decision, now)
+            if (
+                decision.verdict is RuleVerdict.OK
+                and rr.rule.missing_data is not MissingData.BREACHING
+                and not _in_window(rr.rule, series, now)
+            ):
+                # NOT_BREACHING fills silence with "good" periods: say what it really is.
+                decision = replace(
+                    decision,
+                    verdict=RuleVerdict.INSUFFICIENT_DATA,
+                    reason=f"no data in the last {rr.rule.window_s:g}s: not judged",
+                )
+            decisions.append(decision)
+            notes[rr.name] = {
+                "verdict": decision.verdict.value,
+                "action": decision.action.value,
+                "reason": decision.reason,
+                "scope": step.target_group,
+                **({"baseline": baseline_note} if baseline_note else {}),
+            }
+            hold = max(hold, _hold(rr, decision, state, now))
+
+        urgent = most_urgent(decisions)
+        waited = (now - since).total_seconds()
+        silence_after = min((r.rule.window_s for r in self.policy.rules), default=60.0)
+        if urgent is None and not any_data and waited >= silence_after:
+            return Verdict(
+                action="notify",
+                rule="metrics-silent",
+                reason=(
+                    f"no datapoint for {step.target_group} from the metric source "
+                    f"({self._metrics.name}) in {waited:g}s since the switch: the rules are "
+                    "not judged (neither healthy nor breaching)"
+                ),
+                evidence={"scope": step.target_group, "since": since.isoformat(), "rules": notes},
+                hold_s=0.0,
+            )
+        if urgent is None:
+            return Verdict(
+                action="continue",
+                reason=_summary(decisions),
+                evidence={"rules": notes},
+                hold_s=hold,
+            )
+        evidence = urgent.evidence()
+        evidence["scope"] = step.target_group
+        evidence["baseline_source"] = notes[urgent.rule].get("baseline", {})
+        evidence["rules"] = notes
+        if urgent.action is Action.SCALE_OUT:
+            evidence["scale_out"] = {
+                "service": step.service,
+                "max_replicas": self.max_replicas,
+                "step": self.scale_out_step,
+            }
+        return Verdict(
+            action=_ACTIONS[urgent.action],
+            rule=urgent.rule,
+            reason=urgent.reason,
+            evidence=evidence,
+            hold_s=hold,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _query(self, rule: Rule, scope: str, start: datetime, end: datetime) -> Measurement:
+        return self._metrics.query(
+            MetricQuery(
+                metric=rule.metric,
+                scope=scope,
+                statistic=rule.statistic,
+                start=start,
+                end=end,
+                period_s=rule.period_s,
+            )
+        )
+
+    def _series(
+        self, rule: Rule, state: _RuleState, scope: str, since: datetime, now: datetime
+    ) -> Series:
+        """The new version's series since the switch, in the rule's periods counted from the
+        switch (each period then falls in exactly one of the rule engine's periods)."""
+        p = rule.period_s
+        elapsed = (now - since).total_seconds()
+        skip = max(0, math.floor((elapsed - rule.lookback_s) / p) - 1)
+        start = since + timedelta(seconds=skip * p)
+        if now <= start:
+            return Series(datapoints=state.last_good)
+        m = self._query(rule, scope, start, now)
+        if m.ok:
+            state.errors, state.last_error = 0, ""
+            state.last_good = tuple(d for d in m.datapoints if d.timestamp >= since)
+        else:
+            state.errors += 1
+            state.last_error = m.error
+        return Series(
+            datapoints=state.last_good,
+            consecutive_errors=state.errors,
+            last_error=state.last_error,
+        )
+
+    def _baseline(
+        self, rule: Rule, step: Observe, since: datetime, now: datetime
+    ) -> tuple[Series | None, dict[str, Any]]:
+        """The previous version's series for the same window (RB-2)."""
+        scope = step.baseline_target_group or step.target_group
+        elapsed = (now - since).total_seconds()
+        if step.baseline_target_group:
+            current = self._query(rule, scope, now - timedelta(seconds=rule.lookback_s), now)
+            if current.ok and _judgeable(rule, current.datapoints):
+                return Series(datapoints=current.datapoints), {
+                    "scope": scope,
+                    "source": "current",
+                }
+        # Before the switch: the same length of time, moved onto the window judged now.
+        start = since - timedelta(seconds=rule.lookback_s)
+        before = self._query(rule, scope, start, since)
+        note: dict[str, Any] = {
+            "scope": scope,
+            "source": "before the switch",
+            "from": start.isoformat(),
+            "to": since.isoformat(),
+        }
+        if not before.ok:
+            return None, {**note, "error": before.error}
+        shift = timedelta(seconds=max(elapsed, 0.0))
+        moved = tuple(replace(d, timestamp=d.timestamp + shift) for d in before.datapoints)
+        if not _judgeable(rule, moved):
+            return None, {**note, "error": "no judgeable data before the switch"}
+        return Series(datapoints=moved), note
+
+    def _no_room(self, step: Observe) -> bool:
+        svc = self._compute.describe_service(step.service)
+        return svc is not None and svc.desired >= self.max_replicas
+
+    def _update_scale(self, state: _RuleState, step: Observe, now: datetime) -> None:
+        sc = state.scale
+        if sc is None or sc.no_room or sc.healthy_at is not None:
+            return
+        svc = self._compute.describe_service(step.service)
+        if svc is not None and svc.healthy >= state.scale_desired:
+            state.scale = replace(sc, healthy_at=now)
+
+    def _cooldown(
+        self, rr: RollbackRule, state: _RuleState, decision: Decision, now: datetime
+    ) -> Decision:
+        """A plain scale-out rule asks again only after the last one is healthy and cooled
+        down (IAC-5); until then its breach is reported, not acted on."""
+        sc = state.scale
+        if rr.action is not RuleAction.SCALE_OUT or decision.action is not Action.SCALE_OUT:
+            return decision
+        if sc is None or sc.no_room:
+            return decision
+        if sc.healthy_at is None:
+            return replace(
+                decision,
+                action=Action.NONE,
+                reason=f"{decision.reason}; waiting for the added replicas to be healthy",
+            )
+        cooled = (now - sc.healthy_at).total_seconds()
+        if cooled < self.scale_out_cooldown_s:
+            return replace(
+                decision,
+                action=Action.NONE,
+                reason=f"{decision.reason}; scaled out {cooled:g}s ago, cooldown "
+                f"{self.scale_out_cooldown_s:g}s",
+            )
+        return decision
+
+
+def _not_before_window(rule: Rule, decision: Decision, elapsed: float) -> Decision:
+    """A breach cannot be older than the switch: the new version's series starts there. The
+    rule engine counts a period from its start, so a breach seen in the first periods would
+    look up to one period longer than it is; judge the durations against ``elapsed``."""
+    if decision.verdict not in (RuleVerdict.BREACHING, RuleVerdict.WARNING):
+        return decision
+    needed = max(rule.window_s, rule.breach_duration_s)
+    if elapsed < needed:
+        return replace(
+            decision,
+            action=Action.NONE,
+            reason=f"{decision.evaluation.reason}; {elapsed:g}s since the switch, the rule "
+            f"needs {needed:g}s",
+        )
+    escalate = rule.escalate_after_s
+    if decision.verdict is RuleVerdict.BREACHING and escalate is not None and elapsed < escalate:
+        return replace(
+            decision,
+            action=Action.NOTIFY,
+            verdict=RuleVerdict.WARNING,
+            reason=f"warning: {decision.evaluation.reason}; {elapsed:g}s since the switch, "
+            f"escalates at {escalate:g}s",
+        )
+    return decision
+
+
+def _judgeable(rule: Rule, points: tuple[Datapoint, ...]) -> bool:
+    return any(d.samples >= rule.min_samples for d in points) if rule.min_samples else bool(points)
+
+
+def _in_window(rule: Rule, series: Series, now: datetime) -> bool:
+    oldest = now - timedelta(seconds=rule.window_s)
+    return any(oldest <= d.timestamp < now for d in series.datapoints)
+
+
+def _hold(rr: RollbackRule, decision: Decision, state: _RuleState, now: datetime) -> float:
+    """How much longer this rule needs before it can settle (0: it has settled)."""
+    rule = rr.rule
+    ev = decision.evaluation
+    if decision.verdict is RuleVerdict.WARNING and rule.escalate_after_s is not None:
+        return max(0.0, rule.escalate_after_s - ev.breach_duration_s) + rule.period_s
+    sc = state.scale
+    if (
+        sc is not None
+        and not sc.no_room
+        and rr.action is RuleAction.SCALE_OUT_THEN_ROLLBACK
+        and decision.verdict in (RuleVerdict.BREACHING, RuleVerdict.WARNING)
+    ):
+        anchor = sc.healthy_at or sc.started_at
+        left = rr.scale_out_grace_s - (now - anchor).total_seconds()
+        return max(0.0, left) + rule.period_s
+    newest = next(
+        (p for p in reversed(ev.periods) if p.state in (PeriodState.BREACH, PeriodState.OK)),
+        None,
+    )
+    if decision.action is Action.NONE and newest is not None and newest.state is PeriodState.BREACH:
+        # A breach building up: give it the time to fill the window (or clear).
+        need = max(rule.window_s, rule.breach_duration_s) - ev.breach_duration_s
+        return max(0.0, need) + rule.period_s
+    return 0.0
+
+
+def _summary(decisions: list[Decision]) -> str:
+    calm = [d for d in decisions if d.verdict is RuleVerdict.OK and not d.evaluation.breaches]
+    ok = [d.rule for d in calm]
+    other = [f"{d.rule}: {d.reason}" for d in decisions if d not in calm]
+    parts = []
+    if ok:
+        parts.append(f"{', '.join(ok)} within limits")
+    parts.extend(other)
+    return "; ".join(parts) or "no rules"
