@@ -317,10 +317,12 @@ class RulesObserver:
 def _not_before_window(rule: Rule, decision: Decision, elapsed: float) -> Decision:
     """A breach cannot be older than the switch: the new version's series starts there. The
     rule engine counts a period from its start, so a breach seen in the first periods would
-    look up to one period longer than it is; judge the durations against ``elapsed``."""
+    look up to one period longer than it is; M breaching periods need M periods since the
+    switch, and an escalation its full duration."""
     if decision.verdict not in (RuleVerdict.BREACHING, RuleVerdict.WARNING):
         return decision
-    needed = max(rule.window_s, rule.breach_duration_s)
+    m, _ = rule.m_of_n
+    needed = max(float(m * rule.period_s), rule.breach_duration_s)
     if elapsed < needed:
         return replace(
             decision,
