@@ -4,17 +4,19 @@
 Endpoints: ``/`` (the app: JSON with version and replica), ``/health`` (200 when healthy),
 ``/metrics`` (Prometheus text: requests, errors, rss). Settings come from the environment:
 
-==========================  ===========================================================
-``PORT``                    port to listen on (the platform sets it per replica)
-``APP_VERSION``             version reported by ``/`` and ``/health``
-``FAULT_ERROR_RATE``        share of ``/`` requests answered 500 (``0.2`` = 20 %)
-``FAULT_LATENCY_MS``        extra delay of every ``/`` request, in milliseconds
-``FAULT_LEAK_MB_PER_S``     memory leaked per second (for the memory rules)
-``FAULT_CPU``               ``1`` burns CPU in a background thread (for auto scaling)
-``FAULT_CRASH_ON_START``    ``1`` exits with status 3 right after start
-``FAULT_HEALTH_FAIL``       ``1`` answers ``/health`` with 503
-``FAULT_START_DELAY_S``     seconds to wait before listening (slow start)
-==========================  ===========================================================
+============================  =========================================================
+``PORT``                      port to listen on (the platform sets it per replica)
+``APP_VERSION``               version reported by ``/`` and ``/health``
+``FAULT_ERROR_RATE``          share of ``/`` requests answered 500 (``0.2`` = 20 %)
+``FAULT_LATENCY_MS``          extra delay of every ``/`` request, in milliseconds
+``FAULT_LEAK_MB_PER_S``       memory leaked per second (for the memory rules)
+``FAULT_CPU``                 ``1`` burns CPU in a background thread (for auto scaling)
+``FAULT_CPU_MS_PER_REQUEST``  CPU time every ``/`` request burns, in milliseconds: the
+                              load follows the traffic and stops when it stops (IAC-5)
+``FAULT_CRASH_ON_START``      ``1`` exits with status 3 right after start
+``FAULT_HEALTH_FAIL``         ``1`` answers ``/health`` with 503
+``FAULT_START_DELAY_S``       seconds to wait before listening (slow start)
+============================  =========================================================
 
 Standard library only, so it runs anywhere Python does.
 """
@@ -35,6 +37,7 @@ ERROR_RATE = float(os.environ.get("FAULT_ERROR_RATE", "0") or 0)
 LATENCY_S = float(os.environ.get("FAULT_LATENCY_MS", "0") or 0) / 1000.0
 LEAK_MB_PER_S = float(os.environ.get("FAULT_LEAK_MB_PER_S", "0") or 0)
 BURN_CPU = os.environ.get("FAULT_CPU", "") == "1"
+CPU_S_PER_REQUEST = float(os.environ.get("FAULT_CPU_MS_PER_REQUEST", "0") or 0) / 1000.0
 HEALTH_FAIL = os.environ.get("FAULT_HEALTH_FAIL", "") == "1"
 
 _counts = {"requests": 0, "errors": 0}
@@ -88,6 +91,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if LATENCY_S:
             time.sleep(LATENCY_S)
+        if CPU_S_PER_REQUEST:
+            _burn(CPU_S_PER_REQUEST)
         failed = ERROR_RATE > 0 and random.random() < ERROR_RATE
         with _lock:
             _counts["requests"] += 1
@@ -102,6 +107,16 @@ def _leaker() -> None:
     while True:
         _leak.append(b"x" * int(LEAK_MB_PER_S * 1024 * 1024))
         time.sleep(1.0)
+
+
+def _burn(seconds: float) -> None:
+    """Spend ``seconds`` of this thread's CPU time (not wall time: under contention for the
+    interpreter lock a request takes longer, it does not burn less)."""
+    end = time.thread_time() + seconds
+    x = 0
+    while time.thread_time() < end:
+        for _ in range(1000):
+            x = (x * 31 + 7) % 1_000_003
 
 
 def _burner() -> None:

@@ -29,6 +29,7 @@ def serve(
 
     Example: deployops serve -e production --port 8089
     """
+    import signal
     import threading
 
     from deployops.clock import SystemClock
@@ -46,6 +47,11 @@ def serve(
     )
     stop = threading.Event()
     loop = threading.Thread(target=controller.run, args=(stop,), name="controller", daemon=True)
+    # SIGTERM is the normal way to stop a service. uvicorn shuts down on it and then re-raises
+    # it under the handler it found; with the default one the process would die right there,
+    # skipping the `finally` below (the controller loop would be cut mid-job). This handler
+    # turns it into a clean exit, also when it arrives while resuming deployments at start.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     app.info(f"controller for {env} on http://{host}:{port} (/healthz, /metrics)")
     controller.start()
     loop.start()
@@ -58,3 +64,7 @@ def serve(
         stop.set()
         loop.join(timeout=max(5.0, 2 * tick))
         platform.close()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:  # noqa: ARG001 - signal handler
+    raise SystemExit(0)
