@@ -28,6 +28,21 @@ FAULTS = {
     "6.6.6": {"FAULT_HEALTH_FAIL": "1"},  # never healthy
     "5.0.0": {"FAULT_ERROR_RATE": "1.0"},  # every request fails
     "2.0.0": {"FAULT_ERROR_RATE": "0.2"},  # 20 % of requests fail
+    "3.0.0": {"FAULT_LATENCY_MS": "1500"},  # P99 about 1.5 s
+    "4.0.0": {"FAULT_LEAK_MB_PER_S": "60"},  # leaks memory until scaled out, then rolled back
+}
+
+# The guide's RB-1 rules with their windows shortened like the other waits (1 s periods).
+FAST_RULES = {
+    "period": "1s",
+    "min_requests": 3,
+    "rules": {
+        "error-rate": {"window": "3s"},
+        "p99-latency": {"window": "3s", "escalate_after": "6s"},
+        "memory": {"window": "2s", "scale_out_grace": "4s"},
+        "cpu": {"window": "5s"},
+        "health-check-failures": {"window": "2s"},
+    },
 }
 
 
@@ -100,6 +115,7 @@ def running_project(**overrides: Any) -> Iterator[Project]:
             "sample_interval": 0.5,
             "smoke_checks": [{"path": "/health", "status": 200}, {"path": "/", "status": 200}],
         },
+        "rollback": FAST_RULES,
     }
     settings.update(overrides)
     config = load_project(write_project(root, **settings))

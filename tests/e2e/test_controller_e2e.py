@@ -179,6 +179,11 @@ def cpu_alarm(store: StateStore) -> str | None:
     return rec.state if rec else None
 
 
+def low_healthy(store: StateStore) -> str | None:
+    rec = store.alarm_state(ENV, "web", "LowHealthyHosts")
+    return rec.state if rec else None
+
+
 def deployment(store: StateStore, deployment_id: str) -> DeploymentRecord:
     rec = store.find_deployment(deployment_id)
     assert rec is not None, deployment_id
@@ -373,3 +378,33 @@ def test_old_target_group_deleted_once_due_never_the_live_one_dep4() -> None:
         assert load.result.by_version == {"1.2.0": load.result.ok}
         health = project.cli("health", "--service", "web")
         assert health.returncode == 0, (health.stdout, health.stderr)
+
+
+# ---------------------------------------------------------------------------- MON-1 switch
+def test_blue_green_deploy_under_the_controller_pages_no_one_mon1_dep3() -> None:
+    """A healthy blue-green deploy does not trip LowHealthyHosts: the new target group's
+    start-up (0, then 1 healthy host while it was not live) is not production's health. Both at
+    the controller's start (the switch is read from the deployment's steps) and when it sees
+    the switch happen."""
+    alarms = {"LowHealthyHosts": {"period": "20s"}, "HighErrorRate": {"period": "2s"}}
+    with platform_project(top={"alarms": alarms}) as (project, store):
+        assert project.cli("deploy", "--version", "1.0.0").returncode == 0
+        with serving(project) as serve:
+            wait_for(lambda: low_healthy(store) == "OK", timeout_s=10, what="LowHealthyHosts OK")
+            with Load(prod_url(project), workers=2, max_seconds=60) as load:
+                out = project.cli("deploy", "--version", "1.1.0")
+                assert out.returncode == 0, out.stderr
+                evaluated = serve.get("/healthz").json()["loops"]["alarms"]
+                wait_for(
+                    lambda: serve.get("/healthz").json()["loops"]["alarms"] >= evaluated + 3,
+                    timeout_s=15,
+                    what="three alarm evaluations after the switch",
+                )
+        assert load.result.failed == 0, (load.result.by_status, load.result.errors)
+        assert project.prod_target_group() == "web-green"
+        assert low_healthy(store) == "OK"
+        history = project.cli("-o", "json", "alarms", "history", "LowHealthyHosts")
+        states = [h["state"] for h in json.loads(history.stdout)]
+        assert "ALARM" not in states, history.stdout
+        pages = store.events(kind="notify.alarm.alarm")
+        assert pages == [], [e.message for e in pages]

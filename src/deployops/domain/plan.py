@@ -160,6 +160,8 @@ class SwitchListener(Step):
     previous_target_group: str
 
     def describe(self) -> str:
+        if not self.previous_target_group:
+            return f"point {self.listener} at {self.target_group}"
         return f"switch {self.listener} from {self.previous_target_group} to {self.target_group}"
 
 
@@ -187,7 +189,7 @@ class Observe(Step):
     def describe(self) -> str:
         return (
             f"observe {self.target_group} for {self.window_s:g}s "
-            f"(every {self.interval_s:g}s; error rate < {self.max_error_rate:g}% and rules)"
+            f"(every {self.interval_s:g}s, against the rollback rules)"
         )
 
 

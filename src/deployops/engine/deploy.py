@@ -16,7 +16,7 @@ from typing import Any
 
 from deployops.clock import Clock
 from deployops.config.project import ProjectConfig, ServiceConfig
-from deployops.domain.model import HealthCheck, ServiceState, TaskDefinitionSpec
+from deployops.domain.model import HealthCheck, ServiceState, TaskDefinitionSpec, TaskState
 from deployops.domain.plan import (
     FROM_CONTEXT,
     BlueGreenParams,
@@ -762,7 +762,11 @@ class Deployer:
             lowest[0] = min(lowest[0], st.healthy)
             new = [t for t in st.tasks if t.task_definition == step.task_definition]
             new_healthy = sum(1 for t in new if t.healthy)
-            old = [t for t in st.tasks if t.task_definition != step.task_definition]
+            old = [
+                t
+                for t in st.tasks
+                if t.task_definition != step.task_definition and t.state != TaskState.STOPPED
+            ]
             return (
                 new_healthy >= desired and not old,
                 f"{new_healthy}/{desired} new healthy, {len(old)} old left, "
