@@ -106,6 +106,8 @@ class AlarmEvaluator:
         # Consecutive failed queries per (service, alarm): a failed query is a value (see
         # ``Rule.max_query_errors``), not a breach.
         self._errors: dict[tuple[str, str], tuple[int, str]] = {}
+        # service -> (live scope, when it went live, when last seen live): see live_since.
+        self._live: dict[str, tuple[str, datetime | None, datetime]] = {}
 
     @property
     def period_s(self) -> int:
@@ -119,24 +121,69 @@ class AlarmEvaluator:
         except DeployopsError:
             return service
 
+    def live_since(self, service: str, scope: str, now: datetime) -> datetime | None:
+        """When ``scope`` started taking ``service``'s production traffic (None: unknown).
+
+        A target group's metrics from before its switch (green starting up, smoke-tested on
+        the test listener) are not production's: judged with them, every blue-green deploy
+        would page LowHealthyHosts for a minute after the switch. Known from the last listener
+        switch onto it that a deployment recorded and, when this evaluator saw the previous
+        scope live, no earlier than that.
+        """
+        seen = self._live.get(service)
+        if seen is not None and seen[0] == scope:
+            since = seen[1]
+        else:
+            since = self._recorded_switch(service, scope)
+            if seen is not None:  # the switch came after the last look at the previous scope
+                since = max(since, seen[2]) if since is not None else seen[2]
+        self._live[service] = (scope, since, now)
+        return since
+
+    def _recorded_switch(self, service: str, scope: str) -> datetime | None:
+        listener = f"{service}-prod"
+        for rec in self.store.list_deployments(
+            environment=self.environment, service=service, limit=5
+        ):
+            for step in reversed(self.store.steps_for(rec.id)):
+                p = step.params
+                if (
+                    step.status == "succeeded"
+                    and p.get("listener") == listener
+                    and p.get("target_group") == scope
+                ):
+                    return step.finished_at
+        return None
+
     def evaluate(self) -> list[AlarmResult]:
         """Evaluate every alarm for every service once; act on state changes."""
         now = self.clock.now()
         results: list[AlarmResult] = []
         for service in self.services:
             scope = self.scope(service)
+            since = self.live_since(service, scope, now)
             for alarm in self.alarms:
-                results.append(self._one(service, scope, alarm, now))
+                results.append(self._one(service, scope, alarm, now, since))
         return results
 
-    def _one(self, service: str, scope: str, alarm: AlarmDefinition, now: datetime) -> AlarmResult:
+    def _one(
+        self,
+        service: str,
+        scope: str,
+        alarm: AlarmDefinition,
+        now: datetime,
+        since: datetime | None = None,
+    ) -> AlarmResult:
         rule = alarm.rule
+        start = now - timedelta(seconds=rule.lookback_s)
+        if since is not None and start < since < now:
+            start = since  # only the scope's datapoints as production's (see live_since)
         m = self.metrics.query(
             MetricQuery(
                 metric=rule.metric,
                 scope=scope,
                 statistic=rule.statistic,
-                start=now - timedelta(seconds=rule.lookback_s),
+                start=start,
                 end=now,
                 period_s=rule.period_s,
             )
