@@ -104,7 +104,7 @@ def test_rolling_update_never_drops_below_desired_healthy_iac4() -> None:
             compute.close()
         assert out.returncode == 0, out.stderr
         assert len(seen) > 10
-        assert min(seen) >= 3  # minimum_healthy_percent = 100
+        assert min(seen) >= 3, seen  # minimum_healthy_percent = 100
         assert max(running) <= 6  # maximum_percent = 200
         assert load.result.failed == 0
         assert project.service("web-blue")["task_definition"].endswith(":2")

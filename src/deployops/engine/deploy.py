@@ -683,7 +683,9 @@ class Deployer:
                     level="warning",
                     data={"hold_s": round(verdict.hold_s, 1)},
                 )
-            end = new_end
+            # Never shorten a hold already granted: a rule whose newest period is still
+            # being collected must not lose the time it was given one sample ago.
+            end = max(end, new_end)
             self._progress(
                 run,
                 f"observing {step.target_group}: {verdict.reason}",

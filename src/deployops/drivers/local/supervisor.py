@@ -581,13 +581,26 @@ class Supervisor:
             extra = sorted(new, key=lambda r: (r.healthy, r.started_mono))
             for r in extra[: len(new) - svc.desired]:
                 self._begin_stop(r, reason="scaled in", drain=True)
-        healthy_total = sum(1 for r in new + old if r.healthy)
+        # A new replica counts towards minimum_healthy_percent only once the load balancer
+        # sends it traffic (its own checks passed in HAProxy), not when our probe first
+        # answers: stopping an old one earlier would leave the backend short (503s).
+        up = self._servers_up(svc.target_group) if old else set()
+        healthy_total = sum(1 for r in old if r.healthy) + sum(
+            1 for r in new if r.healthy and r.slot in up
+        )
         for r in sorted(old, key=lambda r: r.healthy):
             if not r.healthy:
                 self._begin_stop(r, reason="replaced by a new task definition", drain=False)
             elif healthy_total - 1 >= min_healthy:
                 self._begin_stop(r, reason="replaced by a new task definition", drain=True)
                 healthy_total -= 1
+
+    def _servers_up(self, group: str) -> set[str]:
+        """Slots of ``group`` that HAProxy marks UP (empty if it cannot be asked)."""
+        try:
+            return {row.server for row in self.runtime.servers(group) if row.status == "UP"}
+        except DriverError:
+            return set()
 
     def _forget_old_stopped(self) -> None:
         per: dict[str, list[_Replica]] = {}
