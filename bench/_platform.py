@@ -42,6 +42,7 @@ __all__ = [
     "Sample",
     "WrkResult",
     "free_port",
+    "listen_overflows",
     "platform",
     "require_wrk",
     "run_wrk",
@@ -84,6 +85,20 @@ def wait_until(check: Callable[[], bool], *, timeout_s: float, what: str) -> Non
             return
         time.sleep(0.05)
     raise RuntimeError(f"{what} not reached within {timeout_s:g}s")
+
+
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listen backlog was full
+    (``TcpExt: ListenOverflows``, machine-wide); a dropped SYN is retried after 1 s."""
+    try:
+        lines = Path("/proc/net/netstat").read_text(encoding="ascii").splitlines()
+    except OSError:
+        return -1
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            return int(table.get("ListenOverflows", -1))
+    return -1
 
 
 def require_wrk() -> str:
@@ -212,6 +227,7 @@ def start_wrk(
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError(f"load is only sent to 127.0.0.1, not {url}")
     wrk = require_wrk()
+    threads = min(threads, connections)  # wrk wants at least one connection per thread
     fd, name = tempfile.mkstemp(prefix="dops-wrk-", suffix=".lua")
     script = Path(name)
     with open(fd, "w", encoding="utf-8") as fh:
@@ -266,6 +282,7 @@ class Probe:
     workers: int = 1
     max_seconds: float = 120.0
     path: str = "/"
+    pause_s: float = 0.0  # between a worker's requests: a gentler, steadier rate
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -296,6 +313,8 @@ class Probe:
                     conn.close()
                 conn = None
             local.append(Sample(sent, time.monotonic(), status, version))
+            if self.pause_s:
+                self._stop.wait(self.pause_s)
             if len(local) >= 256:
                 self.samples.extend(local)  # list.extend is atomic under the GIL
                 local = []

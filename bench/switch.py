@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +38,16 @@ GOAL_LOAD_MS = 30.0
 VERSIONS = {"web-blue": "1.0.0", "web-green": "2.0.0"}
 
 
-@dataclass
 class Series:
-    """Switch latencies of one approach in one condition, and what the probe saw fail."""
+    """Switch latencies of one approach in one condition, and what the probe saw fail.
 
-    latencies_ms: list[float] = field(default_factory=list)
-    probe_requests: int = 0
-    probe_failed: int = 0
+    (A plain class: ``run_all`` loads benchmarks without registering them in sys.modules,
+    which dataclasses need.)"""
+
+    def __init__(self) -> None:
+        self.latencies_ms: list[float] = []
+        self.probe_requests = 0
+        self.probe_failed = 0
 
     def summary(self) -> dict[str, Any]:
         ms = self.latencies_ms
