@@ -629,19 +629,18 @@ class Deployer:
             raise DeploymentError(
                 f"{step.listener} forwards to {lst.target_group}, not {step.target_group}"
             )
-        cfg = self.project.service(run.rec.service)
-        checks = cfg.blue_green.smoke_checks or ()
-        probes = 0
-        for c in checks:
-            for _ in range(3):
-                url = f"http://{lst.host}:{lst.port}{c.path}"
-                res = self.ports.prober.get(url, timeout_s=5.0)
-                probes += 1
-                if res.status != c.status:
-                    raise DeploymentError(
-                        f"after the switch {url} answered {res.status or res.error}, "
-                        f"expected {c.status}"
-                    )
+        # Traffic moved when the listener reads back the new group and requests through it
+        # reach a healthy container of the new version. The health path answers that; how
+        # well the application serves is the observer's question, not this step's.
+        path = self.project.service(run.rec.service).health_check.path
+        url = f"http://{lst.host}:{lst.port}{path}"
+        probes = 3
+        for _ in range(probes):
+            res = self.ports.prober.get(url, timeout_s=5.0)
+            if res.status != 200:
+                raise DeploymentError(
+                    f"after the switch {url} answered {res.status or res.error}, expected 200"
+                )
         return {"forwards_to": lst.target_group, "probes": probes}
 
     def _observer_for(self, service: str) -> Observer:
@@ -674,7 +673,7 @@ class Deployer:
             checks += 1
             mono = self.clock.monotonic()
             new_end = max(base_end, min(limit, mono + verdict.hold_s))
-            if new_end > base_end and end <= base_end:
+            if verdict.hold_s > 0 and new_end > base_end and end <= base_end:
                 self._event(
                     run.rec,
                     "observe.extended",

@@ -135,16 +135,17 @@ class RulesObserver:
             series = self._series(rr.rule, state, step.target_group, since, now)
             any_data = any_data or bool(series.datapoints)
             self._update_scale(state, step, now)
-            decision = decide(rr, series, now=now, scale_out=state.scale)
+            at = now if state.errors else _settled(rr.rule, series, since, now)
+            decision = decide(rr, series, now=at, scale_out=state.scale)
             if decision.action is Action.SCALE_OUT and self._no_room(step):
                 # Asking for replicas that cannot come would only delay what follows.
                 state.scale = ScaleOutProgress(started_at=now, no_room=True)
-                decision = decide(rr, series, now=now, scale_out=state.scale)
+                decision = decide(rr, series, now=at, scale_out=state.scale)
             baseline_note: dict[str, Any] = {}
             if decision.action is Action.ROLLBACK:
                 base, baseline_note = self._baseline(rr.rule, step, since, now)
                 if base is not None:
-                    decision = decide(rr, series, now=now, baseline=base, scale_out=state.scale)
+                    decision = decide(rr, series, now=at, baseline=base, scale_out=state.scale)
             decision = _not_before_window(rr.rule, decision, (now - since).total_seconds())
             decision = self._cooldown(rr, state, decision, now)
             if (
@@ -351,6 +352,22 @@ def _in_window(rule: Rule, series: Series, now: datetime) -> bool:
     return any(oldest <= d.timestamp < now for d in series.datapoints)
 
 
+def _settled(rule: Rule, series: Series, since: datetime, now: datetime) -> datetime:
+    """The moment to judge at: the end of the newest period the metric source has written.
+
+    A collector writes a period's sample when the period ends, so the period in progress has
+    no data yet; judged at ``now`` it would count as missing (with the default treatment, as
+    good) and a breach of M of M periods could never be seen. Data later than two periods is
+    not waited for: from then on missing periods count as missing data again. (When queries
+    fail, the last good data is judged at ``now``, so it ages out of the window.)"""
+    if not series.datapoints:
+        return now
+    newest = max(d.timestamp for d in series.datapoints)
+    end = newest + timedelta(seconds=rule.period_s)
+    floor = now - timedelta(seconds=2 * rule.period_s)
+    return min(now, max(end, floor, since))
+
+
 def _hold(rr: RollbackRule, decision: Decision, state: _RuleState, now: datetime) -> float:
     """How much longer this rule needs before it can settle (0: it has settled)."""
     rule = rr.rule
@@ -367,12 +384,10 @@ def _hold(rr: RollbackRule, decision: Decision, state: _RuleState, now: datetime
         anchor = sc.healthy_at or sc.started_at
         left = rr.scale_out_grace_s - (now - anchor).total_seconds()
         return max(0.0, left) + rule.period_s
-    newest = next(
-        (p for p in reversed(ev.periods) if p.state in (PeriodState.BREACH, PeriodState.OK)),
-        None,
-    )
-    if decision.action is Action.NONE and newest is not None and newest.state is PeriodState.BREACH:
-        # A breach building up: give it the time to fill the window (or clear).
+    building = any(p.state is PeriodState.BREACH for p in ev.periods)
+    if decision.action is Action.NONE and building:
+        # A breach building up (any breaching period in the window, not only the newest:
+        # the newest may still be being collected): give it the time to fill the window.
         need = max(rule.window_s, rule.breach_duration_s) - ev.breach_duration_s
         return max(0.0, need) + rule.period_s
     return 0.0
