@@ -206,7 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     lat = w["latency_ms"]
     rows = [
         ("requests (wrk + probe)", f"{total:,}"),
-        ("failed requests", f"{failed} (wrk errors {w['errors']}, probe {p['failed']})"),
+        (
+            "failed requests",
+            f"{failed} (wrk: "
+            + ", ".join(f"{k} {v}" for k, v in w["errors"].items() if v)
+            + f"; probe: {p['failed']})",
+        ),
         ("throughput", f"{w['rps']:,.0f} requests/s"),
         (
             "wrk latency, whole run",
@@ -256,6 +261,10 @@ Goals: 0 failed requests — {_yes(g["failed_requests"])}; at least {GOAL_REQUES
 {volume}; overhead ≤ {GOAL_OVERHEAD_S:g} s — {_yes(g["overhead"])} (engine time: from the
 deployment's creation to its end; the CLI figure adds the process start and the imports).
 The waits are the WaitHealthy and Observe steps (`deployops -o json deployments show ID`).
+wrk counts a request unanswered within 2 s as a timeout (a failure); see "Platform overhead"
+for why requests through the listener can stall for 1-3 s on this machine (SYNs dropped at
+the sample service's listen backlog of 5 now that HAProxy opens a server connection per
+request).
 
 Produced by: `.venv/bin/python bench/cutover.py` (raw: `bench/results/{path.name}`).
 """,

@@ -105,11 +105,14 @@ single-process Python server, so it, not HAProxy, sets the ceiling.
 
 {chr(10).join(notes)}
 
-The replica listens with Python's default backlog of 5 (`socketserver`). HAProxy opens its
-server connections while the load runs; when more SYNs arrive than the backlog holds the kernel
-drops them (`listen overflows`: the machine-wide `TcpExt ListenOverflows` counter during the
-runs) and the client retries after 1 s — that, not HAProxy, is the ~1 s tail through the
-listener. wrk against the replica opens its connections once, before the backlog matters.
+The platform's HAProxy closes its server connection after every response
+(`option http-server-close`, so that every request follows a listener switch): each request
+through the listener opens a new connection to the replica, which starts a thread per
+connection and listens with Python's default backlog of 5 (`socketserver`). When more SYNs
+arrive than that backlog holds the kernel drops them (`listen overflows`: the machine-wide
+`TcpExt ListenOverflows` counter during the runs) and the client retries after 1 s, then 3 s:
+that, not HAProxy's own work, makes the lost throughput and the ~1 s tail through the
+listener. wrk against the replica opens its 16 connections once and keeps them.
 Everything runs on the same 2-core machine: wrk, HAProxy and the replica compete for the
 CPU, so HAProxy's own cost shows up as lost throughput more than as latency.
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from datetime import datetime
@@ -28,6 +29,7 @@ from _platform import Bench, Probe, Sample, platform
 
 GOAL_REACTION_S = 1.0
 ATTEMPTS = 2
+DEPLOY_TIMEOUT_S = 60.0
 WINDOW_S = 3.0
 GOOD, PARTIAL, BROKEN = "1.0.0", "2.0.0", "5.0.0"
 SETTINGS: dict[str, Any] = {
@@ -62,7 +64,9 @@ def _ts(text: str) -> float:
 
 def _deployment(bench: Bench, version: str) -> dict[str, Any]:
     listed = bench.cli_json("deployments", "list", "-n", "10")
-    rec = next(d for d in listed if d["version"] == version and d["kind"] == "deploy")
+    rec = next((d for d in listed if d["version"] == version and d["kind"] == "deploy"), None)
+    if rec is None:
+        return {"status": "no deployment recorded", "steps": [], "events": [], "decisions": []}
     show: dict[str, Any] = bench.cli_json("deployments", "show", rec["id"])
     return show
 
@@ -72,10 +76,18 @@ def partial_failure(bench: Bench, workers: int) -> dict[str, Any]:
     with Probe(bench.prod_port, workers=workers, max_seconds=90, pause_s=0.002) as probe:
         time.sleep(1.0)
         t0 = time.monotonic()
-        out = bench.cli("deploy", "--version", PARTIAL, timeout=90)
+        try:
+            out = bench.cli("deploy", "--version", PARTIAL, timeout=DEPLOY_TIMEOUT_S)
+            code: int | None = out.returncode
+            stderr = out.stderr
+        except subprocess.TimeoutExpired as exc:  # a deploy that never ends is a result too
+            code = None
+            raw = exc.stderr or b""
+            stderr = raw.decode() if isinstance(raw, bytes) else raw
         cli_s = time.monotonic() - t0
         time.sleep(1.0)
     samples = probe.samples
+    said = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     show = _deployment(bench, PARTIAL)
     steps = {s["name"]: s for s in show["steps"]}
     decisions = [d for d in show.get("decisions", []) if d.get("action") == "rollback"]
@@ -83,7 +95,8 @@ def partial_failure(bench: Bench, workers: int) -> dict[str, Any]:
     by_sent = sorted(samples, key=lambda s: s.sent)
     failed_step = next((s for s in show["steps"] if s["status"] == "failed"), None)
     result: dict[str, Any] = {
-        "exit_code": out.returncode,
+        "exit_code": code,
+        "timed_out": code is None,
         "caught_by": failed_step["name"] if failed_step else None,
         "error": show.get("error", ""),
         "status": show["status"],
@@ -91,7 +104,7 @@ def partial_failure(bench: Bench, workers: int) -> dict[str, Any]:
         "requests": len(samples),
         "failed": sum(1 for s in samples if s.status != 200),
         "served_by_failing_version": len(bad),
-        "rolled_back": out.returncode in (1, 3) and failed_step is not None,
+        "rolled_back": code in (1, 3) and failed_step is not None,
         "rule_window_s": WINDOW_S,
         "decisions": [
             {"ts": d["ts"], "rule": d["rule"], "verdict": d["verdict"]} for d in decisions
@@ -103,8 +116,9 @@ def partial_failure(bench: Bench, workers: int) -> dict[str, Any]:
                 for e in reversed(show.get("events", []))
                 if e["kind"] in ("observe.extended", "progress") or "observ" in e["message"]
             ),
-            "",
+            said[-1] if said else "",
         ),
+        "cli_said_last": said[-3:],
     }
     if not bad:
         return result
@@ -141,6 +155,7 @@ def total_failure(bench: Bench, workers: int) -> dict[str, Any]:
     return {
         "exit_code": out.returncode,
         "status": show["status"],
+        "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "",
         "requests": len(samples),
         "served_by_broken_version": sum(1 for s in samples if s.version == BROKEN),
         "failed_seen_by_users": sum(1 for s in samples if s.version == BROKEN or s.status == 0),
@@ -156,9 +171,11 @@ def _attempts(bench: Bench, workers: int, n: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for _ in range(n):
         out.append(partial_failure(bench, workers))
+        if out[-1]["timed_out"]:
+            break  # the killed run holds the deploy lock: this platform is done
         if not out[-1]["rolled_back"]:
             # the failing release stayed live: put the good one back before the next try
-            bench.cli("deploy", "--version", GOOD, timeout=90)
+            bench.cli("deploy", "--version", GOOD, timeout=DEPLOY_TIMEOUT_S)
     return out
 
 
@@ -177,6 +194,9 @@ def measure(workers: int = 4) -> dict[str, Any]:
         if bench.cli("deploy", "--version", GOOD).returncode != 0:
             raise RuntimeError("first deploy failed")
         with_smoke = _attempts(bench, workers, ATTEMPTS)
+    with platform(**SETTINGS) as bench:  # fresh: a try that never ended may hold the lock
+        if bench.cli("deploy", "--version", GOOD).returncode != 0:
+            raise RuntimeError("first deploy failed")
         broken = total_failure(bench, workers)
     reactions = [a["reaction_s"] for a in by_rules if "reaction_s" in a]
     return {
@@ -201,6 +221,8 @@ def _attempt_row(checks: str, n: int, a: dict[str, Any]) -> str:
     outcome = (
         f"stopped at {a['caught_by']} (exit {a['exit_code']})"
         if a["rolled_back"]
+        else f"**not stopped**: deploy still running after {DEPLOY_TIMEOUT_S:g} s (killed)"
+        if a["timed_out"]
         else f"**not stopped**: {a['status']} (exit {a['exit_code']})"
     )
     return (
