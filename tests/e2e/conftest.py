@@ -29,7 +29,7 @@ FAULTS = {
     "5.0.0": {"FAULT_ERROR_RATE": "1.0"},  # every request fails
     "2.0.0": {"FAULT_ERROR_RATE": "0.2"},  # 20 % of requests fail
     "3.0.0": {"FAULT_LATENCY_MS": "1500"},  # P99 about 1.5 s
-    "4.0.0": {"FAULT_LEAK_MB_PER_S": "60"},  # leaks memory until scaled out, then rolled back
+    "4.0.0": {"FAULT_LEAK_MB_PER_S": "100"},  # leaks memory until scaled out, then rolled back
 }
 
 # The guide's RB-1 rules with their windows shortened like the other waits (1 s periods).
@@ -38,7 +38,8 @@ FAST_RULES = {
     "min_requests": 3,
     "rules": {
         "error-rate": {"window": "3s"},
-        "p99-latency": {"window": "3s", "escalate_after": "6s"},
+        # 1.5 s requests complete in bursts: 2 s periods each hold some of them
+        "p99-latency": {"period": "2s", "window": "6s", "escalate_after": "10s"},
         "memory": {"window": "2s", "scale_out_grace": "4s"},
         "cpu": {"window": "5s"},
         "health-check-failures": {"window": "2s"},
@@ -111,7 +112,7 @@ def running_project(**overrides: Any) -> Iterator[Project]:
         "version_environment": FAULTS,
         "blue_green": {
             "health_timeout": 20,
-            "stability_window": 2,
+            "stability_window": 4,
             "sample_interval": 0.5,
             "smoke_checks": [{"path": "/health", "status": 200}, {"path": "/", "status": 200}],
         },

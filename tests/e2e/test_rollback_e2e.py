@@ -8,7 +8,7 @@ import json
 import pytest
 
 from deployops.drivers.local.load import Load
-from tests.e2e.conftest import Project, running_project
+from tests.e2e.conftest import FAST_RULES, Project, running_project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -70,7 +70,16 @@ def test_p99_of_1_5_s_warns_then_rolls_back_after_escalation_rb1() -> None:
 
 
 def test_memory_leak_scales_out_then_rolls_back_rb1() -> None:
-    with running_project() as project:
+    """The leak passes 90 % of the 512 MiB reservation in about 5 s: scale out 2 -> 4, the new
+    replicas leak too, no room is left under max_replicas 4 -> roll back."""
+    rules = {**FAST_RULES, "max_replicas": 4}
+    settings = {
+        "health_timeout": 20,
+        "stability_window": 15,
+        "sample_interval": 0.5,
+        "smoke_checks": [{"path": "/health", "status": 200}],
+    }
+    with running_project(rollback=rules, blue_green=settings) as project:
         assert project.cli("deploy", "--version", "1.0.0").returncode == 0
         with Load(prod_url(project), workers=2, max_seconds=90):
             out = project.cli("deploy", "--version", "4.0.0")
