@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         (
             "failed requests",
             f"{failed} (wrk: "
-            + ", ".join(f"{k} {v}" for k, v in w["errors"].items() if v)
+            + (", ".join(f"{k} {v}" for k, v in w["errors"].items() if v) or "none")
             + f"; probe: {p['failed']})",
         ),
         ("throughput", f"{w['rps']:,.0f} requests/s"),

@@ -251,7 +251,19 @@ def main(argv: list[str] | None = None) -> int:
         *(_attempt_row("`/health`, `/`", n, a) for n, a in enumerate(smoke, 1)),
     ]
     if any("reaction_s" in a for a in rules):
-        verdict = _yes(g["reaction"])
+        acted = [a for a in rules + smoke if "decided_s" in a and "reaction_s" in a]
+        split = ""
+        if acted:
+            detect = max(a["decided_s"] - WINDOW_S for a in acted)
+            switch_ms = max(a["decision_to_restore_s"] for a in acted) * 1000
+            split = (
+                f" Of that, the rule's decision came at most {detect:.2f} s after its window "
+                f"was satisfied (the newest period is judged once it is written, and the "
+                f"observer looks once per 1 s sample interval); from the stored decision to "
+                f"the last request reaching the failing version took at most "
+                f"{switch_ms:.0f} ms"
+            )
+        verdict = _yes(g["reaction"]) + "." + split
     elif all(a["rolled_back"] for a in rules):
         verdict = (
             "not measured: each try was stopped by a deployment step's own check before "
@@ -281,14 +293,12 @@ period, error rate > 5 % over {WINDOW_S:g} s; 1 s sample interval; 8 s observati
 checks `/health` and `/` on the test listener.
 
 **{PARTIAL}: 20 % of requests fail**, deployed {len(rules)} times with smoke checks on
-`/health` only (the switch's confirming probes use the same paths), so the release reaches
-users and a rule must act, then {len(smoke)} times with the smoke checks above. Times are from
-the failing version's first response seen by the load; the rule's window is satisfied
-{WINDOW_S:g} s after it, and the reaction runs from then to the first request after which every
-new request reached the previous version. With `/` among the smoke checks a 20 % failure is
-often caught before the rules by chance: by the smoke check on the test listener (no user
-sees it) or by the probes that confirm the switch (`CheckTrafficMoved`), which restore the
-previous colour at once.
+`/health` only, so the release always reaches users and a rule must act, then {len(smoke)}
+times with the smoke checks above: the smoke check of `/` on the test listener catches a 20 %
+failure by chance (about one time in five), before any user sees it; otherwise the rule acts.
+Times are from the failing version's first response seen by the load; the rule's window is
+satisfied {WINDOW_S:g} s after it, and the reaction runs from then to the first request after
+which every new request reached the previous version.
 
 {chr(10).join(rows)}
 
