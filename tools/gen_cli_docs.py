@@ -1,7 +1,7 @@
 """Writes docs/cli.md from the CLI itself, so the reference always matches the code.
 
-    .venv/bin/python tools/gen_cli_docs.py          # rewrite docs/cli.md
-    .venv/bin/python tools/gen_cli_docs.py --check  # exit 1 if docs/cli.md is stale
+.venv/bin/python tools/gen_cli_docs.py          # rewrite docs/cli.md
+.venv/bin/python tools/gen_cli_docs.py --check  # exit 1 if docs/cli.md is stale
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-
 from typing import Any
 
 import typer

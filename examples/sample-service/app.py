@@ -137,6 +137,9 @@ def main() -> None:
         threading.Thread(target=_leaker, daemon=True).start()
     if BURN_CPU:
         threading.Thread(target=_burner, daemon=True).start()
+    # The default listen backlog of 5 overflows when the load balancer opens a connection
+    # per request; dropped SYNs come back after 1-3 s as tail latency.
+    ThreadingHTTPServer.request_queue_size = 512
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     sys.stderr.write(f"sample-service {VERSION} listening on 127.0.0.1:{port}\n")

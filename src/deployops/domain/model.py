@@ -190,7 +190,7 @@ class ProbeResult:
 
 @dataclass(frozen=True, slots=True)
 class MetricQuery:
-    """"Statistic S of metric M for scope X over [start, end) at period P" (GetMetricData)."""
+    """Statistic S of metric M for scope X over [start, end) at period P (GetMetricData)."""
 
     metric: MetricName
     scope: str

@@ -72,8 +72,7 @@ def build_platform(
         raise UnsupportedError(
             f"platform {env.platform!r} has no drivers in this installation",
             path=f"environments.{environment}.platform",
-            hint="use platform: local, or install a release that ships the "
-            f"{env.platform} drivers",
+            hint=f"use platform: local, or install a release that ships the {env.platform} drivers",
         ) from None
     platform: Platform = module.build(project, environment, clock=clock, store=store)
     return platform
