@@ -36,7 +36,8 @@ def test_runbooks_only_name_commands_that_exist() -> None:
     pages = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]
     for page in pages:
         text = page.read_text()
-        code = "\n".join(re.findall(r"```(?:sh|bash)?\n(.*?)```", text, flags=re.S))
+        fences = re.findall(r"```([a-z]*)\n(.*?)```", text, flags=re.S)
+        code = "\n".join(body for lang, body in fences if lang in ("", "sh", "bash"))
         code += "\n" + "\n".join(re.findall(r"`(deployops [^`]+)`", text))
         code = "\n".join(re.sub(r"(^|\s)#.*$", "", line) for line in code.splitlines())
         for cmd in re.findall(r"(?:^|\s|/)deployops (?:-[a-z] \S+ |--?[a-z-]+ )*([a-z]+)", code):
