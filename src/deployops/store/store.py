@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     Connection,
+    CursorResult,
     Engine,
     and_,
     create_engine,
@@ -23,7 +25,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from deployops.errors import ConfigError, DriverError, LockHeldError
@@ -42,6 +44,9 @@ from deployops.store.records import (
     StepRecord,
 )
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 __all__ = ["HEAD_REVISION", "StateStore"]
 
 # The newest migration in migrations/versions; the store migrates when the database is behind.
@@ -57,12 +62,6 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _dt(value: datetime | None) -> datetime:
-    out = _aware(value)
-    assert out is not None
-    return out
-
-
 def _one_line(text: str) -> str:
     """Driver messages (psycopg's span lines) as one line for the CLI."""
     return " ".join(text.split())
@@ -70,6 +69,50 @@ def _one_line(text: str) -> str:
 
 def _dump(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+_R = TypeVar("_R", bound="DataclassInstance")
+
+# The record fields stored as JSON text; every other field is stored as it is.
+_JSON_FIELDS: dict[type[Any], frozenset[str]] = {
+    DeploymentRecord: frozenset({"plan"}),
+    StepRecord: frozenset({"params", "result"}),
+    EventRecord: frozenset({"data"}),
+    DecisionRecord: frozenset({"evidence"}),
+    AuditRecord: frozenset({"detail"}),
+    JobRecord: frozenset({"payload"}),
+    AlarmHistoryRecord: frozenset({"evidence"}),
+}
+
+
+def _record(cls: type[_R], row: RowMapping) -> _R:
+    """A row as a record: JSON fields decoded, datetimes made UTC-aware."""
+    decode = _JSON_FIELDS.get(cls, frozenset())
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        value = row[f.name]
+        if f.name in decode:
+            value = json.loads(value)
+        elif isinstance(value, datetime):
+            value = _aware(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+def _values(rec: DataclassInstance, *, exclude: Iterable[str] = ("id",)) -> dict[str, Any]:
+    """A record as column values for an insert: JSON fields encoded, ``exclude`` left out
+    (the database assigns ``id``)."""
+    encode = _JSON_FIELDS.get(type(rec), frozenset())
+    skip = set(exclude)
+    return {
+        f.name: _dump(getattr(rec, f.name)) if f.name in encode else getattr(rec, f.name)
+        for f in dataclasses.fields(rec)
+        if f.name not in skip
+    }
+
+
+def _inserted_id(res: CursorResult[Any]) -> int:
+    return int(res.inserted_primary_key[0]) if res.inserted_primary_key else 0
 
 
 class StateStore:
@@ -184,12 +227,8 @@ class StateStore:
 
     # ------------------------------------------------------------------ deployments
     def create_deployment(self, rec: DeploymentRecord) -> None:
-        values = rec.to_json()
-        for key in ("created_at", "updated_at", "finished_at"):
-            values[key] = getattr(rec, key)
-        values["plan"] = _dump(rec.plan)
         with self._tx() as conn:
-            conn.execute(insert(t.deployments).values(**values))
+            conn.execute(insert(t.deployments).values(**_values(rec, exclude=())))
 
     def update_deployment(self, deployment_id: str, **fields: Any) -> None:
         if "plan" in fields:
@@ -206,7 +245,7 @@ class StateStore:
                 .mappings()
                 .first()
             )
-        return _deployment(row) if row else None
+        return _record(DeploymentRecord, row) if row else None
 
     def find_deployment(self, prefix: str) -> DeploymentRecord | None:
         """By full id, or by a unique prefix of one."""
@@ -223,7 +262,7 @@ class StateStore:
                 .mappings()
                 .all()
             )
-        return _deployment(rows[0]) if len(rows) == 1 else None
+        return _record(DeploymentRecord, rows[0]) if len(rows) == 1 else None
 
     def list_deployments(
         self,
@@ -242,7 +281,7 @@ class StateStore:
             q = q.where(t.deployments.c.status.in_(list(status)))
         q = q.order_by(t.deployments.c.created_at.desc(), t.deployments.c.id.desc()).limit(limit)
         with self._tx() as conn:
-            return [_deployment(r) for r in conn.execute(q).mappings().all()]
+            return [_record(DeploymentRecord, r) for r in conn.execute(q).mappings().all()]
 
     # ------------------------------------------------------------------ steps
     def record_step_intent(
@@ -304,38 +343,12 @@ class StateStore:
                 .mappings()
                 .all()
             )
-        return [
-            StepRecord(
-                deployment_id=r["deployment_id"],
-                seq=r["seq"],
-                name=r["name"],
-                phase=r["phase"],
-                status=r["status"],
-                params=json.loads(r["params"]),
-                result=json.loads(r["result"]),
-                error=r["error"],
-                started_at=_dt(r["started_at"]),
-                finished_at=_aware(r["finished_at"]),
-            )
-            for r in rows
-        ]
+        return [_record(StepRecord, r) for r in rows]
 
     # ------------------------------------------------------------------ events
     def add_event(self, ev: EventRecord) -> int:
         with self._tx() as conn:
-            res = conn.execute(
-                insert(t.events).values(
-                    ts=ev.ts,
-                    deployment_id=ev.deployment_id,
-                    environment=ev.environment,
-                    service=ev.service,
-                    kind=ev.kind,
-                    level=ev.level,
-                    message=ev.message,
-                    data=_dump(ev.data),
-                )
-            )
-            return int(res.inserted_primary_key[0]) if res.inserted_primary_key else 0
+            return _inserted_id(conn.execute(insert(t.events).values(**_values(ev))))
 
     def events(
         self,
@@ -353,35 +366,12 @@ class StateStore:
         q = q.order_by(t.events.c.id).limit(limit)
         with self._tx() as conn:
             rows = conn.execute(q).mappings().all()
-        return [
-            EventRecord(
-                id=r["id"],
-                ts=_dt(r["ts"]),
-                deployment_id=r["deployment_id"],
-                environment=r["environment"],
-                service=r["service"],
-                kind=r["kind"],
-                level=r["level"],
-                message=r["message"],
-                data=json.loads(r["data"]),
-            )
-            for r in rows
-        ]
+        return [_record(EventRecord, r) for r in rows]
 
     # ------------------------------------------------------------------ decisions
     def add_decision(self, d: DecisionRecord) -> int:
         with self._tx() as conn:
-            res = conn.execute(
-                insert(t.decisions).values(
-                    ts=d.ts,
-                    deployment_id=d.deployment_id,
-                    rule=d.rule,
-                    verdict=d.verdict,
-                    action=d.action,
-                    evidence=_dump(d.evidence),
-                )
-            )
-            return int(res.inserted_primary_key[0]) if res.inserted_primary_key else 0
+            return _inserted_id(conn.execute(insert(t.decisions).values(**_values(d))))
 
     def decisions(self, *, deployment_id: str | None = None) -> list[DecisionRecord]:
         q = select(t.decisions).order_by(t.decisions.c.id)
@@ -389,18 +379,7 @@ class StateStore:
             q = q.where(t.decisions.c.deployment_id == deployment_id)
         with self._tx() as conn:
             rows = conn.execute(q).mappings().all()
-        return [
-            DecisionRecord(
-                id=r["id"],
-                ts=_dt(r["ts"]),
-                deployment_id=r["deployment_id"],
-                rule=r["rule"],
-                verdict=r["verdict"],
-                action=r["action"],
-                evidence=json.loads(r["evidence"]),
-            )
-            for r in rows
-        ]
+        return [_record(DecisionRecord, r) for r in rows]
 
     # ------------------------------------------------------------------ locks
     def acquire_lock(
@@ -414,17 +393,12 @@ class StateStore:
     ) -> LockInfo:
         """Take ``key`` or raise :class:`LockHeldError` naming the holder. Atomic on every
         backend: the primary key decides, not a read-then-write."""
+        lock = LockInfo(
+            key=key, owner=owner, reason=reason, acquired_at=now, deployment_id=deployment_id
+        )
         try:
             with self._engine.begin() as conn:
-                conn.execute(
-                    insert(t.locks).values(
-                        key=key,
-                        owner=owner,
-                        reason=reason,
-                        deployment_id=deployment_id,
-                        acquired_at=now,
-                    )
-                )
+                conn.execute(insert(t.locks).values(**_values(lock)))
         except IntegrityError:
             held = self.get_lock(key)
             if held is None:  # released between our insert and our read: try once more
@@ -438,19 +412,17 @@ class StateStore:
                 held.acquired_at.isoformat(timespec="seconds"),
                 (now - held.acquired_at).total_seconds(),
             ) from None
-        return LockInfo(
-            key=key, owner=owner, reason=reason, acquired_at=now, deployment_id=deployment_id
-        )
+        return lock
 
     def get_lock(self, key: str) -> LockInfo | None:
         with self._tx() as conn:
             r = conn.execute(select(t.locks).where(t.locks.c.key == key)).mappings().first()
-        return _lock(r) if r else None
+        return _record(LockInfo, r) if r else None
 
     def list_locks(self) -> list[LockInfo]:
         with self._tx() as conn:
             rows = conn.execute(select(t.locks).order_by(t.locks.c.key)).mappings().all()
-        return [_lock(r) for r in rows]
+        return [_record(LockInfo, r) for r in rows]
 
     def release_lock(self, key: str, *, owner: str) -> bool:
         """Release ``key`` if ``owner`` holds it; returns whether it did."""
@@ -489,17 +461,7 @@ class StateStore:
 
     # ------------------------------------------------------------------ metric samples
     def add_samples(self, samples: Iterable[MetricSample]) -> int:
-        rows = [
-            {
-                "scope": s.scope,
-                "metric": s.metric,
-                "ts": s.ts,
-                "value": s.value,
-                "count": s.count,
-                "sketch": s.sketch,
-            }
-            for s in samples
-        ]
+        rows = [_values(s) for s in samples]
         if not rows:
             return 0
         with self._tx() as conn:
@@ -516,17 +478,7 @@ class StateStore:
         )
         with self._tx() as conn:
             rows = conn.execute(q).mappings().all()
-        return [
-            MetricSample(
-                scope=r["scope"],
-                metric=r["metric"],
-                ts=r["ts"],
-                value=r["value"],
-                count=r["count"],
-                sketch=r["sketch"],
-            )
-            for r in rows
-        ]
+        return [_record(MetricSample, r) for r in rows]
 
     def prune_samples(self, before: float) -> int:
         with self._tx() as conn:
@@ -536,15 +488,7 @@ class StateStore:
     # ------------------------------------------------------------------ audit
     def audit(self, rec: AuditRecord) -> None:
         with self._tx() as conn:
-            conn.execute(
-                insert(t.audit_log).values(
-                    ts=rec.ts,
-                    actor=rec.actor,
-                    action=rec.action,
-                    target=rec.target,
-                    detail=_dump(rec.detail),
-                )
-            )
+            conn.execute(insert(t.audit_log).values(**_values(rec)))
 
     def audit_log(self, *, limit: int = 100) -> list[AuditRecord]:
         with self._tx() as conn:
@@ -553,16 +497,7 @@ class StateStore:
                 .mappings()
                 .all()
             )
-        return [
-            AuditRecord(
-                ts=_dt(r["ts"]),
-                actor=r["actor"],
-                action=r["action"],
-                target=r["target"],
-                detail=json.loads(r["detail"]),
-            )
-            for r in rows
-        ]
+        return [_record(AuditRecord, r) for r in rows]
 
     # ------------------------------------------------------------------ jobs
     def schedule_job(
@@ -600,7 +535,7 @@ class StateStore:
                 if res.rowcount != 1:
                     continue
                 r = conn.execute(select(t.jobs).where(t.jobs.c.id == job_id)).mappings().one()
-                claimed.append(_job(r))
+                claimed.append(_record(JobRecord, r))
         return claimed
 
     def finish_job(self, job_id: int, *, status: str, result: str, now: datetime) -> None:
@@ -616,7 +551,7 @@ class StateStore:
         if status:
             q = q.where(t.jobs.c.status == status)
         with self._tx() as conn:
-            return [_job(r) for r in conn.execute(q).mappings().all()]
+            return [_record(JobRecord, r) for r in conn.execute(q).mappings().all()]
 
     def release_stale_jobs(self, *, alive: Callable[[str], bool]) -> list[JobRecord]:
         """Put jobs claimed by a worker that no longer runs back to ``pending`` (a controller
@@ -659,7 +594,7 @@ class StateStore:
         )
         with self._tx() as conn:
             r = conn.execute(q).mappings().first()
-        return _alarm_state(r) if r else None
+        return _record(AlarmStateRecord, r) if r else None
 
     def alarm_states(self, *, environment: str | None = None) -> list[AlarmStateRecord]:
         c = t.alarm_states.c
@@ -667,7 +602,7 @@ class StateStore:
         if environment:
             q = q.where(c.environment == environment)
         with self._tx() as conn:
-            return [_alarm_state(r) for r in conn.execute(q).mappings().all()]
+            return [_record(AlarmStateRecord, r) for r in conn.execute(q).mappings().all()]
 
     def save_alarm_state(
         self,
@@ -678,38 +613,13 @@ class StateStore:
         """Upsert the alarm's current state and, in the same transaction, its history row."""
         c = t.alarm_states.c
         key = and_(c.environment == rec.environment, c.service == rec.service, c.alarm == rec.alarm)
-        values = {
-            "state": rec.state,
-            "reason": rec.reason,
-            "since": rec.since,
-            "evaluated_at": rec.evaluated_at,
-        }
+        changed = _values(rec, exclude=("environment", "service", "alarm"))
         with self._tx() as conn:
-            res = conn.execute(update(t.alarm_states).where(key).values(**values))
+            res = conn.execute(update(t.alarm_states).where(key).values(**changed))
             if not res.rowcount:
-                conn.execute(
-                    insert(t.alarm_states).values(
-                        environment=rec.environment,
-                        service=rec.service,
-                        alarm=rec.alarm,
-                        **values,
-                    )
-                )
+                conn.execute(insert(t.alarm_states).values(**_values(rec)))
             if transition is not None:
-                conn.execute(
-                    insert(t.alarm_history).values(
-                        ts=transition.ts,
-                        environment=transition.environment,
-                        service=transition.service,
-                        alarm=transition.alarm,
-                        previous=transition.previous,
-                        state=transition.state,
-                        reason=transition.reason,
-                        action=transition.action,
-                        severity=transition.severity,
-                        evidence=_dump(transition.evidence),
-                    )
-                )
+                conn.execute(insert(t.alarm_history).values(**_values(transition)))
 
     def alarm_history(
         self,
@@ -729,41 +639,12 @@ class StateStore:
         q = q.order_by(c.id.desc()).limit(limit)
         with self._tx() as conn:
             rows = conn.execute(q).mappings().all()
-        return [
-            AlarmHistoryRecord(
-                id=r["id"],
-                ts=_dt(r["ts"]),
-                environment=r["environment"],
-                service=r["service"],
-                alarm=r["alarm"],
-                previous=r["previous"],
-                state=r["state"],
-                reason=r["reason"],
-                action=r["action"],
-                severity=r["severity"],
-                evidence=json.loads(r["evidence"]),
-            )
-            for r in reversed(rows)
-        ]
+        return [_record(AlarmHistoryRecord, r) for r in reversed(rows)]
 
     # ------------------------------------------------------------------ scaling (IAC-5)
     def add_scaling_activity(self, a: ScalingActivity) -> int:
         with self._tx() as conn:
-            res = conn.execute(
-                insert(t.scaling_activities).values(
-                    ts=a.ts,
-                    environment=a.environment,
-                    service=a.service,
-                    compute_service=a.compute_service,
-                    cause=a.cause,
-                    previous=a.previous,
-                    desired=a.desired,
-                    status=a.status,
-                    reason=a.reason,
-                    error=a.error,
-                )
-            )
-            return int(res.inserted_primary_key[0]) if res.inserted_primary_key else 0
+            return _inserted_id(conn.execute(insert(t.scaling_activities).values(**_values(a))))
 
     def scaling_activities(
         self, *, environment: str | None = None, service: str | None = None, limit: int = 100
@@ -778,22 +659,7 @@ class StateStore:
         q = q.order_by(c.id.desc()).limit(limit)
         with self._tx() as conn:
             rows = conn.execute(q).mappings().all()
-        return [
-            ScalingActivity(
-                id=r["id"],
-                ts=_dt(r["ts"]),
-                environment=r["environment"],
-                service=r["service"],
-                compute_service=r["compute_service"],
-                cause=r["cause"],
-                previous=r["previous"],
-                desired=r["desired"],
-                status=r["status"],
-                reason=r["reason"],
-                error=r["error"],
-            )
-            for r in reversed(rows)
-        ]
+        return [_record(ScalingActivity, r) for r in reversed(rows)]
 
     def count(self, table: str) -> int:
         """Rows in ``table`` (for tests and status output)."""
@@ -802,70 +668,10 @@ class StateStore:
             return int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _connection_record: Any) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets the local platform's metric collector write while the CLI reads.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
-
-
-def _deployment(r: Any) -> DeploymentRecord:
-    return DeploymentRecord(
-        id=r["id"],
-        environment=r["environment"],
-        service=r["service"],
-        version=r["version"],
-        strategy=r["strategy"],
-        kind=r["kind"],
-        status=r["status"],
-        phase=r["phase"],
-        owner=r["owner"],
-        task_definition=r["task_definition"],
-        target_group=r["target_group"],
-        previous_version=r["previous_version"],
-        previous_task_definition=r["previous_task_definition"],
-        previous_target_group=r["previous_target_group"],
-        reverts=r["reverts"],
-        plan=json.loads(r["plan"]),
-        error=r["error"],
-        created_at=_dt(r["created_at"]),
-        updated_at=_dt(r["updated_at"]),
-        finished_at=_aware(r["finished_at"]),
-    )
-
-
-def _alarm_state(r: Any) -> AlarmStateRecord:
-    return AlarmStateRecord(
-        environment=r["environment"],
-        service=r["service"],
-        alarm=r["alarm"],
-        state=r["state"],
-        reason=r["reason"],
-        since=_dt(r["since"]),
-        evaluated_at=_dt(r["evaluated_at"]),
-    )
-
-
-def _lock(r: Any) -> LockInfo:
-    return LockInfo(
-        key=r["key"],
-        owner=r["owner"],
-        reason=r["reason"],
-        deployment_id=r["deployment_id"],
-        acquired_at=_dt(r["acquired_at"]),
-    )
-
-
-def _job(r: Any) -> JobRecord:
-    return JobRecord(
-        id=r["id"],
-        kind=r["kind"],
-        dedup_key=r["dedup_key"],
-        due_at=_dt(r["due_at"]),
-        status=r["status"],
-        payload=json.loads(r["payload"]),
-        claimed_by=r["claimed_by"],
-        result=r["result"],
-    )
