@@ -21,6 +21,7 @@ from email.utils import format_datetime, make_msgid
 from typing import ClassVar
 
 from deployops.clock import Clock
+from deployops.notify._channel import Channel
 from deployops.notify._http import NotifyError, scrub
 from deployops.secret import Secret
 
@@ -35,7 +36,7 @@ def _text(raw: bytes | str) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
 
-class EmailNotifier:
+class EmailNotifier(Channel[EmailMessage]):
     """Sends one message per notice through ``smtplib.SMTP`` (a new connection each time:
     notices are rare and a long-lived SMTP session would go stale)."""
 
@@ -108,6 +109,8 @@ class EmailNotifier:
         msg.set_content("\n".join(lines) + "\n")
         return msg
 
+    _compose = message
+
     def _deliver(self, msg: EmailMessage) -> None:
         secrets = (self._password,)
         where = f"{self.smtp_host}:{self.smtp_port}"
@@ -176,46 +179,3 @@ class EmailNotifier:
                 retryable=False,
                 hint="check notifications.channels.*.to",
             )
-
-    def send(
-        self,
-        *,
-        severity: str,
-        title: str,
-        text: str,
-        dedup_key: str,
-        fields: Mapping[str, str],
-        kind: str = "",
-    ) -> None:
-        self._deliver(
-            self.message(
-                severity=severity,
-                title=title,
-                text=text,
-                dedup_key=dedup_key,
-                fields=fields,
-                kind=kind,
-            )
-        )
-
-    def resolve(
-        self,
-        *,
-        dedup_key: str,
-        title: str,
-        text: str = "",
-        severity: str = "info",
-        fields: Mapping[str, str] | None = None,
-        kind: str = "",
-    ) -> None:
-        self._deliver(
-            self.message(
-                severity=severity,
-                title=title,
-                text=text,
-                dedup_key=dedup_key,
-                fields=fields or {},
-                kind=kind,
-                resolved=True,
-            )
-        )

@@ -24,6 +24,7 @@ import httpx
 
 from deployops.clock import Clock
 from deployops.config.notifications import PAGERDUTY_EVENTS_URL
+from deployops.notify._channel import Channel
 from deployops.notify._http import post_json
 from deployops.secret import Secret
 
@@ -34,7 +35,7 @@ _SUMMARY_MAX = 1024  # Events v2 truncates longer summaries
 _DEDUP_MAX = 255
 
 
-class PagerDutyNotifier:
+class PagerDutyNotifier(Channel[dict[str, Any]]):
     """One PagerDuty service integration. The routing (integration) key is a :class:`Secret`."""
 
     name: ClassVar[str] = "pagerduty"
@@ -94,7 +95,28 @@ class PagerDutyNotifier:
             },
         }
 
-    def _post(self, body: dict[str, Any]) -> None:
+    def _compose(
+        self,
+        *,
+        severity: str,
+        title: str,
+        text: str,
+        dedup_key: str,
+        fields: Mapping[str, str],
+        kind: str,
+        resolved: bool,
+    ) -> dict[str, Any]:
+        return self.event(
+            action="resolve" if resolved else "trigger",
+            severity=severity,
+            title=title,
+            text=text,
+            dedup_key=dedup_key,
+            fields=fields,
+            kind=kind,
+        )
+
+    def _deliver(self, body: dict[str, Any]) -> None:
         post_json(
             self._http,
             driver="pagerduty",
@@ -104,48 +126,4 @@ class PagerDutyNotifier:
             secrets=(self._key,),
             url_is_secret=False,
             hint_4xx="check the routing key (secret) belongs to an Events API v2 integration",
-        )
-
-    def send(
-        self,
-        *,
-        severity: str,
-        title: str,
-        text: str,
-        dedup_key: str,
-        fields: Mapping[str, str],
-        kind: str = "",
-    ) -> None:
-        self._post(
-            self.event(
-                action="trigger",
-                severity=severity,
-                title=title,
-                text=text,
-                dedup_key=dedup_key,
-                fields=fields,
-                kind=kind,
-            )
-        )
-
-    def resolve(
-        self,
-        *,
-        dedup_key: str,
-        title: str,
-        text: str = "",
-        severity: str = "info",
-        fields: Mapping[str, str] | None = None,
-        kind: str = "",
-    ) -> None:
-        self._post(
-            self.event(
-                action="resolve",
-                severity=severity,
-                title=title,
-                text=text,
-                dedup_key=dedup_key,
-                fields=fields or {},
-                kind=kind,
-            )
         )

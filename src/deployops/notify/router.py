@@ -40,6 +40,7 @@ from deployops.config.notifications import (
     secret_name,
 )
 from deployops.errors import ConfigError, ConfigIssue, DeployopsError, DriverError
+from deployops.notify._channel import Channel
 from deployops.notify._http import NotifyError, scrub
 from deployops.notify.email import EmailNotifier
 from deployops.notify.pagerduty import PagerDutyNotifier
@@ -472,7 +473,7 @@ def store_recorder(store: StateStore, clock: Clock) -> Recorder:
 
 
 # ---------------------------------------------------------------------- building
-class _Unavailable:
+class _Unavailable(Channel[None]):
     """Stands in for a channel whose settings could not be resolved (``strict=False``):
     every delivery fails with the reason, and is recorded like any other failure."""
 
@@ -482,32 +483,11 @@ class _Unavailable:
         self._reason = reason
         self._hint = hint
 
-    def _fail(self) -> None:
+    def _compose(self, **notice: Any) -> None:
+        return None
+
+    def _deliver(self, message: None) -> None:
         raise NotifyError("notify", "configure", self._reason, retryable=False, hint=self._hint)
-
-    def send(
-        self,
-        *,
-        severity: str,
-        title: str,
-        text: str,
-        dedup_key: str,
-        fields: Mapping[str, str],
-        kind: str = "",
-    ) -> None:
-        self._fail()
-
-    def resolve(
-        self,
-        *,
-        dedup_key: str,
-        title: str,
-        text: str = "",
-        severity: str = "info",
-        fields: Mapping[str, str] | None = None,
-        kind: str = "",
-    ) -> None:
-        self._fail()
 
 
 def build_router(

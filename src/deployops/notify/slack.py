@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import httpx
 
 from deployops.clock import Clock
+from deployops.notify._channel import Channel
 from deployops.notify._http import post_json
 from deployops.secret import Secret
 
@@ -37,7 +38,7 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class SlackNotifier:
+class SlackNotifier(Channel[dict[str, Any]]):
     """Posts to one incoming webhook. The URL is a :class:`Secret` (it is the credential)."""
 
     name: ClassVar[str] = "slack"
@@ -112,7 +113,9 @@ class SlackNotifier:
             "blocks": blocks,
         }
 
-    def _post(self, body: dict[str, Any]) -> None:
+    _compose = payload
+
+    def _deliver(self, body: dict[str, Any]) -> None:
         post_json(
             self._http,
             driver="slack",
@@ -121,47 +124,4 @@ class SlackNotifier:
             timeout=self.timeout,
             hint_4xx="check the webhook (secret) is current and the app is still installed in "
             "the channel",
-        )
-
-    def send(
-        self,
-        *,
-        severity: str,
-        title: str,
-        text: str,
-        dedup_key: str,
-        fields: Mapping[str, str],
-        kind: str = "",
-    ) -> None:
-        self._post(
-            self.payload(
-                severity=severity,
-                title=title,
-                text=text,
-                dedup_key=dedup_key,
-                fields=fields,
-                kind=kind,
-            )
-        )
-
-    def resolve(
-        self,
-        *,
-        dedup_key: str,
-        title: str,
-        text: str = "",
-        severity: str = "info",
-        fields: Mapping[str, str] | None = None,
-        kind: str = "",
-    ) -> None:
-        self._post(
-            self.payload(
-                severity=severity,
-                title=title,
-                text=text,
-                dedup_key=dedup_key,
-                fields=fields or {},
-                kind=kind,
-                resolved=True,
-            )
         )
