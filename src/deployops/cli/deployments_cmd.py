@@ -83,16 +83,8 @@ def show(
     deployment_id: Annotated[str, typer.Argument(help="A deployment id (or a unique prefix).")],
 ) -> None:
     """Show one deployment: its steps with timestamps, events and decisions."""
-    from deployops.errors import NotFoundError
-
     app = get_app(ctx)
-    rec = app.store.find_deployment(deployment_id)
-    if rec is None:
-        raise NotFoundError(
-            f"no deployment {deployment_id!r}",
-            path="DEPLOYMENT_ID",
-            hint="`deployops deployments list` shows the ids",
-        )
+    rec = app.store.require_deployment(deployment_id)
     steps = app.store.steps_for(rec.id)
     events = app.store.events(deployment_id=rec.id)
     decisions = app.store.decisions(deployment_id=rec.id)

@@ -51,17 +51,11 @@ def rollback(
 ) -> None:
     from deployops.cli.deploy_cmd import reporter_for
     from deployops.engine.rollback import plan_rollback, run_rollback
-    from deployops.errors import NotFoundError, RolledBackError
+    from deployops.errors import RolledBackError
     from deployops.wiring import build_deployer, whoami
 
     app = get_app(ctx)
-    rec = app.store.find_deployment(deployment_id)
-    if rec is None:
-        raise NotFoundError(
-            f"no deployment {deployment_id!r}",
-            path="DEPLOYMENT_ID",
-            hint="`deployops deployments list` shows the ids",
-        )
+    rec = app.store.require_deployment(deployment_id)
     env = app.env or rec.environment
     deployer = build_deployer(app.project, env, store=app.store, reporter=reporter_for(app))
     rb = plan_rollback(deployer, rec.id)

@@ -55,7 +55,6 @@ from deployops.errors import (
     DeploymentError,
     DeployopsError,
     LockHeldError,
-    NotFoundError,
     RolledBackError,
 )
 from deployops.ids import new_id
@@ -333,13 +332,7 @@ class Deployer:
         self, deployment_id: str, *, owner: str, owner_alive: Callable[[str], bool]
     ) -> DeploymentRecord:
         """Continue an interrupted deployment from its first unfinished step."""
-        rec = self.store.find_deployment(deployment_id)
-        if rec is None:
-            raise NotFoundError(
-                f"no deployment {deployment_id!r}",
-                path="DEPLOYMENT_ID",
-                hint="`deployops deployments list` shows the ids",
-            )
+        rec = self.store.require_deployment(deployment_id)
         if rec.status != "running":
             raise ConfigError(
                 f"{rec.id} is {rec.status}, not interrupted; nothing to resume",

@@ -27,7 +27,7 @@ from deployops.domain.plan import (
 )
 from deployops.domain.version import Version
 from deployops.engine.deploy import Deployer, DeployRequest, LiveState
-from deployops.errors import ConfigError, NotFoundError
+from deployops.errors import ConfigError
 from deployops.store import DeploymentRecord
 
 __all__ = ["Check", "RollbackPlan", "plan_rollback", "run_rollback"]
@@ -75,13 +75,7 @@ class RollbackPlan:
 def plan_rollback(deployer: Deployer, deployment_id: str) -> RollbackPlan:
     """Build the rollback of ``deployment_id`` and run the guide's checks. Changes nothing."""
     store = deployer.store
-    rec = store.find_deployment(deployment_id)
-    if rec is None:
-        raise NotFoundError(
-            f"no deployment {deployment_id!r}",
-            path="DEPLOYMENT_ID",
-            hint="`deployops deployments list` shows the ids",
-        )
+    rec = store.require_deployment(deployment_id)
     if rec.environment != deployer.environment:
         raise ConfigError(
             f"{rec.id} belongs to environment {rec.environment!r}, not {deployer.environment!r}",

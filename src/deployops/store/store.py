@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
-from deployops.errors import ConfigError, DriverError, LockHeldError
+from deployops.errors import ConfigError, DriverError, LockHeldError, NotFoundError
 from deployops.store import schema as t
 from deployops.store.records import (
     AlarmHistoryRecord,
@@ -263,6 +263,17 @@ class StateStore:
                 .all()
             )
         return _record(DeploymentRecord, rows[0]) if len(rows) == 1 else None
+
+    def require_deployment(self, prefix: str) -> DeploymentRecord:
+        """:meth:`find_deployment`, or :class:`NotFoundError` naming the id."""
+        rec = self.find_deployment(prefix)
+        if rec is None:
+            raise NotFoundError(
+                f"no deployment {prefix!r}",
+                path="DEPLOYMENT_ID",
+                hint="`deployops deployments list` shows the ids",
+            )
+        return rec
 
     def list_deployments(
         self,
