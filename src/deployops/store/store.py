@@ -14,6 +14,8 @@ from sqlalchemy import (
     Connection,
     CursorResult,
     Engine,
+    Select,
+    Table,
     and_,
     create_engine,
     delete,
@@ -641,16 +643,8 @@ class StateStore:
         limit: int = 100,
     ) -> list[AlarmHistoryRecord]:
         """The alarm's state changes, oldest first (the newest ``limit``)."""
-        c = t.alarm_history.c
-        q = select(t.alarm_history).where(c.alarm == alarm)
-        if environment:
-            q = q.where(c.environment == environment)
-        if service:
-            q = q.where(c.service == service)
-        q = q.order_by(c.id.desc()).limit(limit)
-        with self._tx() as conn:
-            rows = conn.execute(q).mappings().all()
-        return [_record(AlarmHistoryRecord, r) for r in reversed(rows)]
+        q = select(t.alarm_history).where(t.alarm_history.c.alarm == alarm)
+        return self._newest(AlarmHistoryRecord, q, t.alarm_history, environment, service, limit)
 
     # ------------------------------------------------------------------ scaling (IAC-5)
     def add_scaling_activity(self, a: ScalingActivity) -> int:
@@ -661,8 +655,21 @@ class StateStore:
         self, *, environment: str | None = None, service: str | None = None, limit: int = 100
     ) -> list[ScalingActivity]:
         """The newest ``limit`` activities, oldest first."""
-        c = t.scaling_activities.c
         q = select(t.scaling_activities)
+        return self._newest(ScalingActivity, q, t.scaling_activities, environment, service, limit)
+
+    def _newest(
+        self,
+        cls: type[_R],
+        q: Select[Any],
+        table: Table,
+        environment: str | None,
+        service: str | None,
+        limit: int,
+    ) -> list[_R]:
+        """The newest ``limit`` rows of ``q`` (of ``environment`` and ``service`` when given),
+        oldest first."""
+        c = table.c
         if environment:
             q = q.where(c.environment == environment)
         if service:
@@ -670,7 +677,7 @@ class StateStore:
         q = q.order_by(c.id.desc()).limit(limit)
         with self._tx() as conn:
             rows = conn.execute(q).mappings().all()
-        return [_record(ScalingActivity, r) for r in reversed(rows)]
+        return [_record(cls, r) for r in reversed(rows)]
 
     def count(self, table: str) -> int:
         """Rows in ``table`` (for tests and status output)."""
