@@ -34,6 +34,7 @@ __all__ = [
     "ServerStat",
     "backends_of",
     "render_config",
+    "runtime_exchange",
 ]
 
 COLOURS = ("blue", "green")
@@ -132,6 +133,22 @@ def render_config(
     return "\n".join(lines) + "\n"
 
 
+def runtime_exchange(socket_path: Path, line: str, *, timeout_s: float) -> str:
+    """Send one command line to HAProxy's runtime API over its UNIX socket and read the answer
+    to the end. Raises ``OSError``; callers say what failed."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        sock.connect(str(socket_path))
+        sock.sendall(line.encode() + b"\n")
+        chunks: list[bytes] = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
 @dataclass(frozen=True, slots=True)
 class ServerStat:
     """One row of ``show stat`` for a server slot."""
@@ -158,16 +175,8 @@ class HaproxyRuntime:
         if "\n" in cmd:
             raise ValueError("one line per command")
         try:
-            with self._lock, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(self.timeout_s)
-                sock.connect(str(self.socket_path))
-                sock.sendall(cmd.encode() + b"\n")
-                chunks: list[bytes] = []
-                while True:
-                    data = sock.recv(65536)
-                    if not data:
-                        break
-                    chunks.append(data)
+            with self._lock:
+                return runtime_exchange(self.socket_path, cmd, timeout_s=self.timeout_s)
         except OSError as exc:
             raise DriverError(
                 DRIVER,
@@ -176,7 +185,6 @@ class HaproxyRuntime:
                 retryable=True,
                 hint="check that HAProxy runs: `deployops local status`",
             ) from exc
-        return b"".join(chunks).decode("utf-8", "replace")
 
     def ping(self) -> bool:
         try:

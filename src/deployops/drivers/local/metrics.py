@@ -46,6 +46,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from deployops.clock import Clock, utc
 from deployops.domain.model import Datapoint, Measurement, MetricName, MetricQuery, Statistic
 from deployops.domain.sketch import LatencySketch
+from deployops.drivers.local.haproxy import runtime_exchange
 from deployops.errors import DeployopsError, DriverError
 from deployops.store import StateStore
 from deployops.store.records import MetricSample
@@ -159,16 +160,7 @@ def parse_show_stat(text: str) -> tuple[list[str], list[ServerStat]]:
 def read_show_stat(admin_socket: Path, *, timeout_s: float = 2.0) -> str:
     """Ask HAProxy's runtime API for ``show stat`` over its UNIX socket."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout_s)
-            sock.connect(str(admin_socket))
-            sock.sendall(b"show stat\n")
-            chunks: list[bytes] = []
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
+        return runtime_exchange(admin_socket, "show stat", timeout_s=timeout_s)
     except OSError as exc:
         raise DriverError(
             "local-metrics",
@@ -177,7 +169,6 @@ def read_show_stat(admin_socket: Path, *, timeout_s: float = 2.0) -> str:
             retryable=True,
             hint="start the local platform (deployops local up) so HAProxy is running",
         ) from exc
-    return b"".join(chunks).decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------------- collector
