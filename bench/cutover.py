@@ -6,7 +6,7 @@ Reports requests and failed requests (goal: 0 of at least 500 k), the P99 of a p
 probe during the listener switches against before the first deploy, and the engine's overhead:
 wall time of a deploy minus its configured waits (WaitHealthy, Observe), goal <= 2 s.
 
-    .venv/bin/python bench/cutover.py [--seconds 75] [--connections 16]
+    .venv/bin/python bench/cutover.py [--seconds 185] [--connections 16]
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def _p99(samples: list[Sample]) -> float:
     return round(percentile([s.ms for s in samples], 0.99), 2) if samples else 0.0
 
 
-def measure(seconds: float = 75.0, connections: int = 16) -> dict[str, Any]:
+def measure(seconds: float = 185.0, connections: int = 16) -> dict[str, Any]:
     with platform(blue_green=SETTINGS) as bench:
         first = bench.cli("deploy", "--version", "1.0.0")
         if first.returncode != 0:
@@ -183,7 +183,7 @@ def _yes(ok: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=75.0)
+    parser.add_argument("--seconds", type=float, default=185.0)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args(argv)
     r = measure(args.seconds, args.connections)
@@ -261,10 +261,7 @@ Goals: 0 failed requests — {_yes(g["failed_requests"])}; at least {GOAL_REQUES
 {volume}; overhead ≤ {GOAL_OVERHEAD_S:g} s — {_yes(g["overhead"])} (engine time: from the
 deployment's creation to its end; the CLI figure adds the process start and the imports).
 The waits are the WaitHealthy and Observe steps (`deployops -o json deployments show ID`).
-wrk counts a request unanswered within 2 s as a timeout (a failure); see "Platform overhead"
-for why requests through the listener can stall for 1-3 s on this machine (SYNs dropped at
-the sample service's listen backlog of 5 now that HAProxy opens a server connection per
-request).
+wrk counts a request unanswered within 2 s as a timeout (a failure).
 
 Produced by: `.venv/bin/python bench/cutover.py` (raw: `bench/results/{path.name}`).
 """,

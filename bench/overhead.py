@@ -107,14 +107,13 @@ single-process Python server, so it, not HAProxy, sets the ceiling.
 
 The platform's HAProxy closes its server connection after every response
 (`option http-server-close`, so that every request follows a listener switch): each request
-through the listener opens a new connection to the replica, which starts a thread per
-connection and listens with Python's default backlog of 5 (`socketserver`). When more SYNs
-arrive than that backlog holds the kernel drops them (`listen overflows`: the machine-wide
-`TcpExt ListenOverflows` counter during the runs) and the client retries after 1 s, then 3 s:
-that, not HAProxy's own work, makes the lost throughput and the ~1 s tail through the
-listener. wrk against the replica opens its 16 connections once and keeps them.
-Everything runs on the same 2-core machine: wrk, HAProxy and the replica compete for the
-CPU, so HAProxy's own cost shows up as lost throughput more than as latency.
+through the listener opens a new connection to the replica, which starts a thread for it.
+The sample service listens with a backlog of 512 so those connections are not dropped (with
+Python's default of 5, the kernel dropped SYNs — `listen overflows`, the machine-wide
+`TcpExt ListenOverflows` counter — and clients stalled 1-3 s). The remaining gap is the
+single-process Python service accepting a connection and a thread per request, against wrk
+keeping its 16 connections to the replica open when it goes direct. Everything runs on the
+same 2-core machine: wrk, HAProxy and the replica compete for the CPU.
 
 Produced by: `.venv/bin/python bench/overhead.py` (raw: `bench/results/{path.name}`).
 """,
