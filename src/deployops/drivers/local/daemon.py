@@ -38,6 +38,7 @@ from deployops.drivers.local.haproxy import (
 from deployops.drivers.local.paths import LocalPaths, read_json, write_json_atomic
 from deployops.drivers.local.supervisor import Supervisor, SupervisorSettings, kill_stale
 from deployops.errors import ConfigError, DeployopsError, DriverError, NotFoundError
+from deployops.ports import SecretStore
 
 __all__ = ["Daemon", "error_to_json", "main"]
 
@@ -150,6 +151,14 @@ class Daemon:
         self.shutdown_requested = threading.Event()
         self._server_thread: threading.Thread | None = None
 
+    def _secret_store(self) -> SecretStore:
+        """Where ``secret://`` references of task definitions are resolved on this platform:
+        ``.env.local`` (development only) and ``DEPLOYOPS_SECRET_<NAME>`` variables (SEC-1)."""
+        from deployops.config.appconfig import paths_for
+        from deployops.config.appconfig.loader import default_secret_store
+
+        return default_secret_store(paths_for(self.project), self.environment)
+
     # ------------------------------------------------------------------ start / stop
     def start(self) -> None:
         self.paths.ensure()
@@ -181,6 +190,7 @@ class Daemon:
             ),
             store=self.store,
             rolling=rolling,
+            secrets=self._secret_store().get,
         )
         stale = self.supervisor.load()
         kill_stale(stale)

@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -51,8 +51,9 @@ from deployops.drivers.local.haproxy import (
     backends_of,
 )
 from deployops.drivers.local.paths import LocalPaths, read_json, write_json_atomic
-from deployops.errors import ConfigError, DriverError, NotFoundError
+from deployops.errors import ConfigError, DeployopsError, DriverError, NotFoundError
 from deployops.ids import new_id
+from deployops.secret import Secret
 from deployops.store import StateStore
 from deployops.store.records import EventRecord
 
@@ -154,8 +155,11 @@ class Supervisor:
         settings: SupervisorSettings = SupervisorSettings(),
         store: StateStore | None = None,
         rolling: Mapping[str, tuple[int, int]] | None = None,
+        secrets: Callable[[str], Secret] | None = None,
     ) -> None:
         self.environment = environment
+        # resolves a task definition's ``secret://NAME`` references when a replica starts
+        self._secrets = secrets
         self.project_root = project_root
         self.paths = paths
         self.clock = clock
@@ -679,6 +683,7 @@ class Supervisor:
             r.port = self._allocate_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOYOPS_"))}
             env.update(dict(td.spec.environment))
+            env.update(self._secret_environment(td.spec))
             env.update(
                 PORT=str(r.port),
                 DEPLOYOPS_TASK_ID=task_id,
@@ -721,6 +726,29 @@ class Supervisor:
         checker.start()
         self._save()
         return r
+
+    def _secret_environment(self, spec: TaskDefinitionSpec) -> dict[str, str]:
+        """The task definition's secrets, resolved late, like ECS's ``valueFrom`` (SEC-1).
+        Values go only into the replica's environment: never into logs, state or errors."""
+        out: dict[str, str] = {}
+        for key, ref in spec.secrets:
+            name = ref.removeprefix("secret://")
+            if self._secrets is None:
+                raise DriverError(
+                    "local",
+                    "start replica",
+                    f"{key} needs secret {name!r} but no secret store is configured",
+                )
+            try:
+                out[key] = self._secrets(name).reveal()
+            except DeployopsError as exc:
+                raise DriverError(
+                    "local",
+                    "start replica",
+                    f"secret {name!r} for {key} cannot be resolved: {exc.message}",
+                    hint=exc.hint,
+                ) from None
+        return out
 
     def _failed(self, svc: _Service, r: _Replica, why: str) -> None:
         """A replica died or was judged unhealthy: schedule its replacement with backoff."""
