@@ -115,7 +115,19 @@ def validate(
     # MON-1 / IAC-5: an alarm scaling out on the metric target tracking holds makes them fight.
     for path, message in monitoring_warnings(app.project.alarms, app.project.autoscaling):
         app.err.print(f"warning: {app.project.path.name}:{path}: {message}", markup=False)
-    resolved, issues = load(_paths(app, folder, file), name, resolve_secrets=not offline)
+    paths = _paths(app, folder, file)
+    if file is None and folder is None and not (paths.dir / "environments").is_dir():
+        # A project need not use application settings (CFG): deployops.yaml itself loaded
+        # and validated above; say so instead of failing on a folder it never had.
+        if app.json:
+            app.emit({"environment": name, "valid": True, "settings": 0, "files": []})
+        else:
+            app.console.print(
+                f"{name}: {app.project.path.name} is valid; no application settings "
+                f"({paths.dir / 'environments'} does not exist; see docs/configuration.md)"
+            )
+        return
+    resolved, issues = load(paths, name, resolve_secrets=not offline)
     _warn(app, resolved)
     if issues:
         raise ConfigError(

@@ -92,6 +92,46 @@ def _register() -> None:
 _register()
 
 
+# Global options a person also types after the command (`deployops deployments list -o json`):
+# moved in front of it before Typer parses, since a group's options must come first there.
+_GLOBAL_WITH_VALUE = ("-o", "--output", "-e", "--env", "-c", "--config")
+_GLOBAL_FLAGS = ("-q", "--quiet")
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """``deployops deployments list -o json`` -> ``deployops -o json deployments list``.
+
+    Only after the command word; ``--`` stops the scan; ``-v`` stays where it is.
+
+    >>> hoist_global_options(["deployments", "list", "-o", "json"])
+    ['-o', 'json', 'deployments', 'list']
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    seen_command = False
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
+        name = arg.split("=", 1)[0]
+        takes_value = name in _GLOBAL_WITH_VALUE and "=" not in arg
+        if not seen_command and not arg.startswith("-"):
+            seen_command = True
+            rest.append(arg)
+        elif not seen_command or name in _GLOBAL_WITH_VALUE or arg in _GLOBAL_FLAGS:
+            if seen_command or arg.startswith("-"):
+                front.append(arg)
+                if takes_value and i + 1 < len(argv):
+                    front.append(argv[i + 1])
+                    i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
     """Run the CLI; the only place a :class:`DeployopsError` becomes a message and exit code."""
     # -v, -vv, -vvv..., -qv and --verbose all ask for the traceback.
@@ -106,7 +146,7 @@ def main() -> None:
         for a in sys.argv[1:]
     )
     try:
-        app()
+        app(args=hoist_global_options(sys.argv[1:]), prog_name="deployops")
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)

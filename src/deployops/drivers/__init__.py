@@ -74,5 +74,12 @@ def build_platform(
             path=f"environments.{environment}.platform",
             hint=f"use platform: local, or install a release that ships the {env.platform} drivers",
         ) from None
-    platform: Platform = module.build(project, environment, clock=clock, store=store)
+    build = getattr(module, "build", None)
+    if build is None:
+        raise UnsupportedError(
+            f"platform {env.platform!r} has no drivers in this installation",
+            path=f"environments.{environment}.platform",
+            hint=f"use platform: local, or install a release that ships the {env.platform} drivers",
+        )
+    platform: Platform = build(project, environment, clock=clock, store=store)
     return platform
