@@ -29,7 +29,10 @@ FAULTS = {
     "5.0.0": {"FAULT_ERROR_RATE": "1.0"},  # every request fails
     "2.0.0": {"FAULT_ERROR_RATE": "0.2"},  # 20 % of requests fail
     "3.0.0": {"FAULT_LATENCY_MS": "1500"},  # P99 about 1.5 s
-    "4.0.0": {"FAULT_LEAK_MB_PER_S": "100"},  # leaks memory until scaled out, then rolled back
+    "4.0.0": {"FAULT_LEAK_MB_PER_S": "100"},
+    "7.0.0": {
+        "FAULT_CRASH_ON_START": "1"
+    },  # exits at once, every time  # leaks memory until scaled out, then rolled back
 }
 
 # The guide's RB-1 rules with their windows shortened like the other waits (1 s periods).

@@ -64,6 +64,20 @@ def test_green_never_healthy_stops_in_phase_2_traffic_stays_on_blue_dep2_dep7(
     assert project.service("web-green")["desired"] == 0  # torn down
 
 
+def test_a_crash_looping_version_fails_fast_without_waiting_out_the_timeout_dep7(
+    project: Project,
+) -> None:
+    assert project.cli("deploy", "--version", "1.0.0").returncode == 0
+    began = time.monotonic()
+    out = project.cli("deploy", "--version", "7.0.0")
+    took = time.monotonic() - began
+    assert out.returncode == 1, out.stderr
+    assert "crash-looping" in out.stderr
+    assert "exited with status 3" in out.stderr  # the replica's own exit, named
+    assert took < 15  # the health timeout is 20 s
+    assert project.prod_target_group() == "web-blue"
+
+
 def test_smoke_check_failing_on_test_listener_stops_before_switch_dep7(
     project: Project,
 ) -> None:

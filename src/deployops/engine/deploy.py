@@ -63,6 +63,9 @@ from deployops.store import DecisionRecord, DeploymentRecord, EventRecord, State
 
 __all__ = ["DeployRequest", "Deployer", "LiveState", "lock_key"]
 
+# WaitHealthy stops early once every task of the new version restarted this often.
+CRASH_LOOP_RESTARTS = 3
+
 # Deferred job kinds run by the controller (or opportunistically by the next deploy).
 JOB_DELETE_TARGET_GROUP = "delete_target_group"
 # The longest an observation may run past its stability window while an escalation or a
@@ -579,8 +582,19 @@ class Deployer:
             if errors:
                 note += f"; last error: {errors[-1]}"
             notes[0] = note
+            # A circuit breaker (like ECS's): every task of the new version has failed again
+            # and again without ever turning healthy; waiting out the timeout changes nothing.
+            running_new = [t for t in on_new if t.state is not TaskState.STOPPED]
+            if (
+                running_new
+                and healthy == 0
+                and min(t.restarts for t in running_new) >= CRASH_LOOP_RESTARTS
+            ):
+                crash_loop[0] = True
+                return True, note
             return healthy >= desired and in_lb >= desired, note
 
+        crash_loop = [False]
         try:
             note = wait_until(
                 self.clock,
@@ -596,6 +610,13 @@ class Deployer:
                 hint="read the replica logs (`deployops local status` shows where), fix the "
                 "version, or raise blue_green.health_timeout",
             ) from exc
+        if crash_loop[0]:
+            raise DeploymentError(
+                f"{service} is crash-looping: every task failed {CRASH_LOOP_RESTARTS} times or "
+                f"more without turning healthy ({notes[0]})",
+                hint="read the replica logs (`deployops local status` shows where) and fix "
+                "the version; traffic was not switched",
+            )
         return {"healthy": last.get("healthy", desired), "note": note}
 
     def _smoke(self, step: SmokeTest) -> dict[str, Any]:
