@@ -71,6 +71,7 @@ def _register() -> None:
         config_cmd,
         deploy_cmd,
         deployments_cmd,
+        health_cmd,
         init_cmd,
         local_cmd,
         lock_cmd,
@@ -81,6 +82,7 @@ def _register() -> None:
     init_cmd.register(app)
     deploy_cmd.register(app)
     rollback_cmd.register(app)
+    health_cmd.register(app)
     deployments_cmd.register(app)
     lock_cmd.register(app)
     config_cmd.register(app)

@@ -1,12 +1,16 @@
-"""``deployops rollback DEPLOYMENT_ID [--dry-run]`` (RB-3) and ``deployops health`` (DEP-5)."""
+"""``deployops rollback DEPLOYMENT_ID [--dry-run]`` (RB-3)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from deployops.cli._common import get_app
+
+if TYPE_CHECKING:
+    from deployops.cli.app import App
+    from deployops.engine.rollback import RollbackPlan
 
 ROLLBACK_HELP = """Roll back a deployment to the version it replaced (RB-3).
 
@@ -29,15 +33,6 @@ Examples:
 
 def register(app: typer.Typer) -> None:
     app.command("rollback", help=ROLLBACK_HELP)(rollback)
-    app.command(
-        "health",
-        help=(
-            "Health of a service: listener, target group, containers, and a request through "
-            "the production listener. Exit 0 healthy, 1 not.\n\n"
-            "Examples:\n\n  deployops health -e staging --service web\n\n"
-            "  deployops health -e staging -o json"
-        ),
-    )(health)
 
 
 def rollback(
@@ -59,24 +54,14 @@ def rollback(
     env = app.env or rec.environment
     deployer = build_deployer(app.project, env, store=app.store, reporter=reporter_for(app))
     rb = plan_rollback(deployer, rec.id)
-    if dry_run or not app.json:
-        if app.json:
-            app.emit({"dry_run": True, **rb.to_json()})
-        else:
-            c = app.console
-            c.print(
-                f"[bold]rollback[/bold] of {rec.id}: {rec.service} {rec.version} -> "
-                f"{rb.to_version} in {env} ({rb.mode})"
-            )
-            colour = {"ok": "green", "warn": "yellow", "block": "red"}
-            for check in rb.checks:
-                col = colour[check.status]
-                c.print(f"  [{col}]{check.status:5}[/{col}] {check.name}: {check.detail}")
-            for i, step in enumerate(rb.plan.steps, 1):
-                c.print(f"  {i:2}. {step.describe()}")
+    if app.json:
         if dry_run:
-            if not app.json:
-                app.console.print("dry run: nothing was changed")
+            app.emit({"dry_run": True, **rb.to_json()})
+            return
+    else:
+        _print_plan(app, rb, env)
+        if dry_run:
+            app.console.print("dry run: nothing was changed")
             return
     done = run_rollback(deployer, rb, owner=whoami(), force=force, reason=reason)
     if app.json:
@@ -86,50 +71,17 @@ def rollback(
     )
 
 
-def health(
-    ctx: typer.Context,
-    service: Annotated[str | None, typer.Option("--service", envvar="SERVICE")] = None,
-) -> None:
-    from deployops.clock import SystemClock
-    from deployops.drivers import build_platform
-
-    app = get_app(ctx)
-    env = app.environment_name()
-    svc = app.service_name(service)
-    cfg = app.project.service(svc)
-    plat = build_platform(app.project, env, clock=SystemClock(), store=app.store)
-    listener = plat.traffic.describe_listener(f"{svc}-prod")
-    tg = listener.target_group
-    state = plat.compute.describe_service(tg)
-    group = plat.traffic.describe_target_group(tg)
-    url = f"http://{listener.host}:{listener.port}{cfg.health_check.path}"
-    probe = plat.prober.get(url, timeout_s=5.0)
-    healthy = (
-        state is not None
-        and state.desired > 0
-        and state.healthy >= state.desired
-        and probe.status == 200
+def _print_plan(app: App, rb: RollbackPlan, env: str) -> None:
+    """The guide's checks (RB-3) and the steps, for people."""
+    rec = rb.deployment
+    c = app.console
+    c.print(
+        f"[bold]rollback[/bold] of {rec.id}: {rec.service} {rec.version} -> "
+        f"{rb.to_version} in {env} ({rb.mode})"
     )
-    report = {
-        "service": svc,
-        "environment": env,
-        "listener": listener.name,
-        "target_group": tg,
-        "desired": state.desired if state else 0,
-        "running": state.running if state else 0,
-        "healthy": state.healthy if state else 0,
-        "healthy_in_target_group": group.healthy_count if group else 0,
-        "probe": {"url": url, "status": probe.status, "ms": round(probe.elapsed_ms, 1)},
-        "ok": healthy,
-    }
-    if app.json:
-        app.emit(report)
-    else:
-        mark = "[green]healthy[/green]" if healthy else "[red]UNHEALTHY[/red]"
-        app.console.print(
-            f"{svc} in {env}: {mark}  {listener.name} -> {tg}; containers "
-            f"{report['healthy']}/{report['desired']} healthy; {url} answered "
-            f"{probe.status or probe.error}"
-        )
-    if not healthy:
-        raise typer.Exit(1)
+    colour = {"ok": "green", "warn": "yellow", "block": "red"}
+    for check in rb.checks:
+        col = colour[check.status]
+        c.print(f"  [{col}]{check.status:5}[/{col}] {check.name}: {check.detail}")
+    for i, step in enumerate(rb.plan.steps, 1):
+        c.print(f"  {i:2}. {step.describe()}")
