@@ -216,9 +216,10 @@ class StateStore:
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         try:
-            with self._engine.begin() as conn:
+            with self._engine.connect() as conn, _transactional_ddl(conn):
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+                conn.commit()
         except OperationalError as exc:
             raise DriverError(
                 "state-store",
@@ -684,6 +685,30 @@ class StateStore:
         tbl = t.metadata.tables[table]
         with self._tx() as conn:
             return int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
+
+
+@contextmanager
+def _transactional_ddl(conn: Connection) -> Iterator[None]:
+    """Run a migration as one transaction, so a process killed half-way leaves the previous
+    revision whole. PostgreSQL does this by itself; Python's sqlite3 module commits before
+    every CREATE / ALTER / DROP (its legacy transaction handling), so a kill between two of a
+    migration's statements would leave a half-built schema with the old revision stamped and
+    every later open failing. Here the module is told to stay out of it and the transaction is
+    opened explicitly (IMMEDIATE: a second process migrating at the same time waits, then finds
+    the schema current)."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw: Any = conn.connection.dbapi_connection
+    saved = raw.isolation_level
+    raw.isolation_level = None
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+    finally:
+        if raw.in_transaction:
+            raw.rollback()
+        raw.isolation_level = saved
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _connection_record: Any) -> None:
