@@ -17,12 +17,14 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    case,
     create_engine,
     delete,
     event,
     func,
     insert,
     inspect,
+    or_,
     select,
     text,
     update,
@@ -40,6 +42,7 @@ from deployops.store.records import (
     DeploymentRecord,
     EventRecord,
     JobRecord,
+    LeaseInfo,
     LockInfo,
     MetricSample,
     ScalingActivity,
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
 __all__ = ["HEAD_REVISION", "StateStore"]
 
 # The newest migration in migrations/versions; the store migrates when the database is behind.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0008"
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -472,6 +475,63 @@ class StateStore:
             )
         )
         return held
+
+    # ------------------------------------------------------------------ leases
+    def hold_lease(self, name: str, *, holder: str, now: datetime, ttl_s: float) -> LeaseInfo:
+        """Take or renew lease ``name`` for ``holder`` until ``now + ttl_s``, unless someone
+        else holds it unexpired; returns whoever holds it afterwards. Atomic on every backend:
+        one conditional UPDATE (or the primary key of an INSERT) decides, not a read."""
+        c = t.leases.c
+        until = now.timestamp() + ttl_s
+        for _ in range(3):
+            with self._tx() as conn:
+                took = conn.execute(
+                    update(t.leases)
+                    .where(
+                        and_(
+                            c.name == name,
+                            or_(c.holder == holder, c.expires_at < now.timestamp()),
+                        )
+                    )
+                    .values(
+                        holder=holder,
+                        expires_at=until,
+                        acquired_at=case((c.holder == holder, c.acquired_at), else_=now),
+                    )
+                ).rowcount
+                row = conn.execute(select(t.leases).where(c.name == name)).mappings().first()
+            if took or row is not None:
+                assert row is not None
+                return _record(LeaseInfo, row)
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(
+                        insert(t.leases).values(
+                            name=name, holder=holder, acquired_at=now, expires_at=until
+                        )
+                    )
+            except IntegrityError:
+                continue  # another controller inserted it first: read who holds it
+            return LeaseInfo(name=name, holder=holder, acquired_at=now, expires_at=until)
+        raise DriverError(
+            "state-store",
+            "lease",
+            f"lease {name!r} changed hands three times while being read",
+            retryable=True,
+        )
+
+    def get_lease(self, name: str) -> LeaseInfo | None:
+        with self._tx() as conn:
+            r = conn.execute(select(t.leases).where(t.leases.c.name == name)).mappings().first()
+        return _record(LeaseInfo, r) if r else None
+
+    def release_lease(self, name: str, *, holder: str) -> bool:
+        """Give the lease up (a clean shutdown), so another controller takes over at once."""
+        with self._tx() as conn:
+            res = conn.execute(
+                delete(t.leases).where(and_(t.leases.c.name == name, t.leases.c.holder == holder))
+            )
+            return bool(res.rowcount)
 
     # ------------------------------------------------------------------ metric samples
     def add_samples(self, samples: Iterable[MetricSample]) -> int:
