@@ -197,14 +197,17 @@ def build_controller(
     worker: str,
     tick_s: float = 1.0,
     job_interval_s: float = 5.0,
+    lease_ttl_s: float | None = None,
 ) -> Controller:
-    """The controller of one environment, wired from ``deployops.yaml``."""
+    """The controller of one environment, wired from ``deployops.yaml``. With ``lease_ttl_s``
+    it shares the store with other controllers of the environment: one acts at a time."""
     from deployops.config.monitoring import alarm_definitions, scaling_policy
     from deployops.domain.model import MetricName
     from deployops.engine.alarms import AlarmEvaluator, RoutedMetrics
     from deployops.engine.autoscaler import Autoscaler
     from deployops.engine.controller import Controller
     from deployops.engine.events import null_reporter
+    from deployops.engine.lease import LeaderLease, controller_lease_name
     from deployops.ports import Metrics
 
     services = list(project.services)
@@ -272,4 +275,13 @@ def build_controller(
         owner_alive=owner_alive,
         tick_s=tick_s,
         job_interval_s=job_interval_s,
+        lease=None
+        if lease_ttl_s is None
+        else LeaderLease(
+            store=store,
+            name=controller_lease_name(environment),
+            holder=worker,
+            clock=clock,
+            ttl_s=lease_ttl_s,
+        ),
     )

@@ -17,12 +17,14 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    case,
     create_engine,
     delete,
     event,
     func,
     insert,
     inspect,
+    or_,
     select,
     text,
     update,
@@ -41,6 +43,7 @@ from deployops.store.records import (
     DeploymentRecord,
     EventRecord,
     JobRecord,
+    LeaseInfo,
     LockInfo,
     MetricSample,
     OperationRecord,
@@ -54,7 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["HEAD_REVISION", "StateStore"]
 
 # The newest migration in migrations/versions; the store migrates when the database is behind.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0008"
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -230,9 +233,10 @@ class StateStore:
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         try:
-            with self._engine.begin() as conn:
+            with self._engine.connect() as conn, _transactional_ddl(conn):
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+                conn.commit()
         except OperationalError as exc:
             raise DriverError(
                 "state-store",
@@ -541,6 +545,63 @@ class StateStore:
         )
         return held
 
+    # ------------------------------------------------------------------ leases
+    def hold_lease(self, name: str, *, holder: str, now: datetime, ttl_s: float) -> LeaseInfo:
+        """Take or renew lease ``name`` for ``holder`` until ``now + ttl_s``, unless someone
+        else holds it unexpired; returns whoever holds it afterwards. Atomic on every backend:
+        one conditional UPDATE (or the primary key of an INSERT) decides, not a read."""
+        c = t.leases.c
+        until = now.timestamp() + ttl_s
+        for _ in range(3):
+            with self._tx() as conn:
+                took = conn.execute(
+                    update(t.leases)
+                    .where(
+                        and_(
+                            c.name == name,
+                            or_(c.holder == holder, c.expires_at < now.timestamp()),
+                        )
+                    )
+                    .values(
+                        holder=holder,
+                        expires_at=until,
+                        acquired_at=case((c.holder == holder, c.acquired_at), else_=now),
+                    )
+                ).rowcount
+                row = conn.execute(select(t.leases).where(c.name == name)).mappings().first()
+            if took or row is not None:
+                assert row is not None
+                return _record(LeaseInfo, row)
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(
+                        insert(t.leases).values(
+                            name=name, holder=holder, acquired_at=now, expires_at=until
+                        )
+                    )
+            except IntegrityError:
+                continue  # another controller inserted it first: read who holds it
+            return LeaseInfo(name=name, holder=holder, acquired_at=now, expires_at=until)
+        raise DriverError(
+            "state-store",
+            "lease",
+            f"lease {name!r} changed hands three times while being read",
+            retryable=True,
+        )
+
+    def get_lease(self, name: str) -> LeaseInfo | None:
+        with self._tx() as conn:
+            r = conn.execute(select(t.leases).where(t.leases.c.name == name)).mappings().first()
+        return _record(LeaseInfo, r) if r else None
+
+    def release_lease(self, name: str, *, holder: str) -> bool:
+        """Give the lease up (a clean shutdown), so another controller takes over at once."""
+        with self._tx() as conn:
+            res = conn.execute(
+                delete(t.leases).where(and_(t.leases.c.name == name, t.leases.c.holder == holder))
+            )
+            return bool(res.rowcount)
+
     # ------------------------------------------------------------------ metric samples
     def add_samples(self, samples: Iterable[MetricSample]) -> int:
         rows = [_values(s) for s in samples]
@@ -778,6 +839,30 @@ class StateStore:
         tbl = t.metadata.tables[table]
         with self._tx() as conn:
             return int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
+
+
+@contextmanager
+def _transactional_ddl(conn: Connection) -> Iterator[None]:
+    """Run a migration as one transaction, so a process killed half-way leaves the previous
+    revision whole. PostgreSQL does this by itself; Python's sqlite3 module commits before
+    every CREATE / ALTER / DROP (its legacy transaction handling), so a kill between two of a
+    migration's statements would leave a half-built schema with the old revision stamped and
+    every later open failing. Here the module is told to stay out of it and the transaction is
+    opened explicitly (IMMEDIATE: a second process migrating at the same time waits, then finds
+    the schema current)."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw: Any = conn.connection.dbapi_connection
+    saved = raw.isolation_level
+    raw.isolation_level = None
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+    finally:
+        if raw.in_transaction:
+            raw.rollback()
+        raw.isolation_level = saved
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _connection_record: Any) -> None:
