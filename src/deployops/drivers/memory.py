@@ -36,6 +36,7 @@ from deployops.domain.model import (
     TaskInfo,
     TaskState,
 )
+from deployops.domain.names import colours, prod_listener, test_listener
 from deployops.errors import DriverError, NotFoundError, UnsupportedError
 
 __all__ = [
@@ -97,8 +98,9 @@ class MemoryCloud:
         self.listeners[name] = (port, target_group)
 
     def add_service_listeners(self, service: str, port: int) -> None:
-        self.add_listener(f"{service}-prod", port, f"{service}-blue")
-        self.add_listener(f"{service}-test", port + 1, f"{service}-green")
+        blue, green = colours(service)
+        self.add_listener(prod_listener(service), port, blue)
+        self.add_listener(test_listener(service), port + 1, green)
 
     def spec(self, ref: str) -> TaskDefinitionSpec:
         family, _, rev = ref.partition(":")
