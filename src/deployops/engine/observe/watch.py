@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from deployops.domain.plan import Observe
+from deployops.domain.policy import Action
 from deployops.engine.events import Notice
 from deployops.engine.observe.health import (
     HealthObserver,
@@ -55,7 +56,7 @@ def decide(ctx: StepContext, verdict: Verdict, *, send: bool = True) -> Notice |
             deployment_id=ctx.op.id,
             rule=verdict.rule or "observe",
             verdict=verdict.reason,
-            action=verdict.action,
+            action=verdict.action.value,
             evidence=verdict.evidence,
         )
     )
@@ -64,25 +65,25 @@ def decide(ctx: StepContext, verdict: Verdict, *, send: bool = True) -> Notice |
         f"{verdict.rule}: {verdict.reason} -> {verdict.action}",
         level="warning",
         data={
-            "action": verdict.action,
+            "action": verdict.action.value,
             "rule": verdict.rule,
             "caused_by_release": verdict.evidence.get("caused_by_release"),
         },
     )
-    if verdict.action not in ("notify", "rollback", "scale_out"):
+    if verdict.action is Action.NONE:
         return None
     version = str(ctx.op.detail.get("version", ""))
     blamed = verdict.evidence.get("caused_by_release")
     title = f"{ctx.op.target} {version}: {verdict.rule} -> {verdict.action}"
-    if verdict.action == "notify" and blamed is False and verdict.evidence.get("baseline"):
+    if verdict.action is Action.NOTIFY and blamed is False and verdict.evidence.get("baseline"):
         title = f"{ctx.op.target} {version}: {verdict.rule} breached, not caused by this release"
     notice = Notice(
-        severity="critical" if verdict.action == "rollback" else "warning",
+        severity="critical" if verdict.action is Action.ROLLBACK else "warning",
         kind="decision",
         title=title,
         text=verdict.reason,
         dedup_key=f"{ctx.op.id}:{verdict.rule}",
-        fields={**operation_fields(ctx), "rule": verdict.rule, "action": verdict.action},
+        fields={**operation_fields(ctx), "rule": verdict.rule, "action": verdict.action.value},
     )
     if send:
         ctx.send(notice)
@@ -113,7 +114,7 @@ class ObserveHandler:
         limit = base_end + MAX_OBSERVE_HOLD_S
         end = base_end
         checks = 0
-        told: dict[str, tuple[str, str]] = {}  # rule -> (action, verdict) last recorded
+        told: dict[str, tuple[Action, str]] = {}  # rule -> (action, verdict) last recorded
         decisions = 0
         while True:
             left = end - clock.monotonic()
@@ -140,7 +141,7 @@ class ObserveHandler:
                 max(0.0, end - clock.monotonic()),
                 stage="observe",
             )
-            if verdict.action == "rollback":
+            if verdict.action is Action.ROLLBACK:
                 ctx.state[ROLLBACK_VERDICT] = verdict
                 notice = decide(ctx, verdict, send=False)
                 if notice is not None:
@@ -148,10 +149,10 @@ class ObserveHandler:
                 raise DeploymentError(
                     f"{step.target_group} broke a rule while observed: {verdict.reason}"
                 )
-            if verdict.action == "continue":
+            if verdict.action is Action.NONE:
                 continue
             key = (verdict.action, str(verdict.evidence.get("verdict", "")))
-            if verdict.action == "scale_out":
+            if verdict.action is Action.SCALE_OUT:
                 decide(ctx, verdict)
                 decisions += 1
                 _scale_out(ctx, step, verdict, observer)
