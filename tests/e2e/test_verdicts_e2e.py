@@ -1,0 +1,62 @@
+"""Verdicts on what happened, on the real local platform (RB-1): a release slower than the
+rule period is rolled back after the escalation, whatever the period."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from deployops.drivers.local.load import Load
+from tests.e2e.conftest import FAST_RULES, running_project
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.mark.parametrize(
+    ("period", "window", "escalate_after", "stability"),
+    [(1, 3, 6, 12), (3, 9, 12, 20)],
+    ids=["1s-periods", "3s-periods"],
+)
+def test_a_release_slower_than_the_rule_period_warns_then_rolls_back_rb1(
+    period: int, window: int, escalate_after: int, stability: int
+) -> None:
+    """3.0.0 answers in 1.5 s. With 1 s periods its requests complete in bursts, so one period
+    in three has requests in flight and none completed; that period is judged on the requests
+    that completed next, not counted as good, and the release is rolled back."""
+    rules: dict[str, Any] = {
+        **FAST_RULES,
+        "rules": {
+            **FAST_RULES["rules"],
+            "p99-latency": {
+                "period": f"{period}s",
+                "window": f"{window}s",
+                "escalate_after": f"{escalate_after}s",
+            },
+        },
+    }
+    settings = {
+        "health_timeout": 20,
+        "stability_window": stability,
+        "sample_interval": 0.5,
+        "smoke_checks": [{"path": "/health", "status": 200}],
+    }
+    with running_project(rollback=rules, blue_green=settings) as project:
+        assert project.cli("deploy", "--version", "1.0.0").returncode == 0
+        url = f"http://127.0.0.1:{project.config.services['web'].port}/"
+        with Load(url, workers=12, max_seconds=120):
+            out = project.cli("deploy", "--version", "3.0.0", timeout=180)
+        assert out.returncode == 3, out.stdout + out.stderr
+        assert project.prod_target_group() == "web-blue"
+        bad = next(d for d in project.deployments() if d["version"] == "3.0.0")
+        shown = project.cli("-o", "json", "deployments", "show", str(bad["id"]))
+        decisions = json.loads(shown.stdout)["decisions"]
+        p99 = [d for d in decisions if d["rule"] == "p99-latency"]
+        actions = [d["action"] for d in p99]
+        assert "notify" in actions, decisions  # the warning first
+        assert actions[-1] == "rollback", decisions  # then the rollback once it lasted
+        evaluation = p99[-1]["evidence"]["evaluation"]
+        assert evaluation["judged"] is True
+        assert evaluation["judged_samples"] > 0
+        assert evaluation["basis"].startswith("judged on ")
