@@ -353,7 +353,7 @@ class Deployer:
                 deployment_id=rec.id,
             )
         elif held.owner != owner:
-            if owner_alive(held.owner):
+            if owner_alive(held.owner) and self.store.lock_holder_alive(held):
                 raise LockHeldError(
                     key,
                     held.owner,
