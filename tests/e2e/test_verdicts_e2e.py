@@ -4,6 +4,7 @@ rule period is rolled back after the escalation, whatever the period."""
 from __future__ import annotations
 
 import json
+import signal
 from typing import Any
 
 import pytest
@@ -60,3 +61,31 @@ def test_a_release_slower_than_the_rule_period_warns_then_rolls_back_rb1(
         assert evaluation["judged"] is True
         assert evaluation["judged_samples"] > 0
         assert evaluation["basis"].startswith("judged on ")
+
+
+def test_a_lock_left_by_a_killed_deploy_names_resume_which_takes_it_over_dep7() -> None:
+    """SIGKILL a deploy after its first step: the next deploy is refused (exit 4) with the
+    holder reported as no longer running and `deployops resume` as the fix; resume takes the
+    lock over and finishes; then deploys are free again."""
+    with running_project() as project:
+        assert project.cli("deploy", "--version", "1.0.0").returncode == 0
+        proc = project.popen("-o", "json", "deploy", "--version", "1.1.0")
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            event = json.loads(line)
+            if event["kind"] == "step.succeeded":
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait(timeout=30)
+        refused = project.cli("-o", "json", "deploy", "--version", "1.2.0")
+        assert refused.returncode == 4, refused.stderr
+        body = json.loads(refused.stdout.splitlines()[-1])
+        assert body["code"] == "lock_held"
+        assert body["lock"]["holder_running"] is False
+        assert "no longer running" in body["message"]
+        dep_id = body["lock"]["deployment_id"]
+        assert body["fix"] == f"`deployops resume {dep_id}` takes the lock over and finishes it"
+        assert "no longer running" in refused.stderr
+        resumed = project.cli("resume", dep_id)
+        assert resumed.returncode == 0, resumed.stderr
+        assert project.cli("deploy", "--version", "1.2.0").returncode == 0
