@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,7 +69,19 @@ def test_a_lock_left_by_a_killed_deploy_names_resume_which_takes_it_over_dep7() 
     holder reported as no longer running and `deployops resume` as the fix; resume takes the
     lock over and finishes; then deploys are free again."""
     with running_project() as project:
-        assert project.cli("deploy", "--version", "1.0.0").returncode == 0
+        first = project.cli("deploy", "--version", "v1.0.0")  # one spelling everywhere
+        assert first.returncode == 0, first.stderr
+        assert "deployed web 1.0.0 " in first.stdout
+        assert project.deployments()[0]["version"] == "1.0.0"
+        live = project.service(project.prod_target_group())
+        assert live["task_definition"].endswith(":1")
+        task_env = json.loads(
+            project.cli("-o", "json", "deployments", "show", project.deployments()[0]["id"]).stdout
+        )
+        assert "v1.0.0" not in json.dumps(task_env)
+        # the replicas' logs are where `local status` says (a failed health wait points there)
+        for task in live["tasks"]:
+            assert Path(task["log"]).is_file(), task
         proc = project.popen("-o", "json", "deploy", "--version", "1.1.0")
         assert proc.stdout is not None
         for line in proc.stdout:

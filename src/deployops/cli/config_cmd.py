@@ -113,7 +113,12 @@ def validate(
     from deployops.config.monitoring import monitoring_warnings
 
     # MON-1 / IAC-5: an alarm scaling out on the metric target tracking holds makes them fight.
+    from deployops.config.rollback import rollback_warnings
+
     for path, message in monitoring_warnings(app.project.alarms, app.project.autoscaling):
+        app.err.print(f"warning: {app.project.path.name}:{path}: {message}", markup=False)
+    # A rule that cannot act while the new version is observed protects nothing.
+    for path, message in rollback_warnings(app.project):
         app.err.print(f"warning: {app.project.path.name}:{path}: {message}", markup=False)
     paths = _paths(app, folder, file)
     if file is None and folder is None and not uses_settings(app.project, name):

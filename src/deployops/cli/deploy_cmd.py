@@ -91,6 +91,7 @@ def deploy(
     env = app.environment_name()
     svc = app.service_name(service)
     _check_names(app, env, svc, cluster, task_definition)
+    version = normal_version(version)
     if not wait and not dry_run:
         _detach(app, env, svc)
         return
@@ -151,6 +152,18 @@ def _check_names(
         )
     if issues:
         raise ConfigError("; ".join(issues), path="deploy")
+
+
+def normal_version(text: str) -> str:
+    """``v1.2.0`` -> ``1.2.0``: the one spelling of a version in messages, records, the task
+    definition and the version's settings. Text that is no version is left for the deploy's
+    own check to report."""
+    from deployops.domain.version import Version
+
+    try:
+        return str(Version.parse(text))
+    except ValueError:
+        return text
 
 
 def _detach(app: App, env: str, svc: str) -> None:

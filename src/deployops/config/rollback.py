@@ -53,7 +53,12 @@ __all__ = [
     "effective_rollback",
     "file_path",
     "rollback_issues",
+    "rollback_warnings",
 ]
+
+#: How long the deployment engine keeps observing past the stability window while a breach it
+#: has seen builds up (an escalation, a scale-out being judged): ``MAX_OBSERVE_HOLD_S``.
+OBSERVE_HOLD_LIMIT_S = 3600.0
 
 
 class _Model(BaseModel):
@@ -259,6 +264,49 @@ def file_path(path: str) -> str:
     head, _, last = path.rpartition(".")
     name = _FIELD_NAMES.get(last)
     return f"{head}.{name}" if name and head else path
+
+
+def rollback_warnings(project: ProjectConfig) -> list[tuple[str, str]]:
+    """Rules that can never act inside a service's observation, as ``(path, message)``.
+
+    The observation lasts the stability window; once a rule has seen a breaching period it is
+    extended while the breach builds up, up to :data:`OBSERVE_HOLD_LIMIT_S` more. So a rule
+    never acts when its period is longer than the window (no breaching period is seen in time)
+    or when the breach it needs (window, breach duration, escalation, scale-out grace) is longer
+    than the window and the extension together."""
+    out: list[tuple[str, str]] = []
+    for name, svc in project.services.items():
+        settings = effective_rollback(project, name)
+        if not settings.enabled or rollback_issues(settings, "rollback"):
+            continue
+        window = svc.blue_green.stability_window
+        where = f"services.{name}.rollback.rules"
+        for rr in settings.policy().rules:
+            rule = rr.rule
+            needed = max(rule.window_s, rule.breach_duration_s, rule.escalate_after_s or 0.0)
+            if rr.action is RuleAction.SCALE_OUT_THEN_ROLLBACK:
+                needed = max(needed, rule.window_s + rr.scale_out_grace_s)
+            if rule.period_s > window:
+                out.append(
+                    (
+                        f"{where}.{rr.name}.period",
+                        f"{rr.name} judges periods of {rule.period_s}s, longer than "
+                        f"services.{name}.blue_green.stability_window ({window:g}s): no period "
+                        "ends while the new version is observed, so it never acts; shorten "
+                        "the period or lengthen the stability window",
+                    )
+                )
+            elif needed > window + OBSERVE_HOLD_LIMIT_S:
+                out.append(
+                    (
+                        f"{where}.{rr.name}",
+                        f"{rr.name} needs {needed:g}s of breach before it acts, longer than the "
+                        f"stability window ({window:g}s) plus the longest extension of an "
+                        f"observation ({OBSERVE_HOLD_LIMIT_S:g}s): it never acts; shorten its "
+                        "window or escalation",
+                    )
+                )
+    return out
 
 
 def effective_rollback(project: ProjectConfig, service: str) -> RollbackSettings:
