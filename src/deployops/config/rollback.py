@@ -10,6 +10,11 @@ level (every service) and under a service (that service; its keys win, rule by r
       max_replicas: 10         # scale-out never goes above this (IAC-3)
       scale_out_step: 2        # replicas added per scale-out
       scale_out_cooldown: 300s # IAC-5
+      insufficient_data:       # a rule without enough data is never a silent pass
+        action: synthetic      # synthetic | extend | fail | accept
+        max_extension: 5m      # extend: observe at most this much longer for data
+        synthetic_path: /      # synthetic: what the bounded requests ask for
+        synthetic_max_requests: 600
       rules:
         error-rate: {threshold: 5, window: 5m}
         p99-latency: {threshold: 1000, window: 3m, escalate_after: 10m}
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
     from deployops.config.project import ProjectConfig
 
 __all__ = [
+    "InsufficientDataSettings",
     "RollbackRuleConfig",
     "RollbackSettings",
     "effective_rollback",
@@ -86,6 +92,24 @@ class RollbackRuleConfig(_Model):
     scale_out_grace: Duration | None = None
 
 
+class InsufficientDataSettings(_Model):
+    """What happens when the observation ends with rules that had too little data to judge.
+
+    ``synthetic`` (default): send bounded requests through the test listener (only the new
+    version answers them) and then the production listener, enough for each unjudged rule's
+    minimum per period over its window, and judge again; ``extend``: keep observing, at most
+    ``max_extension`` longer, until real traffic judges them; ``fail``: roll back at once;
+    ``accept``: deploy anyway, the final line saying what was not judged. Whatever the action,
+    a rule still unjudged after it fails the deployment (except with ``accept``).
+    """
+
+    action: Literal["synthetic", "extend", "fail", "accept"] = "synthetic"
+    max_extension: Duration = 300.0
+    synthetic_path: str = "/"
+    synthetic_max_requests: int = Field(default=600, ge=1, le=100_000)
+    synthetic_timeout: Duration = 5.0
+
+
 class RollbackSettings(_Model):
     """Automatic rollback (RB-1, RB-2). The guide's numbers are the defaults."""
 
@@ -95,6 +119,7 @@ class RollbackSettings(_Model):
     max_replicas: int = Field(default=10, ge=1, le=1000)  # IAC-3
     scale_out_step: int = Field(default=2, ge=1, le=100)
     scale_out_cooldown: Duration = 300.0  # IAC-5
+    insufficient_data: InsufficientDataSettings = InsufficientDataSettings()
     rules: dict[str, RollbackRuleConfig] = Field(default_factory=dict)
 
     def merged(self, override: RollbackSettings | None) -> RollbackSettings:
@@ -107,6 +132,10 @@ class RollbackSettings(_Model):
         rules: dict[str, dict[str, Any]] = {k: dict(v) for k, v in base.get("rules", {}).items()}
         for name, fields in top.pop("rules", {}).items():
             rules.setdefault(name, {}).update(fields)
+        if "insufficient_data" in top:
+            below = dict(base.get("insufficient_data", {}))
+            below.update(top.pop("insufficient_data"))
+            base["insufficient_data"] = below
         base.update(top)
         base["rules"] = rules
         return RollbackSettings.model_validate(base)
@@ -206,6 +235,20 @@ def _issues(settings: RollbackSettings, path: str) -> list[tuple[str, str]]:
         issues.append((f"{path}.period", "must be a whole number of seconds, at least 1s"))
     if settings.scale_out_cooldown < 0:
         issues.append((f"{path}.scale_out_cooldown", "must be 0 or more seconds"))
+    nodata = settings.insufficient_data
+    if nodata.max_extension < 0:
+        issues.append((f"{path}.insufficient_data.max_extension", "must be 0 or more seconds"))
+    if not nodata.synthetic_path.startswith("/"):
+        issues.append(
+            (
+                f"{path}.insufficient_data.synthetic_path",
+                f"must be a path starting with /, e.g. /, not {nodata.synthetic_path!r}",
+            )
+        )
+    if nodata.synthetic_timeout <= 0:
+        issues.append(
+            (f"{path}.insufficient_data.synthetic_timeout", "must be more than 0 seconds")
+        )
     defaults = {r.name for r in default_rollback_rules()}
     broken: set[str] = set()
     for name, cfg in settings.rules.items():
