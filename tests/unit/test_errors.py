@@ -266,3 +266,28 @@ def test_usage_errors_exit_2() -> None:
 
 def test_config_error_without_a_path_is_just_the_message() -> None:
     assert str(ConfigError("breaking a lock needs --force")) == "breaking a lock needs --force"
+
+
+@pytest.mark.parametrize(
+    ("args", "fix"),
+    [
+        (("deploy", "-e", "staging"), "`deployops deploy --help` shows the options"),
+        (("no-such-command",), "`deployops --help` shows the commands"),
+        (("lock", "list", "--bogus"), "`deployops lock list --help` shows the options"),
+    ],
+)
+def test_a_usage_error_with_json_output_is_a_json_object_too(
+    tmp_path: Path, args: tuple[str, ...], fix: str
+) -> None:
+    proc = subprocess.run(
+        [str(VENV_BIN / "deployops"), "-o", "json", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    body = json.loads(proc.stdout)
+    assert (body["ok"], body["code"], body["exit_code"], body["fix"]) == (False, "usage", 2, fix)
+    assert body["message"]

@@ -148,7 +148,10 @@ def main() -> None:
         for a in sys.argv[1:]
     )
     try:
-        app(args=hoist_global_options(sys.argv[1:]), prog_name="deployops")
+        if _json_output(sys.argv[1:]):
+            _run_json(hoist_global_options(sys.argv[1:]))
+        else:
+            app(args=hoist_global_options(sys.argv[1:]), prog_name="deployops")
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
@@ -179,6 +182,42 @@ def main() -> None:
             "  (run again with -v for the traceback)\n"
         )
         sys.exit(EXIT_FAILED)
+
+
+def _run_json(args: list[str]) -> None:
+    """Run with ``-o json``: a usage error (unknown command or option, missing value) is a
+    JSON object on stdout too, not only the usage text on stderr."""
+    import json
+
+    from deployops.errors import EXIT_USAGE, DeployopsError
+
+    try:
+        result = app(args=args, prog_name="deployops", standalone_mode=False)
+    except Exception as exc:
+        # The command-line parser's errors carry format_message() and exit_code.
+        if isinstance(exc, DeployopsError) or not hasattr(exc, "format_message"):
+            raise
+        message = str(exc.format_message())
+        ctx = getattr(exc, "ctx", None)
+        where = str(getattr(ctx, "command_path", "") or "deployops")
+        if "No such command" in message:
+            where = "deployops"
+        fix = f"`{where} --help` shows the {'commands' if where == 'deployops' else 'options'}"
+        code = int(getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE)
+        param = getattr(exc, "param", None)
+        body = {
+            "ok": False,
+            "code": "usage",
+            "exit_code": code,
+            "message": message,
+            "fix": fix,
+            "path": str(getattr(param, "name", "") or ""),
+        }
+        sys.stdout.write(json.dumps(body) + "\n")
+        sys.stderr.write(f"error: {message}\n  fix: {fix}\n")
+        sys.exit(code)
+    if isinstance(result, int) and result:
+        sys.exit(result)
 
 
 def _json_output(argv: list[str]) -> bool:
