@@ -34,7 +34,7 @@ Impossible windows and thresholds are reported with their path through
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,9 +48,6 @@ from deployops.domain.policy import (
     validate_policy,
 )
 from deployops.domain.rules import Comparison, MissingData, Rule
-
-if TYPE_CHECKING:
-    from deployops.config.project import ProjectConfig
 
 __all__ = [
     "InsufficientDataSettings",
@@ -309,14 +306,15 @@ def file_path(path: str) -> str:
     return f"{head}.{name}" if name and head else path
 
 
-def rollback_warnings(project: ProjectConfig) -> list[tuple[str, str]]:
+def rollback_warnings(project: Any) -> list[tuple[str, str]]:
     """Rules that can never act inside a service's observation, as ``(path, message)``.
 
     The observation lasts the stability window; once a rule has seen a breaching period it is
     extended while the breach builds up, up to :data:`OBSERVE_HOLD_LIMIT_S` more. So a rule
     never acts when its period is longer than the window (no breaching period is seen in time)
     or when the breach it needs (window, breach duration, escalation, scale-out grace) is longer
-    than the window and the extension together."""
+    than the window and the extension together. ``project`` is a ``ProjectConfig`` (not
+    imported: this module and ``project`` do not import each other)."""
     out: list[tuple[str, str]] = []
     for name, svc in project.services.items():
         settings = effective_rollback(project, name)
@@ -352,7 +350,22 @@ def rollback_warnings(project: ProjectConfig) -> list[tuple[str, str]]:
     return out
 
 
-def effective_rollback(project: ProjectConfig, service: str) -> RollbackSettings:
+class _ServiceRollback(Protocol):
+    @property
+    def rollback(self) -> RollbackSettings | None: ...
+
+
+class _ProjectRollback(Protocol):
+    """What :func:`effective_rollback` reads of a ``ProjectConfig`` (named structurally, so
+    this module and ``project`` do not import each other)."""
+
+    @property
+    def rollback(self) -> RollbackSettings | None: ...
+
+    def service(self, name: str) -> _ServiceRollback: ...
+
+
+def effective_rollback(project: _ProjectRollback, service: str) -> RollbackSettings:
     """The rollback settings of ``service``: defaults, the top-level section, the service's."""
     base = project.rollback or RollbackSettings()
     return base.merged(project.service(service).rollback)
