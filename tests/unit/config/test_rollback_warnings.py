@@ -14,7 +14,7 @@ import yaml
 
 from deployops.config.project import load_project
 from deployops.config.rollback import OBSERVE_HOLD_LIMIT_S, rollback_warnings
-from deployops.engine.deploy import MAX_OBSERVE_HOLD_S
+from deployops.engine.observe.watch import MAX_OBSERVE_HOLD_S
 
 DEPLOYOPS = Path(sys.executable).parent / "deployops"
 
