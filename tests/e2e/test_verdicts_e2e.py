@@ -102,3 +102,31 @@ def test_a_lock_left_by_a_killed_deploy_names_resume_which_takes_it_over_dep7() 
         resumed = project.cli("resume", dep_id)
         assert resumed.returncode == 0, resumed.stderr
         assert project.cli("deploy", "--version", "1.2.0").returncode == 0
+
+
+def test_without_traffic_nothing_passes_unjudged_rb1() -> None:
+    """Nobody calls the service. The observation says every few seconds what each rule sees,
+    sends bounded synthetic requests when the rules lack data, and then judges: a good
+    release goes live with every rule judged; a release failing 20 % of requests is rolled
+    back instead of passing silently."""
+    health_only = {
+        "health_timeout": 20,
+        "stability_window": 4,
+        "sample_interval": 0.5,
+        # /health only: the failures must be left for the rules to find, not a smoke check.
+        "smoke_checks": [{"path": "/health", "status": 200}],
+    }
+    with running_project(blue_green=health_only) as project:
+        good = project.cli("deploy", "--version", "1.0.0", timeout=180)
+        assert good.returncode == 0, good.stdout + good.stderr
+        assert "observing web-blue: error-rate" in good.stderr  # progress lines
+        assert "synthetic requests" in good.stderr
+        assert "judged 5 of 5 rules" in good.stderr
+        assert good.stdout.strip().endswith("rules judged: 5 of 5")  # the final line
+
+        bad = project.cli("deploy", "--version", "2.0.0", timeout=180)
+        assert bad.returncode == 3, bad.stdout + bad.stderr
+        assert project.prod_target_group() == "web-blue"
+        assert "error-rate" in bad.stderr
+        rolled = next(d for d in project.deployments() if d["version"] == "2.0.0")
+        assert rolled["status"] == "rolled_back"

@@ -195,13 +195,32 @@ def _summary(app: App, deployment_id: str) -> None:
     rec = app.store.get_deployment(deployment_id)
     assert rec is not None
     took = (rec.finished_at - rec.created_at).total_seconds() if rec.finished_at else 0.0
+    judged = _judged(app, deployment_id)
     if app.json:
-        app.emit({"result": rec.to_json(), "seconds": round(took, 2)})
+        app.emit({"result": rec.to_json(), "seconds": round(took, 2), **judged})
         return
+    rules = (
+        f"; rules judged: {judged['rules_judged']} of {judged['rules_total']}"
+        if "rules_judged" in judged
+        else ""
+    )
     app.console.print(
         f"[bold green]deployed[/bold green] {rec.service} {rec.version} to {rec.environment} "
-        f"in {took:.1f}s ({rec.id}); live on {rec.target_group}"
+        f"in {took:.1f}s ({rec.id}); live on {rec.target_group}{rules}",
+        soft_wrap=True,
     )
+
+
+def _judged(app: App, deployment_id: str) -> dict[str, object]:
+    """How much of the rule set the observation judged (RB-1), from its step's result."""
+    for step in app.store.steps_for(deployment_id):
+        if step.name == "Observe" and "rules_judged" in step.result:
+            return {
+                "rules_judged": step.result["rules_judged"],
+                "rules_total": step.result["rules_total"],
+                "judged": step.result.get("judged", {}),
+            }
+    return {}
 
 
 def resume(
