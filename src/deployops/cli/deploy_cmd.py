@@ -83,6 +83,16 @@ def deploy(
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait for the outcome (default) or detach.")
     ] = True,
+    override_gate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--override-gate",
+            help="Deploy although this pre-deploy checklist item fails (admin; repeatable).",
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why the item is overridden (audited).")
+    ] = None,
 ) -> None:
     from deployops.engine.deploy import DeployRequest
     from deployops.wiring import build_deployer, whoami
@@ -125,7 +135,28 @@ def deploy(
             c.print(f"  note: {note}")
         c.print("dry run: nothing was changed")
         return
-    rec = deployer.deploy(request)
+    from deployops.cli.checklist_cmd import after_deploy, before_deploy
+    from deployops.errors import ConfigError
+
+    if app.project.checklist is not None:
+        try:  # bad input is refused before the checklist sends its notice
+            deployer.plan(request)
+        except ConfigError as exc:
+            deployer.refuse(request, exc)
+            raise
+    gate = before_deploy(
+        app,
+        environment=env,
+        service=svc,
+        version=version,
+        overrides=override_gate or [],
+        reason=reason,
+    )
+    try:
+        rec = deployer.deploy(request)
+    finally:
+        if gate is not None:
+            after_deploy(app, gate)
     _summary(app, rec.id)
 
 
