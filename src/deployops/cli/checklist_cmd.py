@@ -138,6 +138,9 @@ class PreGateRun:
     version: str
     outcome: GateOutcome
     started: Any  # datetime
+    gate: ChecklistGate
+    entries: Sequence[Any]  # the release's sign-offs (ChecklistEntry)
+    overrides: Mapping[str, tuple[str, str]]
 
 
 def before_deploy(
@@ -154,9 +157,10 @@ def before_deploy(
     the deployment notice through the notification routes. ``None`` when the project has no
     checklist."""
     from deployops.clock import SystemClock
-    from deployops.domain.checklist import ItemStatus, Stage
+    from deployops.domain.checklist import Stage
+    from deployops.domain.version import Version
     from deployops.errors import ConfigError, ConfigIssue, GateFailedError
-    from deployops.store import AuditRecord, ChecklistEntry, EventRecord
+    from deployops.store import EventRecord
 
     cfg = app.project.checklist
     if cfg is None or not cfg.enabled:
@@ -165,6 +169,12 @@ def before_deploy(
                 "--override-gate given, but the project has no checklist", path="--override-gate"
             )
         return None
+    try:
+        Version.parse(version)
+    except ValueError as exc:
+        raise ConfigError(
+            str(exc), path="--version", hint="pass a semantic version such as 1.4.0"
+        ) from None
     clock = SystemClock()
     items = cfg.items(Stage.PRE)
     names = {i.name for i in items}
@@ -214,6 +224,21 @@ def before_deploy(
             hint=_refusal_hint(blocking, environment, version),
             outcome=outcome.to_json(),
         )
+    return PreGateRun(environment, service, version, outcome, now, gate, entries, over)
+
+
+def announce(app: App, run: PreGateRun) -> None:
+    """The deploy goes ahead: audit the overrides, send the deployment notice (its delivery
+    time ticks the item) and keep every pre-deploy item's state for the deployment."""
+    from deployops.clock import SystemClock
+    from deployops.domain.checklist import ItemStatus
+    from deployops.errors import ConfigIssue, GateFailedError
+    from deployops.store import AuditRecord, ChecklistEntry
+
+    environment, service, version = run.environment, run.service, run.version
+    gate, entries, over, outcome = run.gate, run.entries, run.overrides, run.outcome
+    items = gate.items
+    now = SystemClock().now()
     for s in outcome.items:
         if s.status is ItemStatus.OVERRIDDEN:
             app.store.audit(
@@ -257,7 +282,7 @@ def before_deploy(
                 evidence=dict(s.evidence),
             )
         )
-    return PreGateRun(environment, service, version, outcome, now)
+    run.outcome = outcome
 
 
 def _role(name: str) -> Role:

@@ -104,6 +104,18 @@ def deploy(
     if not wait and not dry_run:
         _detach(app, env, svc)
         return
+    gate = None
+    if not dry_run:
+        from deployops.cli.checklist_cmd import before_deploy
+
+        gate = before_deploy(  # CHK-1: refused here (exit 2) while a pre-deploy item fails
+            app,
+            environment=env,
+            service=svc,
+            version=version,
+            overrides=override_gate or [],
+            reason=reason,
+        )
     deployer = build_deployer(app.project, env, store=app.store, reporter=reporter_for(app))
     request = DeployRequest(
         service=svc, version=version, strategy=strategy, force=force, owner=whoami()
@@ -135,27 +147,22 @@ def deploy(
             c.print(f"  note: {note}")
         c.print("dry run: nothing was changed")
         return
-    from deployops.cli.checklist_cmd import after_deploy, before_deploy
-    from deployops.errors import ConfigError
+    if gate is not None:
+        from deployops.cli.checklist_cmd import announce
+        from deployops.errors import ConfigError
 
-    if app.project.checklist is not None:
-        try:  # bad input is refused before the checklist sends its notice
+        try:  # bad input is refused before the deployment notice goes out
             deployer.plan(request)
         except ConfigError as exc:
             deployer.refuse(request, exc)
             raise
-    gate = before_deploy(
-        app,
-        environment=env,
-        service=svc,
-        version=version,
-        overrides=override_gate or [],
-        reason=reason,
-    )
+        announce(app, gate)
     try:
         rec = deployer.deploy(request)
     finally:
         if gate is not None:
+            from deployops.cli.checklist_cmd import after_deploy
+
             after_deploy(app, gate)
     _summary(app, rec.id)
 
