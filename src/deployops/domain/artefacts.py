@@ -390,9 +390,12 @@ class Finding:
     severity: Severity
     where: str = ""
     title: str = ""
+    # Not checked at all (pip-audit's skip_reason): never a pass by default.
+    unaudited: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "unaudited": self.unaudited,
             "tool": self.tool,
             "id": self.id,
             "severity": self.severity.name.lower(),
@@ -501,6 +504,19 @@ def _pip_audit(deps: Any, *, item: str, source: str) -> list[Finding]:
         if not isinstance(dep, dict):
             continue
         where = f"{dep.get('name', '?')} {dep.get('version', '')}".strip()
+        if dep.get("skip_reason"):
+            # e.g. the vulnerability service could not be reached, or a package not on the
+            # index: pip-audit still exits 0 and says "No known vulnerabilities found".
+            out.append(
+                Finding(
+                    "pip-audit",
+                    "not-audited",
+                    Severity.UNKNOWN,
+                    where,
+                    str(dep["skip_reason"])[:200],
+                    unaudited=True,
+                )
+            )
         for v in dep.get("vulns") or []:
             # pip-audit reports no severity: UNKNOWN, judged by the unknown_severity setting.
             fixes = ", ".join(v.get("fix_versions") or []) or "no fix yet"
@@ -577,10 +593,14 @@ def security_verdict(
     checkov only with a platform key) counts as ``unknown_as``."""
     counts = {s.name.lower(): 0 for s in Severity if s is not Severity.UNKNOWN}
     blocking: list[Finding] = []
+    unaudited: list[Finding] = []
     per_file: list[dict[str, Any]] = []
     for src, tool, findings in reports:
         per_file.append({"file": src, "tool": tool, "findings": len(findings)})
         for f in findings:
+            if f.unaudited:
+                unaudited.append(f)
+                continue
             sev = f.severity if f.severity is not Severity.UNKNOWN else unknown_as
             if sev is Severity.UNKNOWN:
                 continue
@@ -598,9 +618,12 @@ def security_verdict(
         "unknown_severity_counts_as": unknown_as.name.lower(),
         "reports": per_file,
         "blocking": [f.to_json() for f in blocking[:_MAX_LISTED]],
+        "unaudited": [f.to_json() for f in unaudited[:_MAX_LISTED]],
     }
-    passed = critical <= max_critical and high <= max_high
+    passed = critical <= max_critical and high <= max_high and not unaudited
     summary = f"{critical} critical, {high} high, {counts['medium']} medium, {counts['low']} low"
+    if unaudited:
+        summary += f"; {len(unaudited)} not audited ({unaudited[0].where}: {unaudited[0].title})"
     if not passed and blocking:
         summary += f" (e.g. {blocking[0].id} in {blocking[0].where or blocking[0].tool})"
     sources = ", ".join(r[0] for r in reports)
