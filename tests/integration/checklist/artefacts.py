@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 
-CORE = '''
+CORE = """
 def add(a, b):
     return a + b
 
@@ -26,9 +26,9 @@ def div(a, b):
     if b == 0:
         raise ZeroDivisionError("b is 0")
     return a / b
-'''
+"""
 
-UNIT_TESTS = '''
+UNIT_TESTS = """
 import pytest
 
 from calc.core import add, div
@@ -45,23 +45,23 @@ def test_div():
 def test_div_by_zero():
     with pytest.raises(ZeroDivisionError):
         div(1, 0)
-'''
+"""
 
-BROKEN_TEST = '''
+BROKEN_TEST = """
 from calc.core import add
 
 
 def test_add_is_wrong():
     assert add(2, 2) == 5
-'''
+"""
 
-E2E_TESTS = '''
+E2E_TESTS = """
 from calc.core import add, div
 
 
 def test_flow():
     assert div(add(4, 4), 2) == 4
-'''
+"""
 
 # Never imported by the tests: with source=calc coverage counts it as 0 % covered.
 UNTESTED = "\n".join(
@@ -184,7 +184,9 @@ def make_ruff(folder: Path, fmt: str = "json") -> Path:
     return out
 
 
-def make_pip_audit(folder: Path, requirements: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def make_pip_audit(
+    folder: Path, requirements: str
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """A real ``pip-audit -f json`` of a requirements file (no install, no dependencies)."""
     req = folder / "requirements.txt"
     req.write_text(requirements)

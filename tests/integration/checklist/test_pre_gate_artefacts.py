@@ -12,15 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from integration.checklist.artefacts import (
-    CHECKOV,
-    make_checkov,
-    make_e2e_junit,
-    make_junit_and_coverage,
-    make_pip_audit,
-    make_ruff,
-    write_project,
-)
 from deployops.config.checklist import ChecklistItemConfig, ChecklistSettings
 from deployops.domain.artefacts import (
     Severity,
@@ -32,6 +23,15 @@ from deployops.domain.artefacts import (
 )
 from deployops.domain.checklist import ArtefactError, ItemStatus, Stage
 from deployops.engine.checklist import ChecklistGate
+from integration.checklist.artefacts import (
+    CHECKOV,
+    make_checkov,
+    make_e2e_junit,
+    make_junit_and_coverage,
+    make_pip_audit,
+    make_ruff,
+    write_project,
+)
 
 pytestmark = pytest.mark.integration
 
