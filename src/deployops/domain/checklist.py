@@ -249,11 +249,14 @@ class ItemState:
     source: str = ""
     by: str = ""
     note: str = ""
+    # False for an item that is pending by design (the deployment notice before the deploy
+    # sends it): shown as pending, never what keeps the gate shut.
+    holds: bool = True
 
     @property
     def blocking(self) -> bool:
         """Whether this item keeps its gate shut."""
-        return self.status in (ItemStatus.FAILED, ItemStatus.PENDING)
+        return self.holds and self.status in (ItemStatus.FAILED, ItemStatus.PENDING)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -247,6 +247,7 @@ class ChecklistGate:
                     on_failure=i.on_failure,
                     title=i.title,
                     summary="sent when the deploy starts",
+                    holds=False,
                 )
                 for i in self.items
                 if i.check is Check.NOTICE
@@ -261,11 +262,8 @@ class ChecklistGate:
         return outcome
 
     def blocking(self, outcome: GateOutcome) -> tuple[ItemState, ...]:
-        """The items that refuse a deploy: failing ones, but not a notice not sent yet."""
-        notice = {i.name for i in self.items if i.check is Check.NOTICE}
-        return tuple(
-            s for s in outcome.failing if not (s.name in notice and s.status is ItemStatus.PENDING)
-        )
+        """The items that refuse a deploy."""
+        return outcome.failing
 
 
 def _signed(entries: Sequence[ChecklistEntry]) -> dict[str, tuple[str, str]]:
