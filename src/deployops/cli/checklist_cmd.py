@@ -666,3 +666,305 @@ def sign(
         return
     target = dep or f"the next deploy of {svc} {ver} to {env}"
     app.console.print(f"signed [bold]{it.name}[/bold] by {by} for {target} at {fmt_time(now)}")
+
+
+# ---------------------------------------------------------------------- after the deploy (CHK-3)
+def _database_check(dsn: str) -> tuple[bool, str]:
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            row = conn.execute("SELECT current_database(), version()").fetchone()
+    except psycopg.Error as exc:
+        # The message of psycopg never holds the password; the DSN is not repeated.
+        return False, "cannot connect: " + " ".join(str(exc).split())[:200]
+    name = row[0] if row else "?"
+    return True, f"connected to database {name!r}"
+
+
+def _log_reader(app: App, environment: str, target_group: str) -> Any:
+    """Lines the new version's replicas write from now on (local platform)."""
+    from deployops.drivers.local.paths import LocalPaths
+
+    folder = LocalPaths.of(app.project, environment).logs / target_group
+    start = {p: p.stat().st_size for p in folder.glob("*.log")} if folder.is_dir() else {}
+
+    def read() -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if not folder.is_dir():
+            return out
+        for path in sorted(folder.glob("*.log")):
+            with path.open("rb") as f:
+                f.seek(start.get(path, 0))
+                text = f.read(2_000_000).decode("utf-8", "replace")
+            out += [(path.name, line) for line in text.splitlines() if line.strip()]
+        return out
+
+    return read
+
+
+def after_success(app: App, deployment_id: str) -> None:
+    """CHK-3: run the post-deploy checks of a deployment that succeeded, keep their verdicts
+    with it and write its completion report."""
+    from deployops.clock import SystemClock
+    from deployops.domain.checklist import ItemStatus, Stage
+    from deployops.drivers import build_platform
+    from deployops.engine.checklist_post import PostChecks
+    from deployops.store import ChecklistEntry
+
+    cfg = app.project.checklist
+    if cfg is None or not cfg.enabled:
+        return
+    rec = app.store.require_deployment(deployment_id)
+    items = cfg.items(Stage.POST)
+    clock = SystemClock()
+    platform = build_platform(app.project, rec.environment, clock=clock, store=app.store)
+    listener = platform.traffic.describe_listener(f"{rec.service}-prod")
+    svc = app.project.service(rec.service)
+    db_item = cfg.item("database")
+    dsn = (db_item.options.get("dsn") if db_item else None) or (
+        app.project.environment(rec.environment).local.database_dsn
+    )
+    during = {i.name: i for i in cfg.items(Stage.DURING)}
+    checks = PostChecks(
+        items=items,
+        prober=platform.prober,
+        metrics=platform.metrics,
+        clock=clock,
+        prod_url=f"http://{listener.host}:{listener.port}",
+        scope=rec.target_group,
+        smoke_default=[(c.path, c.status) for c in svc.blue_green.smoke_checks],
+        database=(lambda: _database_check(str(dsn))) if dsn else None,
+        read_logs=_log_reader(app, rec.environment, rec.target_group)
+        if app.project.environment(rec.environment).platform == "local"
+        else None,
+        max_error_rate=float(during["error-rate"].options["threshold"])
+        if "error-rate" in during
+        else 1.0,
+        max_p99_ms=float(during["p99-latency"].options["threshold"])
+        if "p99-latency" in during
+        else 500.0,
+        period_s=max(1, round((app.project.rollback or _rb()).period)),
+    )
+    shown = [0.0]
+
+    def progress(message: str, left: float) -> None:
+        mono = clock.monotonic()
+        if mono - shown[0] >= 5.0:
+            shown[0] = mono
+            app.info(f"  {message}: {left:.0f}s left")
+
+    app.info(f"post-deploy checks of {rec.id}")
+    verdicts = checks.run(progress=progress)
+    now = clock.now()
+    for v in verdicts:
+        item = next(i for i in items if i.name == v.item)
+        status = ItemStatus.PASSED if v.passed else ItemStatus.WARNED
+        app.store.add_checklist_entry(
+            ChecklistEntry(
+                ts=now,
+                environment=rec.environment,
+                service=rec.service,
+                version=rec.version,
+                deployment_id=rec.id,
+                stage="post",
+                item=v.item,
+                status=status.value,
+                summary=v.summary,
+                source=v.source,
+                evidence=dict(v.evidence),
+            )
+        )
+        app.info(f"  {status.value:8} {v.item}: {v.summary}")
+        if not v.passed:
+            _notify_post_failure(app, rec, item.title, v.summary)
+    path = write_report(app, rec.id)
+    app.info(f"completion report: {path}")
+
+
+def _rb() -> Any:
+    from deployops.config.rollback import RollbackSettings
+
+    return RollbackSettings()
+
+
+def _notify_post_failure(app: App, rec: Any, title: str, summary: str) -> None:
+    from deployops.clock import SystemClock
+    from deployops.engine.events import Notice
+    from deployops.wiring import build_notify
+
+    notify = build_notify(app.project, rec.environment, app.store, SystemClock())
+    notify(
+        Notice(
+            severity="warning",
+            kind="deployment.checklist",
+            title=f"{rec.service} {rec.version}: post-deploy check failed: {title}",
+            text=summary,
+            dedup_key=f"{rec.id}:post:{title}",
+            fields={"deployment": rec.id, "environment": rec.environment},
+        )
+    )
+
+
+def write_report(app: App, deployment_id: str) -> Any:
+    """(Re)write the completion report of a deployment; final once every post-deploy manual
+    item is signed off (or optional / warn-only), which closes its checklist."""
+    from deployops.clock import SystemClock
+    from deployops.domain.checklist import ItemKind, ItemStatus, Stage
+    from deployops.engine.checklist import stage_state
+    from deployops.engine.checklist_post import render_completion_report, report_paths
+    from deployops.store import ChecklistEntry, EventRecord
+
+    cfg = settings_of(app)
+    rec = app.store.require_deployment(deployment_id)
+    entries = app.store.checklist_entries(deployment_id=rec.id)
+    items = [i for st in Stage for i in cfg.items(st)]
+    gates = [stage_state(items, entries, st) for st in Stage]
+    post = gates[2]
+    open_items = [
+        s
+        for s in post.items
+        if s.kind is ItemKind.MANUAL
+        and s.status is ItemStatus.PENDING
+        and s.name != "completion-report"
+    ]
+    manual_required = {
+        i.name for i in items if i.stage is Stage.POST and i.kind is ItemKind.MANUAL and i.required
+    }
+    final = not [s for s in open_items if s.name in manual_required]
+    incidents = [
+        e
+        for e in app.store.events(deployment_id=rec.id)
+        if e.level in ("warning", "error", "critical") and not e.kind.startswith("progress")
+    ]
+    notes = [e for e in entries if e.item in ("lessons", "handover")]
+    now = SystemClock().now()
+    md, html = render_completion_report(
+        rec,
+        steps=app.store.steps_for(rec.id),
+        gates=gates,
+        incidents=incidents,
+        notes=notes,
+        final=final,
+        generated_at=now,
+    )
+    md_path, html_path = report_paths(app.project.root / cfg.report_dir, rec.id)
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text(md, encoding="utf-8")
+    html_path.write_text(html, encoding="utf-8")
+    status = ItemStatus.PASSED if final else ItemStatus.PENDING
+    summary = (
+        "final" if final else "open until " + ", ".join(s.name for s in open_items) + " signed off"
+    )
+    if any(i.name == "completion-report" for i in items):
+        app.store.add_checklist_entry(
+            ChecklistEntry(
+                ts=now,
+                environment=rec.environment,
+                service=rec.service,
+                version=rec.version,
+                deployment_id=rec.id,
+                stage="post",
+                item="completion-report",
+                status=status.value,
+                summary=f"{md_path.name} and {html_path.name}: {summary}",
+                source=str(md_path),
+                evidence={"markdown": str(md_path), "html": str(html_path), "final": final},
+            )
+        )
+    app.store.add_event(
+        EventRecord(
+            ts=now,
+            kind="checklist.report",
+            message=f"completion report {'written' if final else 'updated'}: {md_path}",
+            deployment_id=rec.id,
+            environment=rec.environment,
+            service=rec.service,
+            data={"markdown": str(md_path), "html": str(html_path), "final": final},
+        )
+    )
+    return md_path
+
+
+@group.command(
+    "report",
+    help=(
+        "Write a deployment's completion report again (Markdown and HTML).\n\n"
+        "It lists what ran, every checklist item with its evidence and who signed it, "
+        "incidents, lessons and hand-over notes. Once every post-deploy manual item is signed "
+        "off the report is final and the deployment's checklist is closed.\n\n"
+        "Examples:\n\n"
+        "  deployops checklist report dep-20261129-174501-7f3a"
+    ),
+)
+def report(
+    ctx: typer.Context,
+    deployment_id: Annotated[str, typer.Argument(help="A deployment id (or a unique prefix).")],
+) -> None:
+    app = get_app(ctx)
+    _require(_role("deployer"), "writing a completion report")
+    rec = app.store.require_deployment(deployment_id)
+    path = write_report(app, rec.id)
+    final = app.store.checklist_entries(deployment_id=rec.id)[-1].evidence.get("final")
+    if app.json:
+        app.emit(
+            {
+                "deployment": rec.id,
+                "markdown": str(path),
+                "html": str(path.with_suffix(".html")),
+                "final": bool(final),
+            }
+        )
+        return
+    app.console.print(f"completion report of {rec.id}: {path} ({'final' if final else 'open'})")
+
+
+@group.command(
+    "note",
+    help=(
+        "Add a lesson learned or a hand-over note to a deployment's completion report.\n\n"
+        "Examples:\n\n"
+        "  deployops checklist note dep-20261129-174501-7f3a --lesson 'warm the cache first'\n\n"
+        "  deployops checklist note dep-20261129-174501-7f3a --handover 'watch the queue depth'"
+    ),
+)
+def note(
+    ctx: typer.Context,
+    deployment_id: Annotated[str, typer.Argument(help="A deployment id (or a unique prefix).")],
+    lesson: Annotated[str | None, typer.Option("--lesson", help="What to do better.")] = None,
+    handover: Annotated[
+        str | None, typer.Option("--handover", help="What the next deploy must know.")
+    ] = None,
+) -> None:
+    from deployops.clock import SystemClock
+    from deployops.errors import ConfigError
+    from deployops.store import ChecklistEntry
+
+    app = get_app(ctx)
+    settings_of(app)
+    who = _require(_role("deployer"), "adding a note")
+    if not (lesson or handover):
+        raise ConfigError("pass --lesson TEXT or --handover TEXT", path="note")
+    rec = app.store.require_deployment(deployment_id)
+    now = SystemClock().now()
+    for item, text in (("lessons", lesson), ("handover", handover)):
+        if text:
+            app.store.add_checklist_entry(
+                ChecklistEntry(
+                    ts=now,
+                    environment=rec.environment,
+                    service=rec.service,
+                    version=rec.version,
+                    deployment_id=rec.id,
+                    stage="post",
+                    item=item,
+                    status="note",
+                    actor=who.name,
+                    note=text,
+                )
+            )
+    path = write_report(app, rec.id)
+    if app.json:
+        app.emit({"deployment": rec.id, "report": str(path)})
+        return
+    app.console.print(f"noted for {rec.id}; report: {path}")

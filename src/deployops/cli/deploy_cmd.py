@@ -165,6 +165,10 @@ def deploy(
 
             after_deploy(app, gate)
     _summary(app, rec.id)
+    if gate is not None:
+        from deployops.cli.checklist_cmd import after_success
+
+        after_success(app, rec.id)  # CHK-3: post-deploy checks and the completion report
 
 
 def _check_names(

@@ -31,7 +31,8 @@ it changes. Each stage is a mapping of item name to settings::
         performance: {duration: 30m}
 
 ``on_failure`` is ``block`` or ``warn`` before a deploy; ``rollback`` (default), ``hold`` or
-``warn`` during it; ``warn`` (default) or ``rollback`` after it.
+``warn`` during it; ``warn`` after it (the release is live: a failed check is reported in the
+completion report and notified).
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class ChecklistItemConfig(_Model):
     dsn: str | None = None
     duration: Duration | None = None
     patterns: tuple[str, ...] | None = None
+    ignore: tuple[str, ...] | None = None
 
 
 class ChecklistSettings(_Model):
@@ -249,7 +251,13 @@ _DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "smoke-tests": {"paths": None},  # None: the service's blue_green.smoke_checks
     "database": {"dsn": None},  # None: environments.<env>.local.database_dsn
     "external-apis": {"urls": []},
-    "error-logs": {"duration": 900.0, "threshold": 0.0, "patterns": ["ERROR", "Traceback"]},
+    "error-logs": {
+        "duration": 900.0,
+        "threshold": 0.0,  # 5xx answers allowed in the window
+        "patterns": ["ERROR", "CRITICAL", "Traceback"],
+        # a client that hung up mid-answer is not the service failing
+        "ignore": ["ConnectionResetError", "BrokenPipeError"],
+    },
     "performance": {"duration": 1800.0},
 }
 

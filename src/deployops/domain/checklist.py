@@ -46,7 +46,7 @@ class ItemKind(StrEnum):
 
 class OnFailure(StrEnum):
     """What a failed item does. ``block`` refuses the deploy (pre); ``rollback`` reverts the
-    release (during, post); ``hold`` pauses for a person's decision (during); ``warn`` records
+    release (during); ``hold`` pauses for a person's decision (during); ``warn`` records
     and notifies, and the deploy carries on."""
 
     BLOCK = "block"
@@ -59,7 +59,7 @@ class OnFailure(StrEnum):
 STAGE_ACTIONS: Mapping[Stage, tuple[OnFailure, ...]] = {
     Stage.PRE: (OnFailure.BLOCK, OnFailure.WARN),
     Stage.DURING: (OnFailure.ROLLBACK, OnFailure.HOLD, OnFailure.WARN),
-    Stage.POST: (OnFailure.WARN, OnFailure.ROLLBACK),
+    Stage.POST: (OnFailure.WARN,),
 }
 
 
