@@ -69,6 +69,7 @@ def _register() -> None:
     from deployops.cli import (
         alarms_cmd,
         checklist_cmd,
+        cleanup_cmd,
         config_cmd,
         deploy_cmd,
         deployments_cmd,
@@ -91,6 +92,7 @@ def _register() -> None:
     alarms_cmd.register(app)
     serve_cmd.register(app)
     checklist_cmd.register(app)
+    cleanup_cmd.register(app)
 
 
 _register()
