@@ -411,8 +411,42 @@ def after_deploy(app: App, run: PreGateRun) -> str | None:
                 version=run.version,
                 deployment_id=rec.id,
             )
+            _during_summary(app, rec)
             return rec.id
     return None
+
+
+def _during_summary(app: App, rec: Any) -> None:
+    """CHK-2 once the deploy ended: the four milestones from its steps, and the limits that
+    were never judged (too little traffic) said as such."""
+    from deployops.clock import SystemClock
+    from deployops.domain.checklist import Check, Stage
+    from deployops.engine.checklist import milestone_entries
+    from deployops.store import ChecklistEntry
+
+    cfg = app.project.checklist
+    if cfg is None:
+        return
+    now = SystemClock().now()
+    items = cfg.items(Stage.DURING)
+    for e in milestone_entries(rec, app.store.steps_for(rec.id), items, now):
+        app.store.add_checklist_entry(e)
+    judged = {e.item for e in app.store.checklist_entries(deployment_id=rec.id, stage="during")}
+    for it in items:
+        if it.check is Check.METRIC and it.name not in judged:
+            app.store.add_checklist_entry(
+                ChecklistEntry(
+                    ts=now,
+                    environment=rec.environment,
+                    service=rec.service,
+                    version=rec.version,
+                    deployment_id=rec.id,
+                    stage="during",
+                    item=it.name,
+                    status="pending",
+                    summary="not judged: too little data while the new version was watched",
+                )
+            )
 
 
 # ---------------------------------------------------------------------- commands
@@ -968,3 +1002,80 @@ def note(
         app.emit({"deployment": rec.id, "report": str(path)})
         return
     app.console.print(f"noted for {rec.id}; report: {path}")
+
+
+@group.command(
+    "decide",
+    help=(
+        "Decide on a deployment held by a during-deploy checklist item.\n\n"
+        "An item with on_failure: hold pauses the deployment when its limit is broken; "
+        "--continue lets it go on, --rollback reverts it at once. Without a decision within "
+        "the item's hold_timeout the deployment is rolled back.\n\n"
+        "Examples:\n\n"
+        "  deployops checklist decide dep-20261129-174501-7f3a --continue --reason 'known spike'"
+        "\n\n"
+        "  deployops checklist decide dep-20261129-174501-7f3a --rollback"
+    ),
+)
+def decide(
+    ctx: typer.Context,
+    deployment_id: Annotated[str, typer.Argument(help="The held deployment's id (or prefix).")],
+    go_on: Annotated[bool, typer.Option("--continue", help="Let the deployment go on.")] = False,
+    rollback: Annotated[bool, typer.Option("--rollback", help="Roll it back now.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")] = "",
+) -> None:
+    from deployops.clock import SystemClock
+    from deployops.errors import ConfigError
+    from deployops.store import AuditRecord, ChecklistEntry
+
+    app = get_app(ctx)
+    settings_of(app)
+    who = _require(_role("deployer"), "deciding on a held deployment")
+    if go_on == rollback:
+        raise ConfigError("pass exactly one of --continue and --rollback", path="decide")
+    rec = app.store.require_deployment(deployment_id)
+    if rec.status != "running":
+        raise ConfigError(
+            f"{rec.id} is {rec.status}: there is nothing to decide",
+            path="DEPLOYMENT_ID",
+            hint=f"`deployops checklist show {rec.id}` shows how it ended",
+        )
+    during = app.store.checklist_entries(deployment_id=rec.id, stage="during")
+    held = [e for e in during if e.status == "held"]
+    if not held or any(e.status == "decided" and e.ts >= held[-1].ts for e in during):
+        raise ConfigError(
+            f"{rec.id} is not held: no during-deploy item is waiting for a decision",
+            path="DEPLOYMENT_ID",
+            hint=f"`deployops checklist show {rec.id}` shows its items",
+        )
+    choice = "continue" if go_on else "rollback"
+    now = SystemClock().now()
+    app.store.add_checklist_entry(
+        ChecklistEntry(
+            ts=now,
+            environment=rec.environment,
+            service=rec.service,
+            version=rec.version,
+            deployment_id=rec.id,
+            stage="during",
+            item=held[-1].item,
+            status="decided",
+            actor=who.name,
+            note=reason,
+            summary=f"{choice} decided by {who.name}",
+            evidence={"decision": choice, "held_at": held[-1].ts.isoformat()},
+        )
+    )
+    app.store.audit(
+        AuditRecord(
+            ts=now,
+            actor=who.name,
+            action="checklist.decide",
+            target=rec.id,
+            detail={"item": held[-1].item, "decision": choice, "reason": reason},
+        )
+    )
+    if app.json:
+        app.emit({"deployment": rec.id, "item": held[-1].item, "decision": choice})
+        return
+    app.console.print(f"{rec.id}: {choice} ({held[-1].item}), decided by {who.name}")

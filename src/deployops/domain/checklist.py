@@ -92,6 +92,7 @@ class ItemStatus(StrEnum):
     NOT_REQUIRED = "not_required"  # an optional manual item left unsigned
     OVERRIDDEN = "overridden"  # failed, but an admin let the deploy through with a reason
     WARNED = "warned"  # failed with on_failure: warn
+    HELD = "held"  # a during-deploy limit broken, the deployment waiting for a decision
 
 
 class ArtefactError(ValueError):

@@ -16,9 +16,11 @@ from __future__ import annotations
 import glob
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from deployops.clock import Clock
 from deployops.config.checklist import ResolvedItem
 from deployops.domain.artefacts import (
     Severity,
@@ -44,7 +46,7 @@ from deployops.domain.checklist import (
     judge_gate,
 )
 from deployops.errors import DeployopsError
-from deployops.store import ChecklistEntry
+from deployops.store import ChecklistEntry, DeploymentRecord, EventRecord, StateStore
 
 __all__ = [
     "SIGNED_STATUSES",
@@ -329,3 +331,118 @@ def stage_state(
             )
         )
     return GateOutcome(stage=stage, items=tuple(states))
+
+
+# ---------------------------------------------------------------------- during (CHK-2)
+def _running(store: StateStore, environment: str, service: str) -> DeploymentRecord | None:
+    found = store.list_deployments(
+        environment=environment, service=service, status=["running"], limit=1
+    )
+    return found[0] if found else None
+
+
+def during_recorder(
+    store: StateStore, clock: Clock, environment: str, service: str
+) -> Callable[[str, str, str, Mapping[str, Any]], None]:
+    """Keep a during-deploy item's change of state with the running deployment."""
+
+    def record(item: str, status: str, summary: str, evidence: Mapping[str, Any]) -> None:
+        rec = _running(store, environment, service)
+        if rec is None:
+            return
+        store.add_checklist_entry(
+            ChecklistEntry(
+                ts=clock.now(),
+                environment=environment,
+                service=service,
+                version=rec.version,
+                deployment_id=rec.id,
+                stage="during",
+                item=item,
+                status=status,
+                summary=summary,
+                source=str(evidence.get("scope", "")),
+                evidence=dict(evidence),
+            )
+        )
+        if status == "held":
+            store.add_event(
+                EventRecord(
+                    ts=clock.now(),
+                    kind="checklist.held",
+                    level="warning",
+                    deployment_id=rec.id,
+                    environment=environment,
+                    service=service,
+                    message=f"{rec.id} is held: {item}: {summary}; decide with "
+                    f"`deployops checklist decide {rec.id} --continue` or `--rollback`",
+                    data={"item": item, **dict(evidence)},
+                )
+            )
+
+    return record
+
+
+def hold_decision(
+    store: StateStore, environment: str, service: str
+) -> Callable[[datetime], str | None]:
+    """The decision on the running deployment's hold made after ``since``, if any."""
+
+    def decision(since: datetime) -> str | None:
+        rec = _running(store, environment, service)
+        if rec is None:
+            return None
+        for e in reversed(store.checklist_entries(deployment_id=rec.id, stage="during")):
+            if e.ts < since:
+                break
+            if e.status == "decided":
+                return str(e.evidence.get("decision", ""))
+        return None
+
+    return decision
+
+
+MILESTONES = {
+    "task-definition-registered": ("RegisterTaskDefinition", "UseTaskDefinition"),
+    "containers-started": ("StartService", "RollingUpdate"),
+    "health-passed": ("WaitHealthy", "RollingUpdate"),
+    "traffic-switched": ("CheckTrafficMoved", "SwitchListener"),
+}
+
+
+def milestone_entries(
+    rec: DeploymentRecord, steps: Sequence[Any], items: Sequence[ResolvedItem], now: datetime
+) -> list[ChecklistEntry]:
+    """CHK-2's four milestones read from the deployment's stored steps."""
+    out = []
+    for it in items:
+        names = MILESTONES.get(it.name)
+        if names is None:
+            continue
+        found = [s for s in steps if s.name in names]
+        if not found:
+            status, summary, ev = "failed", "never reached", {}
+        else:
+            s = found[0] if it.name != "traffic-switched" else found[-1]
+            ok = s.status == "succeeded"
+            status = "passed" if ok else "failed"
+            at = s.finished_at.isoformat() if s.finished_at else ""
+            summary = f"{s.name} {s.status}" + (f" at {at}" if at else "")
+            if s.error:
+                summary += f": {s.error}"
+            ev = {"step": s.name, "seq": s.seq, "status": s.status, "finished_at": at}
+        out.append(
+            ChecklistEntry(
+                ts=now,
+                environment=rec.environment,
+                service=rec.service,
+                version=rec.version,
+                deployment_id=rec.id,
+                stage="during",
+                item=it.name,
+                status=status,
+                summary=summary,
+                evidence=ev,
+            )
+        )
+    return out
