@@ -24,6 +24,7 @@ from deployops.clock import SystemClock
 from deployops.config.project import ProjectConfig, load_project
 from deployops.drivers.local import control
 from deployops.drivers.local.load import Load
+from deployops.store import StateStore
 from tests.fixtures_local import ENV
 from tests.fixtures_local import write_project as write_deployops
 
@@ -150,21 +151,29 @@ def test_three_percent_errors_roll_back_by_the_checklist_and_a_good_release_comp
 
 
 def _wait_held(p: ProjectConfig, version: str, proc: subprocess.Popen[str]) -> str:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        out = _cli(p, "-o", "json", "deployments", "list")
-        running = [d for d in json.loads(out.stdout) if d["version"] == version]
-        if running and _during(p, running[0]["id"]).get("error-rate", {}).get("status") == "held":
-            return str(running[0]["id"])
-        time.sleep(0.5)
+    """The held deployment's id, read from the state store (a CLI call per poll is slow on a
+    loaded machine and the hold has a timeout)."""
+    store = StateStore.open(p.state_url())
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            for rec in store.list_deployments(status=["running"]):
+                if rec.version != version:
+                    continue
+                entries = store.checklist_entries(deployment_id=rec.id, stage="during")
+                if any(e.item == "error-rate" and e.status == "held" for e in entries):
+                    return rec.id
+            time.sleep(0.2)
+    finally:
+        store.close()
     raise AssertionError("the deployment was never held")
 
 
 def test_hold_waits_for_a_decision_and_honours_it_and_times_out_into_a_rollback(
     platform: Any,
 ) -> None:
-    p = platform({"error-rate": {"on_failure": "hold", "hold_timeout": "60s"}})
+    p = platform({"error-rate": {"on_failure": "hold", "hold_timeout": "120s"}})
     assert _cli(p, "deploy", "--version", "1.0.0").returncode == 0
     with Load(_url(p), workers=3, max_seconds=150):
         proc = subprocess.Popen(
