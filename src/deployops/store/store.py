@@ -40,6 +40,7 @@ from deployops.store.records import (
     AlarmHistoryRecord,
     AlarmStateRecord,
     AuditRecord,
+    ChecklistEntry,
     DecisionRecord,
     DeploymentRecord,
     EventRecord,
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["HEAD_REVISION", "StateStore", "lock_held_error"]
 
 # The newest migration in migrations/versions; the store migrates when the database is behind.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0007"
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -102,6 +103,7 @@ _JSON_FIELDS: dict[type[Any], frozenset[str]] = {
     AuditRecord: frozenset({"detail"}),
     JobRecord: frozenset({"payload"}),
     AlarmHistoryRecord: frozenset({"evidence"}),
+    ChecklistEntry: frozenset({"evidence"}),
 }
 
 
@@ -871,6 +873,61 @@ class StateStore:
         with self._tx() as conn:
             rows = conn.execute(q).mappings().all()
         return [_record(cls, r) for r in reversed(rows)]
+
+    # ------------------------------------------------------------------ checklist (CHK)
+    def add_checklist_entry(self, entry: ChecklistEntry) -> int:
+        with self._tx() as conn:
+            return _inserted_id(conn.execute(insert(t.checklist_entries).values(**_values(entry))))
+
+    def checklist_entries(
+        self,
+        *,
+        deployment_id: str | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+        version: str | None = None,
+        unlinked: bool = False,
+        stage: str | None = None,
+    ) -> list[ChecklistEntry]:
+        """Entries oldest first: of a deployment, or of a release (``unlinked``: those not yet
+        attached to a deployment, i.e. sign-offs waiting for the deploy)."""
+        c = t.checklist_entries.c
+        q = select(t.checklist_entries)
+        if deployment_id:
+            q = q.where(c.deployment_id == deployment_id)
+        if environment:
+            q = q.where(c.environment == environment)
+        if service:
+            q = q.where(c.service == service)
+        if version:
+            q = q.where(c.version == version)
+        if unlinked:
+            q = q.where(c.deployment_id.is_(None))
+        if stage:
+            q = q.where(c.stage == stage)
+        q = q.order_by(c.id)
+        with self._tx() as conn:
+            return [_record(ChecklistEntry, r) for r in conn.execute(q).mappings().all()]
+
+    def link_checklist(
+        self, *, environment: str, service: str, version: str, deployment_id: str
+    ) -> int:
+        """Attach a release's waiting sign-offs to the deployment that ships it."""
+        c = t.checklist_entries.c
+        with self._tx() as conn:
+            res = conn.execute(
+                update(t.checklist_entries)
+                .where(
+                    and_(
+                        c.environment == environment,
+                        c.service == service,
+                        c.version == version,
+                        c.deployment_id.is_(None),
+                    )
+                )
+                .values(deployment_id=deployment_id)
+            )
+            return int(res.rowcount or 0)
 
     def count(self, table: str) -> int:
         """Rows in ``table`` (for tests and status output)."""
