@@ -361,15 +361,19 @@ def build_router() -> APIRouter:
         if body.dry_run:
             rb = await run_in_threadpool(ctx.operations.preview_rollback, rec.id)
             return JSONResponse({"dry_run": True, **rb.to_json()}, status_code=200)
-        op = await run_in_threadpool(
-            lambda: ctx.operations.rollback(
-                rec.id,
-                actor=principal.actor,
-                service=rec.service,
-                force=body.force,
-                reason=body.reason,
+        try:
+            op = await run_in_threadpool(
+                lambda: ctx.operations.rollback(
+                    rec.id,
+                    actor=principal.actor,
+                    service=rec.service,
+                    force=body.force,
+                    reason=body.reason,
+                )
             )
-        )
+        except ConfigError as exc:
+            # a blocking check: the body's force and reason override it
+            raise _field_paths(exc, {"rollback": "body.force"}) from None
         request.state.audit.update(operation=op.id)
         return JSONResponse(_op_json(op), status_code=202)
 
