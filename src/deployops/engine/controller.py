@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployops.clock import Clock
+from deployops.domain.names import lock_key
 from deployops.engine.alarms import AlarmEvaluator
 from deployops.engine.autoscaler import Autoscaler
-from deployops.engine.deploy import JOB_DELETE_TARGET_GROUP
+from deployops.engine.cleanup import JOB_DELETE_TARGET_GROUP, JobOutcome, run_deletion
 from deployops.errors import DeployopsError
 from deployops.ports import Compute, Traffic
 from deployops.store import EventRecord, JobRecord, StateStore
@@ -37,14 +38,6 @@ from deployops.store import EventRecord, JobRecord, StateStore
 __all__ = ["Controller", "JobHandler", "JobOutcome", "LoopStats"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class JobOutcome:
-    """``status`` is ``done``, ``skipped`` (with the reason) or ``failed``."""
-
-    status: str
-    result: str
 
 
 JobHandler = Callable[[JobRecord], JobOutcome]
@@ -121,7 +114,7 @@ class Controller:
         for rec in self.store.list_deployments(
             environment=self.environment, status=["running"], limit=100
         ):
-            held = self.store.get_lock(f"{rec.environment}/{rec.service}")
+            held = self.store.get_lock(lock_key(rec.environment, rec.service))
             if held is not None and self.owner_alive(held.owner):
                 continue  # someone is still running it
             try:
@@ -188,11 +181,20 @@ class Controller:
         """Claim due jobs atomically and run each; the outcome is stored on the job."""
         done: list[tuple[JobRecord, JobOutcome]] = []
         while True:
-            jobs = self.store.claim_due_jobs(now=self.clock.now(), worker=self.worker, limit=10)
+            jobs = self.store.claim_due_jobs(
+                now=self.clock.now(),
+                worker=self.worker,
+                limit=10,
+                ids=None if not done else [j.id for j in self._pending_due(done)],
+            )
             if not jobs:
                 return done
             for job in jobs:
                 outcome = self._run_job(job)
+                if outcome.status == "locked":
+                    # Put back by run_deletion: it runs once the lock is free.
+                    done.append((job, outcome))
+                    continue
                 self.store.finish_job(
                     job.id, status=outcome.status, result=outcome.result, now=self.clock.now()
                 )
@@ -217,29 +219,19 @@ class Controller:
             return JobOutcome("failed", f"unexpected {type(exc).__name__}: {exc}")
 
     def delete_target_group(self, job: JobRecord) -> JobOutcome:
-        """DEP-4: delete the previous colour's target group, but only once nothing uses it:
-        no listener forwards to it and its compute service runs no task. Idempotent."""
-        p: dict[str, Any] = job.payload
-        group = str(p.get("target_group", ""))
-        service = str(p.get("service", ""))
-        if not group:
-            return JobOutcome("failed", "the job names no target group")
-        if self.traffic.describe_target_group(group) is None:
-            return JobOutcome("done", f"{group} is already deleted")
-        for listener in (f"{service}-prod", f"{service}-test"):
-            try:
-                forwards = self.traffic.describe_listener(listener).forwards
-            except DeployopsError:
-                continue
-            if any(tg == group and weight > 0 for tg, weight in forwards):
-                return JobOutcome("skipped", f"{listener} still forwards traffic to {group}")
-        svc = self.compute.describe_service(group)
-        if svc is not None and svc.desired > 0:
-            return JobOutcome(
-                "skipped", f"{group} still runs {svc.desired} desired task(s); not deleting it"
-            )
-        self.traffic.delete_target_group(group)
-        return JobOutcome("done", f"deleted target group {group}")
+        """DEP-4: delete the previous colour's target group under the service's deploy lock,
+        once nothing uses it (:func:`deployops.engine.cleanup.delete_target_group`)."""
+        return run_deletion(
+            self.store, self.traffic, self.compute, job, owner=self.worker, now=self.clock.now()
+        )
+
+    def _pending_due(self, done: list[tuple[JobRecord, JobOutcome]]) -> list[JobRecord]:
+        """Due jobs not tried in this run yet (a locked job waits for the next run)."""
+        tried = {j.id for j, _ in done}
+        now = self.clock.now()
+        return [
+            j for j in self.store.jobs(status="pending") if j.due_at <= now and j.id not in tried
+        ]
 
     # ------------------------------------------------------------------ helpers
     def _event(

@@ -1,4 +1,5 @@
-"""deployops' own state: deployments, steps, events, decisions, locks, samples, audit, jobs.
+"""deployops' own state: operations (deployments and every other kind), steps, events,
+decisions, locks, samples, audit, jobs.
 
 SQLite by default (``.deployops/state.db`` beside ``deployops.yaml``); PostgreSQL when
 ``DEPLOYOPS_DATABASE_URL`` or ``state.url`` says so. Schema changes are Alembic migrations.
@@ -14,6 +15,7 @@ from deployops.store.records import (
     JobRecord,
     LockInfo,
     MetricSample,
+    OperationRecord,
     ScalingActivity,
     StepRecord,
 )
@@ -29,6 +31,7 @@ __all__ = [
     "JobRecord",
     "LockInfo",
     "MetricSample",
+    "OperationRecord",
     "ScalingActivity",
     "StateStore",
     "StepRecord",

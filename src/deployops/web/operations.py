@@ -26,7 +26,7 @@ from deployops.ids import new_id
 if TYPE_CHECKING:
     from deployops.engine.deploy import Deployer, DeployRequest
     from deployops.engine.events import Reporter
-    from deployops.engine.rollback import RollbackPlan
+    from deployops.engine.planning.rollback import RollbackPlan
     from deployops.store import EventRecord
 
 __all__ = ["Engine", "Operation", "Operations"]
@@ -104,7 +104,7 @@ class Operations:
     def rollback(
         self, deployment_id: str, *, actor: str, service: str, force: bool, reason: str
     ) -> Operation:
-        from deployops.engine.rollback import plan_rollback, run_rollback
+        from deployops.engine.planning.rollback import plan_rollback, run_rollback
 
         def run(deployer: Deployer) -> Any:
             rb = plan_rollback(deployer, deployment_id)
@@ -122,7 +122,7 @@ class Operations:
 
     def preview_rollback(self, deployment_id: str) -> RollbackPlan:
         from deployops.engine.events import null_reporter
-        from deployops.engine.rollback import plan_rollback
+        from deployops.engine.planning.rollback import plan_rollback
 
         with self.engine.deployer(null_reporter) as deployer:
             return plan_rollback(deployer, deployment_id)
