@@ -163,5 +163,5 @@ def test_every_control_is_reachable_by_keyboard_and_labelled(
     page.keyboard.type("1.1.0")
     page.keyboard.press("Enter")
     expect(page.locator("#deploy-result")).to_contain_text("deploy started", timeout=30_000)
-    op_id = page.locator("#deploy-result").inner_text().split("(")[1].split(")")[0]
+    op_id = page.locator("#deploy-result a").inner_text()
     assert dashboard.wait_done(op_id)["status"] == "succeeded"

@@ -126,7 +126,9 @@ class OperationOut(BaseModel):
     service: str
     actor: str
     status: str
+    phase: str
     deployment_id: str | None
+    reverts: str | None
     error: str
     created_at: str
     finished_at: str | None
@@ -196,15 +198,32 @@ def service_status(ctx: WebContext, name: str) -> dict[str, Any]:
     return out
 
 
-def _op_json(op: Any) -> dict[str, Any]:
-    body: dict[str, Any] = op.to_json()
-    body["links"] = {
-        "self": f"/api/operations/{op.id}",
-        "events": f"/api/operations/{op.id}/events",
+def _op_json(ctx: WebContext, op_id: str) -> dict[str, Any]:
+    """An operation as the runner stored it (whoever started it), with links to follow it."""
+    rec = ctx.store.get_operation(op_id)
+    if rec is None:
+        raise NotFoundError(f"no operation {op_id!r}", path="path.operation_id")
+    deployment = rec.kind in ("deploy", "rollback")
+    body: dict[str, Any] = {
+        "id": rec.id,
+        "kind": rec.kind,
+        "service": rec.target,
+        "actor": rec.owner,
+        "status": rec.status,
+        "phase": rec.phase,
+        "deployment_id": rec.id if deployment else None,
+        "reverts": rec.reverts,
+        "error": rec.error,
+        "created_at": rec.created_at.isoformat(),
+        "finished_at": rec.finished_at.isoformat() if rec.finished_at else None,
+        "links": {
+            "self": f"/api/operations/{rec.id}",
+            "events": f"/api/operations/{rec.id}/events",
+        },
     }
-    if op.deployment_id:
-        body["links"]["deployment"] = f"/api/deployments/{op.deployment_id}"
-        body["links"]["page"] = f"/deployments/{op.deployment_id}"
+    if deployment:
+        body["links"]["deployment"] = f"/api/deployments/{rec.id}"
+        body["links"]["page"] = f"/deployments/{rec.id}"
     return body
 
 
@@ -338,8 +357,8 @@ def build_router() -> APIRouter:
             op = await run_in_threadpool(ctx.operations.deploy, req)
         except ConfigError as exc:
             raise _field_paths(exc, _DEPLOY_FIELDS) from None
-        request.state.audit.update(operation=op.id, deployment=op.deployment_id)
-        return JSONResponse(_op_json(op), status_code=202)
+        request.state.audit.update(operation=op.id, deployment=op.id)
+        return JSONResponse(_op_json(ctx, op.id), status_code=202)
 
     @r.post(
         "/deployments/{deployment_id}/rollback",
@@ -375,7 +394,7 @@ def build_router() -> APIRouter:
             # a blocking check: the body's force and reason override it
             raise _field_paths(exc, {"rollback": "body.force"}) from None
         request.state.audit.update(operation=op.id)
-        return JSONResponse(_op_json(op), status_code=202)
+        return JSONResponse(_op_json(ctx, op.id), status_code=202)
 
     @r.post(
         "/deployments/{deployment_id}/resume",
@@ -401,18 +420,25 @@ def build_router() -> APIRouter:
             lambda: ctx.operations.resume(rec.id, actor=principal.actor, service=rec.service)
         )
         request.state.audit.update(operation=op.id)
-        return JSONResponse(_op_json(op), status_code=202)
+        return JSONResponse(_op_json(ctx, op.id), status_code=202)
 
-    @r.get("/operations", summary="Operations started through this controller")
-    def operations(ctx: Ctx, _p: Viewer) -> list[OperationOut]:
-        return [OperationOut(**_op_json(o)) for o in ctx.operations.all()]
+    @r.get("/operations", summary="Operations of the environment, newest first")
+    def operations(
+        ctx: Ctx,
+        _p: Viewer,
+        status: Annotated[
+            Literal["running", "succeeded", "failed", "rolled_back"] | None, Query()
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> list[OperationOut]:
+        rows = ctx.store.list_operations(
+            environment=ctx.environment, status=[status] if status else None, limit=limit
+        )
+        return [OperationOut(**_op_json(ctx, r.id)) for r in rows]
 
     @r.get("/operations/{operation_id}", summary="One operation")
     def operation(operation_id: str, ctx: Ctx, _p: Viewer) -> OperationOut:
-        op = ctx.operations.get(operation_id)
-        if op is None:
-            raise NotFoundError(f"no operation {operation_id!r}", path="path.operation_id")
-        return OperationOut(**_op_json(op))
+        return OperationOut(**_op_json(ctx, operation_id))
 
     @r.get(
         "/operations/{operation_id}/events",
@@ -420,23 +446,24 @@ def build_router() -> APIRouter:
         response_class=StreamingResponse,
     )
     def operation_events(operation_id: str, request: Request, ctx: Ctx, _p: Viewer) -> Any:
-        op = ctx.operations.get(operation_id)
-        if op is None:
-            raise NotFoundError(f"no operation {operation_id!r}", path="path.operation_id")
+        _op_json(ctx, operation_id)  # 404 for an unknown id, before the stream starts
 
         async def stream() -> AsyncIterator[bytes]:
             since = 0
             while True:
-                finished = op.done.is_set()
-                if op.deployment_id:
-                    events = await run_in_threadpool(
-                        ctx.store.events, deployment_id=op.deployment_id, since_id=since
-                    )
-                    for e in events:
-                        since = e.id
-                        yield _sse(e.id, e.kind, q.event_json(e))
+                rec = await run_in_threadpool(ctx.store.get_operation, operation_id)
+                worker = ctx.operations.get(operation_id)
+                # ended: the runner recorded the outcome and this process's worker is done
+                finished = rec is not None and rec.status != "running"
+                finished = finished and (worker is None or worker.done.is_set())
+                events = await run_in_threadpool(
+                    ctx.store.events, deployment_id=operation_id, since_id=since
+                )
+                for e in events:
+                    since = e.id
+                    yield _sse(e.id, e.kind, q.event_json(e))
                 if finished:
-                    yield _sse(f"op-{op.id}", "operation", _op_json(op))
+                    yield _sse(f"end-{operation_id}", "operation", _op_json(ctx, operation_id))
                     return
                 if await request.is_disconnected():
                     return

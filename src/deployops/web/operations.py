@@ -1,13 +1,16 @@
 """Operations started through the API: a deploy, a rollback or a resume that the controller
-runs in a worker thread while the request returns at once (202) with the operation's id.
+runs in a worker thread (through the engine's operation runner) while the request returns at
+once (202) with the operation's id.
 
-The request waits only until the operation has taken its lock and recorded its deployment (or
+The request waits only until the runner has taken the lock and recorded the operation (or it
 was refused: bad input is 422, a held lock is 409 naming the holder); the rest runs in the
-background and its progress is the deployment's events in the store, which the API streams.
+background. The id is the runner's own (``dep-...``), so the operation, its steps and its
+events are in the store like any other, whoever started it; this module only keeps the worker
+threads of this process.
 
-    ops = Operations(engine=engine, clock=clock, ids=new_id)
+    ops = Operations(engine=engine, clock=clock)
     op = ops.deploy(DeployRequest(service="web", version="1.4.0", owner="api:ci"))
-    op.deployment_id  # dep-...; op.status: running | succeeded | failed | rolled_back
+    op.id  # dep-...; op.status: running | succeeded | failed | rolled_back
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from deployops.clock import Clock
 from deployops.errors import DeployopsError, RolledBackError
-from deployops.ids import new_id
 
 if TYPE_CHECKING:
     from deployops.engine.deploy import Deployer, DeployRequest
@@ -40,13 +42,14 @@ class Engine(Protocol):
 
 @dataclass
 class Operation:
-    id: str
+    """The worker thread of one operation; ``id`` is the runner's operation id once recorded."""
+
     kind: str  # deploy | rollback | resume
     service: str
     actor: str
     created_at: datetime
+    id: str = ""
     status: str = "starting"  # starting | running | succeeded | failed | rolled_back | refused
-    deployment_id: str | None = None
     error: str = ""
     finished_at: datetime | None = None
     started: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -60,7 +63,7 @@ class Operation:
             "service": self.service,
             "actor": self.actor,
             "status": self.status,
-            "deployment_id": self.deployment_id,
+            "deployment_id": self.id,
             "error": self.error,
             "created_at": self.created_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
@@ -118,7 +121,7 @@ class Operations:
         def run(deployer: Deployer) -> Any:
             return deployer.resume(deployment_id, owner=actor, owner_alive=owner_alive)
 
-        return self._start("resume", service, actor, run, deployment_id=deployment_id)
+        return self._start("resume", service, actor, run, operation_id=deployment_id)
 
     def preview_rollback(self, deployment_id: str) -> RollbackPlan:
         from deployops.engine.events import null_reporter
@@ -134,19 +137,16 @@ class Operations:
         actor: str,
         run: Callable[[Deployer], Any],
         *,
-        deployment_id: str | None = None,
+        operation_id: str | None = None,
     ) -> Operation:
-        now = self.clock.now()
-        op = Operation(
-            id=new_id("op", now), kind=kind, service=service, actor=actor, created_at=now
-        )
-        with self._lock:
-            self._ops[op.id] = op
+        op = Operation(kind=kind, service=service, actor=actor, created_at=self.clock.now())
 
         def reporter(event: EventRecord) -> None:
-            if event.kind in ("deploy.started", "deploy.resumed") and not op.started.is_set():
-                op.deployment_id = op.deployment_id or event.deployment_id or deployment_id
+            if event.kind.endswith((".started", ".resumed")) and not op.started.is_set():
+                op.id = operation_id or event.deployment_id or ""
                 op.status = "running"
+                with self._lock:
+                    self._ops[op.id] = op
                 op.started.set()
 
         thread = threading.Thread(
@@ -154,7 +154,7 @@ class Operations:
         )
         thread.start()
         op.started.wait(self.start_timeout_s)
-        if op.failure is not None and op.deployment_id is None:
+        if op.failure is not None and not op.id:
             # refused before anything was recorded: bad input or a held lock
             raise op.failure
         return op
@@ -169,7 +169,7 @@ class Operations:
         except DeployopsError as exc:
             op.failure = exc
             op.error = exc.message
-            op.status = "failed" if op.deployment_id else "refused"
+            op.status = "failed" if op.id else "refused"
         except Exception as exc:  # noqa: BLE001 - a worker thread must record, not vanish
             op.error = f"{type(exc).__name__}: {exc}"
             op.status = "failed"

@@ -96,8 +96,10 @@ def test_deploy_returns_an_operation_at_once_and_streams_its_progress(web: Web) 
     )
     assert resp.status_code == 202, resp.text
     op = resp.json()
-    assert op["id"].startswith("op-")
-    assert op["deployment_id"].startswith("dep-")
+    # the runner's operation is the deployment: one id for both
+    assert op["id"].startswith("dep-")
+    assert op["deployment_id"] == op["id"]
+    assert op["kind"] == "deploy"
     assert op["actor"] == "api:dan"
     assert op["links"]["events"] == f"/api/operations/{op['id']}/events"
     with web.client.stream("GET", op["links"]["events"], headers=web.as_("viewer")) as stream:
@@ -126,7 +128,9 @@ def test_deploy_returns_an_operation_at_once_and_streams_its_progress(web: Web) 
     assert svc["last_deployment"]["id"] == op["deployment_id"]
 
     listed = web.client.get("/api/operations", headers=web.as_("viewer")).json()
-    assert [o["id"] for o in listed] == [op["id"]]
+    assert [(o["id"], o["status"], o["actor"]) for o in listed] == [
+        (op["id"], "succeeded", "api:dan")
+    ]
     assert web.client.get(op["links"]["self"], headers=web.as_("viewer")).json()["status"] == (
         "succeeded"
     )
@@ -315,7 +319,7 @@ def test_every_mutating_call_is_audited_allowed_or_not_sec4(web: Web) -> None:
     first = log[-1]
     assert first["action"] == "api POST /api/deployments"
     assert first["detail"]["version"] == "1.0.0"
-    assert first["detail"]["operation"].startswith("op-")
+    assert first["detail"]["operation"] == first["detail"]["deployment"]
     assert first["target"] == "staging/" + first["detail"]["deployment"]
     assert all(TOKENS["deployer"] not in json.dumps(a) for a in log)
 

@@ -33,13 +33,11 @@
   function opLink(el, data) {
     el.textContent = "";
     el.className = "";
-    el.appendChild(document.createTextNode(data.kind + " started (" + data.id + "): "));
-    if (data.deployment_id) {
-      var a = document.createElement("a");
-      a.href = "/deployments/" + data.deployment_id;
-      a.textContent = data.deployment_id;
-      el.appendChild(a);
-    }
+    el.appendChild(document.createTextNode(data.kind + " started: "));
+    var a = document.createElement("a");
+    a.href = data.links.page || data.links.self;
+    a.textContent = data.id;
+    el.appendChild(a);
   }
 
   // ------------------------------------------------------------------ charts
