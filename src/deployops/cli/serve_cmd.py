@@ -86,10 +86,22 @@ def serve(
             help="Token file of the API (default: .deployops/api-tokens.json).",
         ),
     ] = None,
+    lease_ttl: Annotated[
+        float,
+        typer.Option(
+            "--lease-ttl",
+            min=1.0,
+            help="Controllers sharing one state store elect one to act; a standby takes over "
+            "this many seconds after the acting one dies.",
+        ),
+    ] = 15.0,
 ) -> None:
     """Run the controller: alarm evaluation every period, the autoscaler, deferred jobs
     (old target groups 24 h after a deploy); resumes interrupted deployments at start. Serves
     the dashboard and the JSON API (OpenAPI at /api/openapi.json), /healthz and /metrics.
+
+    Several controllers may share one PostgreSQL state store for availability: one acts, the
+    others stand by and take over when it stops or dies.
 
     Example: deployops serve -e production --port 8089
     """
@@ -110,9 +122,21 @@ def serve(
     token_file = TokenFile.load(token_path)
     platform = build_platform(app.project, env, clock=clock, store=store)
     controller = build_controller(
-        app.project, env, store=store, clock=clock, platform=platform, worker=whoami(), tick_s=tick
+        app.project,
+        env,
+        store=store,
+        clock=clock,
+        platform=platform,
+        worker=whoami(),
+        tick_s=tick,
+        lease_ttl_s=lease_ttl,
     )
     stop = threading.Event()
+    if controller.lease is not None:
+        # Renewed apart from the loop, so long work (resuming a deployment) keeps the lease.
+        threading.Thread(
+            target=controller.lease.keep, args=(stop,), name="lease", daemon=True
+        ).start()
     loop = threading.Thread(target=controller.run, args=(stop,), name="controller", daemon=True)
     # SIGTERM is the normal way to stop a service. uvicorn shuts down on it and then re-raises
     # it under the handler it found; with the default one the process would die right there,
