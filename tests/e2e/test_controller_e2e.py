@@ -29,7 +29,7 @@ from deployops.drivers.local.load import Load
 from deployops.drivers.local.paths import LocalPaths
 from deployops.drivers.local.traffic import HaproxyTraffic
 from deployops.store import DeploymentRecord, JobRecord, ScalingActivity, StateStore
-from tests.e2e.conftest import DEPLOYOPS, FAULTS, Project
+from tests.e2e.conftest import DEPLOYOPS, FAST_RULES, FAULTS, Project
 from tests.fixtures_local import ENV, free_port, write_project
 from tests.support.prom import has, value
 
@@ -89,6 +89,9 @@ def platform_project(
             CPU_VERSION: {"FAULT_CPU_MS_PER_REQUEST": "50"},
         },
         "blue_green": BLUE_GREEN,
+        # the rules judged on 1 s periods like the other shortened waits: with the guide's
+        # 60 s periods nothing could be judged inside a short stability window
+        "rollback": FAST_RULES,
         **service,
     }
     path = write_project(root, **settings)
