@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import getpass
 import os
+import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from deployops.clock import Clock, SystemClock
@@ -39,6 +40,25 @@ __all__ = [
 def whoami() -> str:
     """``user@host:pid``: who holds a lock, so a stale one can be recognised."""
     return f"{getpass.getuser()}@{socket.gethostname()}:{os.getpid()}"
+
+
+CRASH_AT_VARIABLE = "DEPLOYOPS_TEST_CRASH_AT"
+
+
+def crash_point_from_environment() -> Callable[[str, int, str], None] | None:
+    """The reliability suite's fault point: with ``DEPLOYOPS_TEST_CRASH_AT=KIND:SEQ:WHERE``
+    (e.g. ``deploy:4:before-act``; WHERE is before-intent, before-act or before-outcome) this
+    process kills itself with SIGKILL at that point of that step, as a power cut would. Unset
+    (always, outside the tests) the runner has no fault point."""
+    spec = os.environ.get(CRASH_AT_VARIABLE, "")
+    if not spec:
+        return None
+
+    def crash(kind: str, seq: int, where: str) -> None:
+        if f"{kind}:{seq}:{where}" == spec:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return crash
 
 
 def owner_alive(owner: str) -> bool:
@@ -160,6 +180,7 @@ def build_deployer(
         notify=build_notify(project, environment, store, clk),
         observer=observer,
         app_environment=app_environment,
+        crash_point=crash_point_from_environment(),
     )
 
 
@@ -224,6 +245,7 @@ def build_runner(
         clock=clk,
         reporter=reporter,
         notify=build_notify(project, environment, store, clk),
+        crash_point=crash_point_from_environment(),
     )
     return Runner(env=env, handlers=handlers)
 
@@ -238,14 +260,17 @@ def build_controller(
     worker: str,
     tick_s: float = 1.0,
     job_interval_s: float = 5.0,
+    lease_ttl_s: float | None = None,
 ) -> Controller:
-    """The controller of one environment, wired from ``deployops.yaml``."""
+    """The controller of one environment, wired from ``deployops.yaml``. With ``lease_ttl_s``
+    it shares the store with other controllers of the environment: one acts at a time."""
     from deployops.config.monitoring import alarm_definitions, scaling_policy
     from deployops.domain.model import MetricName
     from deployops.engine.alarms import AlarmEvaluator, RoutedMetrics
     from deployops.engine.autoscaler import Autoscaler
     from deployops.engine.controller import Controller
     from deployops.engine.events import null_reporter
+    from deployops.engine.lease import LeaderLease, controller_lease_name
 
     services = list(project.services)
     env = project.environment(environment)
@@ -312,4 +337,13 @@ def build_controller(
         owner_alive=owner_alive,
         tick_s=tick_s,
         job_interval_s=job_interval_s,
+        lease=None
+        if lease_ttl_s is None
+        else LeaderLease(
+            store=store,
+            name=controller_lease_name(environment),
+            holder=worker,
+            clock=clock,
+            ttl_s=lease_ttl_s,
+        ),
     )

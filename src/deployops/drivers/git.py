@@ -30,8 +30,8 @@ def commit_author_and_message(root: Path, ref: str = "HEAD") -> tuple[str, str]:
             "git",
             "read commit",
             out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "git log failed",
-            hint=f"run deployops from the repository, or set checklist.pre.code-review.git_ref "
-            f"(now {ref!r})",
+            hint="work inside the git repository of the release, or set "
+            f"checklist.pre.code-review.git_ref (now {ref!r})",
         )
     author, _, message = out.stdout.partition("\x00")
     return author.strip(), message

@@ -15,6 +15,7 @@ __all__ = [
     "DeploymentRecord",
     "EventRecord",
     "JobRecord",
+    "LeaseInfo",
     "LockInfo",
     "MetricSample",
     "OperationRecord",
@@ -199,6 +200,19 @@ class LockInfo:
     reason: str
     acquired_at: datetime
     deployment_id: str | None = None
+    holder_pid: int | None = None
+    holder_host: str | None = None
+    holder_started_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """Who acts for ``name`` and until when (POSIX seconds) unless renewed."""
+
+    name: str
+    holder: str
+    acquired_at: datetime
+    expires_at: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ __all__ = [
     "decisions",
     "events",
     "jobs",
+    "leases",
     "locks",
     "metadata",
     "metric_samples",
@@ -133,6 +134,21 @@ locks = Table(
     Column("reason", Text, nullable=False, server_default=""),
     Column("deployment_id", String(64), nullable=True),
     Column("acquired_at", UtcDateTime(), nullable=False),
+    # The holding process (migration 0006): a holder that died is recognised on its host.
+    Column("holder_pid", Integer, nullable=True),
+    Column("holder_host", String(256), nullable=True),
+    Column("holder_started_at", Float, nullable=True),
+)
+
+# One controller acts per lease name (``controller/<environment>``): the holder renews it every
+# tick; another controller takes it over once ``expires_at`` (POSIX seconds) has passed.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("holder", String(256), nullable=False),
+    Column("acquired_at", UtcDateTime(), nullable=False),
+    Column("expires_at", Float, nullable=False),
 )
 
 metric_samples = Table(

@@ -17,12 +17,14 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    case,
     create_engine,
     delete,
     event,
     func,
     insert,
     inspect,
+    or_,
     select,
     text,
     update,
@@ -32,6 +34,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 
 from deployops.errors import ConfigError, DriverError, LockHeldError, NotFoundError
 from deployops.store import schema as t
+from deployops.store.locks import Holder, current_holder, holder_alive
 from deployops.store.records import (
     DEPLOYMENT_KINDS,
     AlarmHistoryRecord,
@@ -42,6 +45,7 @@ from deployops.store.records import (
     DeploymentRecord,
     EventRecord,
     JobRecord,
+    LeaseInfo,
     LockInfo,
     MetricSample,
     OperationRecord,
@@ -52,7 +56,7 @@ from deployops.store.records import (
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["HEAD_REVISION", "StateStore"]
+__all__ = ["HEAD_REVISION", "StateStore", "lock_held_error"]
 
 # The newest migration in migrations/versions; the store migrates when the database is behind.
 HEAD_REVISION = "0007"
@@ -127,6 +131,20 @@ def _values(rec: DataclassInstance, *, exclude: Iterable[str] = ("id",)) -> dict
         for f in dataclasses.fields(rec)
         if f.name not in skip
     }
+
+
+def lock_held_error(held: LockInfo, now: datetime) -> LockHeldError:
+    """The error for a lock someone else holds: a dead holder (checked on its host) says so
+    and names ``deployops resume`` as the way on."""
+    return LockHeldError(
+        held.key,
+        held.owner,
+        held.reason,
+        held.acquired_at.isoformat(timespec="seconds"),
+        (now - held.acquired_at).total_seconds(),
+        holder_dead=not holder_alive(held.holder_pid, held.holder_host, held.holder_started_at),
+        deployment_id=held.deployment_id,
+    )
 
 
 def _inserted_id(res: CursorResult[Any]) -> int:
@@ -232,9 +250,10 @@ class StateStore:
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         try:
-            with self._engine.begin() as conn:
+            with self._engine.connect() as conn, _transactional_ddl(conn):
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+                conn.commit()
         except OperationalError as exc:
             raise DriverError(
                 "state-store",
@@ -474,11 +493,21 @@ class StateStore:
         reason: str,
         now: datetime,
         deployment_id: str | None = None,
+        holder: Holder | None = None,
     ) -> LockInfo:
         """Take ``key`` or raise :class:`LockHeldError` naming the holder. Atomic on every
-        backend: the primary key decides, not a read-then-write."""
+        backend: the primary key decides, not a read-then-write. The row records the holding
+        process (``holder``, default this one), so a holder that died is reported as such."""
+        me = holder or current_holder()
         lock = LockInfo(
-            key=key, owner=owner, reason=reason, acquired_at=now, deployment_id=deployment_id
+            key=key,
+            owner=owner,
+            reason=reason,
+            acquired_at=now,
+            deployment_id=deployment_id,
+            holder_pid=me.pid,
+            holder_host=me.host,
+            holder_started_at=me.started_at,
         )
         try:
             with self._engine.begin() as conn:
@@ -487,16 +516,19 @@ class StateStore:
             held = self.get_lock(key)
             if held is None:  # released between our insert and our read: try once more
                 return self.acquire_lock(
-                    key, owner=owner, reason=reason, now=now, deployment_id=deployment_id
+                    key,
+                    owner=owner,
+                    reason=reason,
+                    now=now,
+                    deployment_id=deployment_id,
+                    holder=holder,
                 )
-            raise LockHeldError(
-                key,
-                held.owner,
-                held.reason,
-                held.acquired_at.isoformat(timespec="seconds"),
-                (now - held.acquired_at).total_seconds(),
-            ) from None
+            raise lock_held_error(held, now) from None
         return lock
+
+    def lock_holder_alive(self, lock: LockInfo) -> bool:
+        """Whether the process holding ``lock`` still runs (checked on its own host only)."""
+        return holder_alive(lock.holder_pid, lock.holder_host, lock.holder_started_at)
 
     def get_lock(self, key: str) -> LockInfo | None:
         with self._tx() as conn:
@@ -516,10 +548,20 @@ class StateStore:
             )
             return bool(res.rowcount)
 
-    def transfer_lock(self, key: str, *, new_owner: str) -> None:
-        """Hand a lock to a resuming process (``deployops resume``)."""
+    def transfer_lock(self, key: str, *, new_owner: str, holder: Holder | None = None) -> None:
+        """Hand a lock to a resuming process (``deployops resume``): it becomes the holder."""
+        me = holder or current_holder()
         with self._tx() as conn:
-            conn.execute(update(t.locks).where(t.locks.c.key == key).values(owner=new_owner))
+            conn.execute(
+                update(t.locks)
+                .where(t.locks.c.key == key)
+                .values(
+                    owner=new_owner,
+                    holder_pid=me.pid,
+                    holder_host=me.host,
+                    holder_started_at=me.started_at,
+                )
+            )
 
     def force_release_lock(self, key: str, *, actor: str, reason: str, now: datetime) -> LockInfo:
         """Break a lock whoever holds it; audited with the actor and reason."""
@@ -542,6 +584,63 @@ class StateStore:
             )
         )
         return held
+
+    # ------------------------------------------------------------------ leases
+    def hold_lease(self, name: str, *, holder: str, now: datetime, ttl_s: float) -> LeaseInfo:
+        """Take or renew lease ``name`` for ``holder`` until ``now + ttl_s``, unless someone
+        else holds it unexpired; returns whoever holds it afterwards. Atomic on every backend:
+        one conditional UPDATE (or the primary key of an INSERT) decides, not a read."""
+        c = t.leases.c
+        until = now.timestamp() + ttl_s
+        for _ in range(3):
+            with self._tx() as conn:
+                took = conn.execute(
+                    update(t.leases)
+                    .where(
+                        and_(
+                            c.name == name,
+                            or_(c.holder == holder, c.expires_at < now.timestamp()),
+                        )
+                    )
+                    .values(
+                        holder=holder,
+                        expires_at=until,
+                        acquired_at=case((c.holder == holder, c.acquired_at), else_=now),
+                    )
+                ).rowcount
+                row = conn.execute(select(t.leases).where(c.name == name)).mappings().first()
+            if took or row is not None:
+                assert row is not None
+                return _record(LeaseInfo, row)
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(
+                        insert(t.leases).values(
+                            name=name, holder=holder, acquired_at=now, expires_at=until
+                        )
+                    )
+            except IntegrityError:
+                continue  # another controller inserted it first: read who holds it
+            return LeaseInfo(name=name, holder=holder, acquired_at=now, expires_at=until)
+        raise DriverError(
+            "state-store",
+            "lease",
+            f"lease {name!r} changed hands three times while being read",
+            retryable=True,
+        )
+
+    def get_lease(self, name: str) -> LeaseInfo | None:
+        with self._tx() as conn:
+            r = conn.execute(select(t.leases).where(t.leases.c.name == name)).mappings().first()
+        return _record(LeaseInfo, r) if r else None
+
+    def release_lease(self, name: str, *, holder: str) -> bool:
+        """Give the lease up (a clean shutdown), so another controller takes over at once."""
+        with self._tx() as conn:
+            res = conn.execute(
+                delete(t.leases).where(and_(t.leases.c.name == name, t.leases.c.holder == holder))
+            )
+            return bool(res.rowcount)
 
     # ------------------------------------------------------------------ metric samples
     def add_samples(self, samples: Iterable[MetricSample]) -> int:
@@ -835,6 +934,30 @@ class StateStore:
         tbl = t.metadata.tables[table]
         with self._tx() as conn:
             return int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
+
+
+@contextmanager
+def _transactional_ddl(conn: Connection) -> Iterator[None]:
+    """Run a migration as one transaction, so a process killed half-way leaves the previous
+    revision whole. PostgreSQL does this by itself; Python's sqlite3 module commits before
+    every CREATE / ALTER / DROP (its legacy transaction handling), so a kill between two of a
+    migration's statements would leave a half-built schema with the old revision stamped and
+    every later open failing. Here the module is told to stay out of it and the transaction is
+    opened explicitly (IMMEDIATE: a second process migrating at the same time waits, then finds
+    the schema current)."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw: Any = conn.connection.dbapi_connection
+    saved = raw.isolation_level
+    raw.isolation_level = None
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+    finally:
+        if raw.in_transaction:
+            raw.rollback()
+        raw.isolation_level = saved
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _connection_record: Any) -> None:

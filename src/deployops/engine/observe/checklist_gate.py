@@ -27,6 +27,7 @@ from deployops.config.checklist import ResolvedItem
 from deployops.domain.checklist import OnFailure
 from deployops.domain.model import MetricName, MetricQuery, Statistic
 from deployops.domain.plan import Observe
+from deployops.domain.policy import Action
 from deployops.engine.observe.health import Observer, ScaleAware, Verdict
 from deployops.ports import Metrics
 
@@ -153,14 +154,14 @@ class DuringGate:
         order = {OnFailure.ROLLBACK: 0, OnFailure.HOLD: 1, OnFailure.WARN: 2}
         breaches.sort(key=lambda b: order.get(b[0].on_failure, 3))
         if not breaches:
-            return Verdict(action="continue", reason="checklist limits met")
+            return Verdict(action=Action.NONE, reason="checklist limits met")
         item, j = breaches[0]
         rule = f"checklist:{item.name}"
         reason = f"{item.title}: {j.summary}"
         evidence = {**j.evidence, "checklist_item": item.name, "verdict": "breaching"}
         if item.on_failure is OnFailure.WARN:
             self._keep(item.name, "warned", j)
-            return Verdict(action="notify", rule=rule, reason=reason, evidence=evidence)
+            return Verdict(action=Action.NOTIFY, rule=rule, reason=reason, evidence=evidence)
         if item.on_failure is OnFailure.HOLD:
             choice = self._hold(item, j)
             evidence["decision"] = choice
@@ -168,7 +169,7 @@ class DuringGate:
                 self._accepted.add(item.name)
                 self._keep(item.name, "warned", j, note="let through by a person's decision")
                 return Verdict(
-                    action="notify",
+                    action=Action.NOTIFY,
                     rule=rule,
                     reason=f"{reason}; held, then let through by a person's decision",
                     evidence=evidence,
@@ -180,10 +181,10 @@ class DuringGate:
             )
             self._keep(item.name, "failed", j, note=why)
             return Verdict(
-                action="rollback", rule=rule, reason=f"{reason}; {why}", evidence=evidence
+                action=Action.ROLLBACK, rule=rule, reason=f"{reason}; {why}", evidence=evidence
             )
         self._keep(item.name, "failed", j)
-        return Verdict(action="rollback", rule=rule, reason=reason, evidence=evidence)
+        return Verdict(action=Action.ROLLBACK, rule=rule, reason=reason, evidence=evidence)
 
     def _hold(self, item: ResolvedItem, j: Judgement) -> str:
         """Wait for a decision; ``timeout`` when none came within the item's hold_timeout."""
@@ -218,10 +219,10 @@ class GatedObserver:
 
     def evaluate(self, step: Observe, *, since: datetime, now: datetime) -> Verdict:
         g = self.gate.evaluate(step, since=since, now=now)
-        if g.action == "rollback":
+        if g.action is Action.ROLLBACK:
             return g
         r = self.rules.evaluate(step, since=since, now=now)
-        if r.action != "continue" or g.action == "continue":
+        if r.action is not Action.NONE or g.action is Action.NONE:
             return r
         return Verdict(
             action=g.action, rule=g.rule, reason=g.reason, evidence=g.evidence, hold_s=r.hold_s

@@ -1,7 +1,7 @@
 """checklist entries: verdicts, sign-offs, overrides and decisions (CHK-1..CHK-3)
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0003"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
