@@ -153,13 +153,24 @@ def deploy(
         from deployops.errors import ConfigError
 
         try:  # bad input is refused before the deployment notice goes out
-            deployer.plan(request)
+            plan, live = deployer.plan(request)
         except ConfigError as exc:
             deployer.refuse(request, exc)
             raise
         announce(app, gate)
     try:
-        rec = deployer.deploy(request)
+        if gate is not None:
+            import dataclasses
+            import json
+
+            from deployops.engine.steps.checklist import PreDeployGate
+
+            # CHK-1: the gate that passed is the deployment's first stored step
+            first = PreDeployGate(outcome=json.dumps(gate.outcome.to_json(), sort_keys=True))
+            plan = dataclasses.replace(plan, steps=(first, *plan.steps))
+            rec = deployer.start(request, plan, live)
+        else:
+            rec = deployer.deploy(request)
     finally:
         if gate is not None:
             from deployops.cli.checklist_cmd import after_deploy

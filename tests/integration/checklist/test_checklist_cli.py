@@ -114,7 +114,13 @@ def _project(root: Path, reports: Path, *, slack: HttpReceiver | None = None) ->
             "e2e-tests": {"file": "reports/e2e-junit.xml", "suite": "e2e"},
             "coverage": {"package": "calc"},
         },
-        "post": {"business-kpis": {"on_failure": "warn"}},
+        "post": {
+            "business-kpis": {"on_failure": "warn"},
+            # the post-deploy windows are CHK-3's test (test_post_deploy_e2e.py); short here
+            "error-logs": {"duration": "1s"},
+            "performance": {"duration": "1s"},
+            "database": {"enabled": False},
+        },
     }
     cli = Cli(root)
     if slack is not None:
@@ -314,6 +320,11 @@ def test_a_release_passing_its_gate_deploys_and_announces_itself_in_deployments(
     assert [b for b in bodies if "Deploying" in b["text"]] == [body]
     (dep,) = cli.json("deployments", "list")
     assert dep["status"] == "succeeded"
+    steps = cli.json("deployments", "show", dep["id"])["steps"]
+    assert steps[0]["name"] == "PreDeployGate"  # the gate is the deployment's first step
+    assert steps[0]["status"] == "succeeded"
+    assert steps[0]["result"]["checklist_overridden"] == ["unit-tests"]
+    assert steps[0]["result"]["checklist_items"]["rollback-plan"] == "signed"
     shown = cli.json("checklist", "show", dep["id"])
     assert shown["deployment"] == dep["id"]
     pre = {i["item"]: i for i in shown["gates"][0]["items"]}

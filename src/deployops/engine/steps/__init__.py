@@ -22,6 +22,7 @@ from deployops.domain.plan import (
 )
 from deployops.engine.observe.watch import ObserveHandler
 from deployops.engine.operation import HandlerTable
+from deployops.engine.steps.checklist import PreDeployGate, pre_deploy_gate
 from deployops.engine.steps.cleanup import schedule_delete_target_group
 from deployops.engine.steps.prepare import (
     create_target_group,
@@ -54,4 +55,5 @@ def deployment_handlers(observe: ObserveHandler | None = None) -> HandlerTable:
     table.register(ScaleService, scale_service)
     table.register(ScheduleDeleteTargetGroup, schedule_delete_target_group)
     table.register(RollingUpdate, rolling_update)
+    table.register(PreDeployGate, pre_deploy_gate)  # CHK-1
     return table
