@@ -68,11 +68,10 @@ def build_notify(
 
     router = None
     if project.notifications:
-        from deployops.config.appconfig import paths_for
-        from deployops.config.appconfig.loader import default_secret_store
+        from deployops.drivers.secrets import build_secret_store
         from deployops.notify.router import build_router, store_recorder
 
-        secrets = default_secret_store(paths_for(project), environment)
+        secrets = build_secret_store(project, environment, clock=clock)
         router = build_router(
             project.notification_settings(),
             resolve=secrets.get,

@@ -19,6 +19,7 @@ from deployops.config.durations import Duration
 from deployops.config.monitoring import AlarmConfig, AutoscalingConfig, monitoring_issues
 from deployops.config.notifications import NotificationsConfig, load_notifications
 from deployops.config.rollback import RollbackSettings, rollback_issues
+from deployops.config.secrets import SecretsConfig, secrets_issues
 from deployops.domain.version import Version
 from deployops.errors import ConfigError, ConfigIssue, NotFoundError
 
@@ -163,6 +164,8 @@ class ProjectConfig(_Model):
     # MON-1 / IAC-5: config/monitoring.py; absent means the guide's five alarms and 70 % CPU
     alarms: dict[str, AlarmConfig] = Field(default_factory=dict)
     autoscaling: AutoscalingConfig = AutoscalingConfig()
+    # SEC-1..3: config/secrets.py; absent means the four managed secrets at the guide's periods
+    secrets: SecretsConfig = SecretsConfig()
 
     # Not part of the file: where it was read from.
     path: Path = Field(default=Path(PROJECT_FILE), exclude=True)
@@ -369,6 +372,9 @@ def _cross_check(cfg: ProjectConfig, file: str) -> list[ConfigIssue]:
     except ConfigError as exc:
         issues.extend(exc.issues)
     for path, message in monitoring_issues(cfg.alarms, cfg.autoscaling):
+        add(path, message)
+    platforms = {name: e.platform for name, e in cfg.environments.items()}
+    for path, message in secrets_issues(cfg.secrets, platforms):
         add(path, message)
     if cfg.rollback is not None:
         for path, message in rollback_issues(cfg.rollback, "rollback"):
