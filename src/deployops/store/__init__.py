@@ -14,6 +14,7 @@ from deployops.store.records import (
     JobRecord,
     LockInfo,
     MetricSample,
+    RotationRecord,
     ScalingActivity,
     StepRecord,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "JobRecord",
     "LockInfo",
     "MetricSample",
+    "RotationRecord",
     "ScalingActivity",
     "StateStore",
     "StepRecord",
