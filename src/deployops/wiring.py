@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from deployops.clock import Clock, SystemClock
@@ -18,9 +19,18 @@ if TYPE_CHECKING:
     from deployops.engine.controller import Controller
     from deployops.engine.deploy import Deployer
     from deployops.engine.events import Notify, Reporter
+    from deployops.engine.rotation import Rotator
+    from deployops.ports import CredentialTarget
     from deployops.store import StateStore
 
-__all__ = ["build_controller", "build_deployer", "build_notify", "owner_alive", "whoami"]
+__all__ = [
+    "build_controller",
+    "build_deployer",
+    "build_notify",
+    "build_rotator",
+    "owner_alive",
+    "whoami",
+]
 
 
 def whoami() -> str:
@@ -225,4 +235,48 @@ def build_controller(
         owner_alive=owner_alive,
         tick_s=tick_s,
         job_interval_s=job_interval_s,
+    )
+
+
+def build_rotator(
+    project: ProjectConfig,
+    environment: str,
+    *,
+    store: StateStore,
+    clock: Clock,
+    owner: str,
+    platform: Platform | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Rotator:
+    """The secret rotator of one environment (SEC-3): its rotating store, the PostgreSQL roles
+    of a database password, and the platform's Compute to move replicas (when reachable)."""
+    from deployops.drivers.secrets import build_secret_store, rotating_store
+    from deployops.engine.rotation import Rotator
+
+    secrets = rotating_store(
+        build_secret_store(project, environment, clock=clock), environment=environment
+    )
+    targets: dict[str, CredentialTarget] = {}
+    settings: dict[str, dict[str, str]] = {}
+    for name, cfg in project.secrets.managed.items():
+        settings[name] = {
+            "token_lifetime": str(cfg.token_lifetime),
+            "keep_versions": str(cfg.keep_versions),
+        }
+        if cfg.database is not None:
+            from deployops.drivers.local.pgroles import PostgresRoles
+
+            targets[name] = PostgresRoles(admin_dsn=cfg.database.dsn, app_dsn=cfg.database.app_dsn)
+            settings[name]["users"] = ",".join(cfg.database.users)
+    compute = platform.compute if platform is not None else None
+    return Rotator(
+        environment=environment,
+        store=store,
+        secrets=secrets,
+        clock=clock,
+        owner=owner,
+        compute=compute,
+        targets=targets,
+        settings=settings,
+        progress=progress or (lambda _m: None),
     )

@@ -29,6 +29,7 @@ from deployops.secret import Secret
 __all__ = [
     "Clock",
     "Compute",
+    "CredentialTarget",
     "Metrics",
     "Notification",
     "Notifier",
@@ -221,4 +222,19 @@ class RotatingSecretStore(SecretStore, Protocol):
     def discard_pending(self, name: str, version_id: str) -> None:
         """Remove ``AWSPENDING`` from ``version_id`` (a rotation that is put back). Absent is
         fine."""
+        ...
+
+
+@runtime_checkable
+class CredentialTarget(Protocol):
+    """Where a database password takes effect (PostgreSQL ``ALTER ROLE``; RDS the same)."""
+
+    name: ClassVar[str]
+
+    def set_password(self, user: str, password: Secret) -> None:
+        """Give ``user`` this password (idempotent). ``DriverError`` naming the user only."""
+        ...
+
+    def check_login(self, user: str, password: Secret) -> None:
+        """Log in as ``user`` and run a query; ``DriverError`` if that fails."""
         ...
