@@ -222,8 +222,24 @@ def build_controller(
         )
         return deployer.resume(deployment_id, owner=worker, owner_alive=owner_alive)
 
+    rotations = None
+    from deployops.errors import UnsupportedError
+
+    try:
+        rotator = build_rotator(
+            project, environment, store=store, clock=clock, owner=worker, platform=platform
+        )
+    except UnsupportedError:
+        rotator = None  # a fetch-only store (.env.local, variables): nothing to rotate
+    if rotator is not None:
+        managed = project.secrets.managed_secrets()
+
+        def rotations() -> object:
+            return rotator.rotate_due(managed, actor="controller", owner_alive=owner_alive)
+
     return Controller(
         store=store,
+        rotations=rotations,
         clock=clock,
         environment=environment,
         traffic=platform.traffic,

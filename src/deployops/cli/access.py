@@ -26,6 +26,7 @@ REQUIRED: dict[tuple[str, ...], Role] = {
     ("local", "down"): Role.DEPLOYER,
     ("lock", "release"): Role.ADMIN,
     ("secrets", "rotate"): Role.ADMIN,
+    ("secrets", "resume"): Role.ADMIN,
     ("secrets", "get"): Role.ADMIN,
     ("secrets", "set"): Role.ADMIN,
     ("secrets", "keygen"): Role.ADMIN,

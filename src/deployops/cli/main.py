@@ -96,6 +96,7 @@ def _register() -> None:
         local_cmd,
         lock_cmd,
         rollback_cmd,
+        secrets_cmd,
         serve_cmd,
     )
 
@@ -110,6 +111,7 @@ def _register() -> None:
     alarms_cmd.register(app)
     serve_cmd.register(app)
     audit_cmd.register(app)
+    secrets_cmd.register(app)
     access_cmd.register(app)
 
 

@@ -31,7 +31,13 @@ from deployops.domain.rotation import (
     step_from_dict,
     step_to_dict,
 )
-from deployops.domain.secrets import ManagedSecret, SecretKind, Stage
+from deployops.domain.secrets import (
+    ManagedSecret,
+    SecretKind,
+    SecretStatus,
+    Stage,
+    secret_status,
+)
 from deployops.engine.deploy import lock_key
 from deployops.engine.secret_values import check_value, new_value
 from deployops.errors import DeployopsError, NotFoundError, RotationError
@@ -425,6 +431,62 @@ class Rotator:
             VerifyCurrent: Rotator._verify,
         }
     )
+
+    # ------------------------------------------------------------------ schedule
+    def statuses(self, managed: Sequence[ManagedSecret]) -> list[SecretStatus]:
+        """Each managed secret's due date on this rotator's clock (never a value)."""
+        now = self.clock.now()
+        rows = []
+        for secret in managed:
+            done = [
+                r
+                for r in self.store.rotations(environment=self.environment, secret=secret.name)
+                if r.status == "completed"
+            ]
+            info, problem = None, ""
+            try:
+                info = self.secrets.describe(secret.name)
+            except DeployopsError as exc:
+                problem = "" if isinstance(exc, NotFoundError) else exc.message
+            rows.append(
+                secret_status(
+                    secret,
+                    store=self.secrets.name,
+                    info=info,
+                    last_rotated=done[0].finished_at if done else None,
+                    now=now,
+                    problem=problem,
+                )
+            )
+        return rows
+
+    def rotate_due(
+        self,
+        managed: Sequence[ManagedSecret],
+        *,
+        actor: str = "controller",
+        owner_alive: Callable[[str], bool] = lambda _o: True,
+    ) -> list[RotationRecord]:
+        """Finish interrupted rotations, then rotate every secret that is due. A failure is
+        recorded (event, audit) and the next secret is still tried."""
+        out: list[RotationRecord] = []
+        for rec in self.store.rotations(environment=self.environment, status="running"):
+            held = self.store.get_lock(rotation_lock_key(self.environment, rec.secret))
+            if held is not None and owner_alive(held.owner):
+                continue
+            try:
+                out.append(self.resume(rec.id, actor=actor, owner_alive=owner_alive))
+            except DeployopsError:
+                continue  # recorded by the rotation itself
+        by_name = {s.name: s for s in managed}
+        for row in self.statuses(managed):
+            if not row.due or row.problem:
+                continue
+            try:
+                out.append(self.rotate(by_name[row.name], actor=actor))
+            except DeployopsError:
+                continue
+        return out
 
     # ------------------------------------------------------------------ helpers
     def _value(self, secret: str, version_id: str) -> Secret | None:
