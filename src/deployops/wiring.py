@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from deployops.engine.deploy import Deployer
     from deployops.engine.events import Notify, Reporter
     from deployops.engine.rotation import Rotator
-    from deployops.ports import CredentialTarget
+    from deployops.ports import Compute, CredentialTarget
     from deployops.store import StateStore
 
 __all__ = [
@@ -227,7 +227,7 @@ def build_controller(
 
     try:
         rotator = build_rotator(
-            project, environment, store=store, clock=clock, owner=worker, platform=platform
+            project, environment, store=store, clock=clock, owner=worker, compute=platform.compute
         )
     except UnsupportedError:
         rotator = None  # a fetch-only store (.env.local, variables): nothing to rotate
@@ -261,7 +261,7 @@ def build_rotator(
     store: StateStore,
     clock: Clock,
     owner: str,
-    platform: Platform | None = None,
+    compute: Compute | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Rotator:
     """The secret rotator of one environment (SEC-3): its rotating store, the PostgreSQL roles
@@ -284,7 +284,6 @@ def build_rotator(
 
             targets[name] = PostgresRoles(admin_dsn=cfg.database.dsn, app_dsn=cfg.database.app_dsn)
             settings[name]["users"] = ",".join(cfg.database.users)
-    compute = platform.compute if platform is not None else None
     return Rotator(
         environment=environment,
         store=store,

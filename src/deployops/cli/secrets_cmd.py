@@ -134,7 +134,7 @@ def _rotator(app: App, env: str) -> Any:
         store=app.store,
         clock=clock,
         owner=whoami(),
-        platform=platform,
+        compute=platform.compute if platform is not None else None,
         progress=app.info,
     )
 
