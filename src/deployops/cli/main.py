@@ -26,7 +26,10 @@ app = typer.Typer(
     name="deployops",
     help=(
         "Deployment operations for a web service: blue-green and rolling deploys behind health "
-        "gates, automatic rollback, configuration checks, alarms and recovery.\n\n"
+        "gates, automatic rollback, configuration checks, alarms, secrets and recovery.\n\n"
+        "Exit codes: 0 done, 1 failed, 2 bad configuration or usage, 3 rolled back, 4 lock "
+        "held, 5 access denied (your role does not allow the command; the message names the "
+        "role needed).\n\n"
         "Examples:\n\n"
         "  deployops init\n\n"
         "  deployops local up\n\n"
