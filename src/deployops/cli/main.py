@@ -91,6 +91,7 @@ def _register() -> None:
         access_cmd,
         alarms_cmd,
         audit_cmd,
+        cleanup_cmd,
         config_cmd,
         deploy_cmd,
         deployments_cmd,
@@ -116,6 +117,7 @@ def _register() -> None:
     audit_cmd.register(app)
     secrets_cmd.register(app)
     access_cmd.register(app)
+    cleanup_cmd.register(app)
 
 
 _register()

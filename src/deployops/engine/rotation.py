@@ -19,6 +19,7 @@ from typing import Any
 
 from deployops.clock import Clock
 from deployops.domain.model import TaskDefinitionSpec
+from deployops.domain.names import lock_key, service_of
 from deployops.domain.rotation import (
     CreatePending,
     Promote,
@@ -38,7 +39,6 @@ from deployops.domain.secrets import (
     Stage,
     secret_status,
 )
-from deployops.engine.deploy import lock_key
 from deployops.engine.secret_values import check_value, new_value
 from deployops.errors import DeployopsError, NotFoundError, RotationError
 from deployops.ports import Compute, CredentialTarget, RotatingSecretStore
@@ -49,7 +49,8 @@ __all__ = ["Rotator", "marker_key", "rotation_lock_key", "services_using"]
 
 
 def rotation_lock_key(environment: str, secret: str) -> str:
-    return f"{environment}/secret:{secret}"
+    """``ENV/secret:NAME``: the runner's lock of a rotation's target."""
+    return lock_key(environment, f"secret:{secret}")
 
 
 def marker_key(secret: str) -> str:
@@ -500,8 +501,7 @@ class Rotator:
 
 def _owner_service(compute_service: str) -> str:
     """``web-blue`` -> ``web``: the deployops service whose deploy lock covers it."""
-    base, sep, colour = compute_service.rpartition("-")
-    return base if sep and colour in ("blue", "green") else compute_service
+    return service_of(compute_service)
 
 
 def _current_of(plan: Sequence[RotationStep]) -> str:

@@ -1,7 +1,7 @@
 """audit log hash chain (who, what, when, from where, outcome) and secret rotations (SEC-3, SEC-4)
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
