@@ -235,7 +235,7 @@ class Rotator:
                 if restart is not None and restart.services:
                     self._restart(dataclasses.replace(restart, version_id=first.current_version_id))
             if SetOnTarget.__name__ in run.done or isinstance(failed, SetOnTarget):
-                self._restore_target(first)
+                _restore_target(self.secrets, self.targets.get(first.secret), first)
             self.secrets.discard_pending(name, vid)
         except DeployopsError as exc:
             self._event(
@@ -250,25 +250,6 @@ class Rotator:
                 hint=f"`deployops secrets resume {run.rec.id}` once the store is reachable "
                 "(docs/runbooks/secret-rotation.md)",
             ) from None
-
-    def _restore_target(self, first: CreatePending) -> None:
-        target = self.targets.get(first.secret)
-        if target is None or first.kind is not SecretKind.DATABASE_PASSWORD:
-            return
-        try:
-            pending = _json(self.secrets.get_version(first.secret, version_id=first.version_id))
-        except NotFoundError:
-            return
-        user = str(pending.get("username", ""))
-        restored: Secret | None = None
-        if first.previous_version_id:
-            old = _json(
-                self.secrets.get_version(first.secret, version_id=first.previous_version_id)
-            )
-            if old.get("username") == user:
-                restored = Secret(str(old["password"]))
-        # a role with no earlier password gets one nobody knows: it stays unusable
-        target.set_password(user, restored or Secret(uuid.uuid4().hex + uuid.uuid4().hex))
 
     def _finish(self, rec: RotationRecord, status: str, *, error: str = "") -> RotationRecord:
         now = self.clock.now()
@@ -497,6 +478,26 @@ class Rotator:
             return self.secrets.get_version(secret, version_id=version_id)
         except NotFoundError:
             return None
+
+
+def _restore_target(
+    secrets: RotatingSecretStore, target: CredentialTarget | None, first: CreatePending
+) -> None:
+    """Give the role the pending value was set on its password from before the rotation."""
+    if target is None or first.kind is not SecretKind.DATABASE_PASSWORD:
+        return
+    try:
+        pending = _json(secrets.get_version(first.secret, version_id=first.version_id))
+    except NotFoundError:
+        return
+    user = str(pending.get("username", ""))
+    restored: Secret | None = None
+    if first.previous_version_id:
+        old = _json(secrets.get_version(first.secret, version_id=first.previous_version_id))
+        if old.get("username") == user:
+            restored = Secret(str(old["password"]))
+    # a role with no earlier password gets one nobody knows: it stays unusable
+    target.set_password(user, restored or Secret(uuid.uuid4().hex + uuid.uuid4().hex))
 
 
 def _owner_service(compute_service: str) -> str:

@@ -27,7 +27,8 @@ import yaml
 
 from tests.fixtures_local import ENV, free_port, write_project
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+# about 3 minutes of real CLI runs on 2 cores: more than the default 300 s when the machine is busy
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 DEPLOYOPS = Path(sys.executable).parent / "deployops"
 PLANT = "PLANTED-hygiene-7f3a9c-Zq81"
