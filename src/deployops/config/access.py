@@ -44,6 +44,7 @@ __all__ = [
     "access_file_path",
     "add_token",
     "identity_for_token",
+    "load_access_file",
     "resolve_identity",
     "token_digest",
 ]

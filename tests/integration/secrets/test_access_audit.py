@@ -147,3 +147,41 @@ def test_sec4_concurrent_writers_never_fork_the_chain(tmp_path: Path) -> None:
     )
     for s in stores:
         s.close()
+
+
+def test_sec4_secret_get_is_admin_only_and_audited(
+    cli: Callable[..., Any], project: Path, monkeypatch: Any
+) -> None:
+    import io
+
+    import yaml
+
+    doc = yaml.safe_load((project / "deployops.yaml").read_text())
+    env = next(iter(doc["environments"]))
+    doc["secrets"] = {"stores": {env: {"type": "encrypted-file"}}}
+    (project / "deployops.yaml").write_text(yaml.safe_dump(doc))
+    assert cli(project, "secrets", "keygen", "-e", env).returncode == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("the-api-key-value"))
+    assert cli(project, "secrets", "set", "api-keys", "-e", env).returncode == 0
+    tokens = _tokens(cli, project)
+    refused = cli(
+        project,
+        "secrets",
+        "get",
+        "api-keys",
+        "-e",
+        env,
+        env={"DEPLOYOPS_TOKEN": tokens["deployer"]},
+    )
+    assert refused.returncode == 5 and "needs the role admin" in refused.stderr
+    assert "the-api-key-value" not in refused.stdout + refused.stderr
+    got = cli(
+        project, "secrets", "get", "api-keys", "-e", env, env={"DEPLOYOPS_TOKEN": tokens["admin"]}
+    )
+    assert got.returncode == 0 and got.stdout.strip() == "the-api-key-value"
+    status = cli(project, "secrets", "status", "-e", env, "-o", "json")
+    assert status.returncode == 0 and "the-api-key-value" not in status.stdout
+    entries = json.loads(cli(project, "audit", "list", "-o", "json").stdout)
+    reads = [e for e in entries if e["action"] == "secret.read"]
+    assert [(e["actor"], e["target"]) for e in reads] == [("ada", f"{env}/api-keys")]
+    assert all("the-api-key-value" not in json.dumps(e) for e in entries)
