@@ -173,17 +173,38 @@ class LockHeldError(DeployopsError):
 
     exit_code = EXIT_LOCK_HELD
 
-    def __init__(self, key: str, owner: str, reason: str, since: str, age_seconds: float):
-        super().__init__(
-            f"lock {key!r} is held by {owner} since {since} ({age_seconds:.0f}s ago): {reason}",
-            hint="wait for it to finish, or if it is stale run "
-            f"`deployops lock release {key} --force --reason '...'`",
-        )
+    def __init__(
+        self,
+        key: str,
+        owner: str,
+        reason: str,
+        since: str,
+        age_seconds: float,
+        *,
+        holder_dead: bool = False,
+        deployment_id: str | None = None,
+    ):
+        if holder_dead:
+            # The holding process is gone: the operation was interrupted, resume finishes it.
+            target = deployment_id or f"-e {key.partition('/')[0]}"
+            super().__init__(
+                f"lock {key!r} is held by {owner} since {since} ({age_seconds:.0f}s ago), "
+                f"but that process is no longer running: {reason} was interrupted",
+                hint=f"`deployops resume {target}` takes the lock over and finishes it",
+            )
+        else:
+            super().__init__(
+                f"lock {key!r} is held by {owner} since {since} ({age_seconds:.0f}s ago): {reason}",
+                hint="wait for it to finish (`deployops lock list` shows the holder); if its "
+                f"host is gone, `deployops lock release {key} --force --reason '...'`",
+            )
         self.key = key
         self.owner = owner
         self.reason = reason
         self.since = since
         self.age_seconds = age_seconds
+        self.holder_dead = holder_dead
+        self.deployment_id = deployment_id
 
 
 class BackupError(DeployopsError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import signal
 import socket
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,25 @@ __all__ = [
 def whoami() -> str:
     """``user@host:pid``: who holds a lock, so a stale one can be recognised."""
     return f"{getpass.getuser()}@{socket.gethostname()}:{os.getpid()}"
+
+
+CRASH_AT_VARIABLE = "DEPLOYOPS_TEST_CRASH_AT"
+
+
+def crash_point_from_environment() -> Callable[[str, int, str], None] | None:
+    """The reliability suite's fault point: with ``DEPLOYOPS_TEST_CRASH_AT=KIND:SEQ:WHERE``
+    (e.g. ``deploy:4:before-act``; WHERE is before-intent, before-act or before-outcome) this
+    process kills itself with SIGKILL at that point of that step, as a power cut would. Unset
+    (always, outside the tests) the runner has no fault point."""
+    spec = os.environ.get(CRASH_AT_VARIABLE, "")
+    if not spec:
+        return None
+
+    def crash(kind: str, seq: int, where: str) -> None:
+        if f"{kind}:{seq}:{where}" == spec:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return crash
 
 
 def owner_alive(owner: str) -> bool:
@@ -149,6 +169,7 @@ def build_deployer(
         notify=build_notify(project, environment, store, clk),
         observer=observer,
         app_environment=app_environment,
+        crash_point=crash_point_from_environment(),
     )
 
 
@@ -185,6 +206,7 @@ def build_runner(
         clock=clk,
         reporter=reporter,
         notify=build_notify(project, environment, store, clk),
+        crash_point=crash_point_from_environment(),
     )
     return Runner(env=env, handlers=handlers)
 

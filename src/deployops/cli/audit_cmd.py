@@ -119,9 +119,10 @@ def verify(
     elif not problems:
         app.console.print(f"audit log intact: {len(entries)} entries, head {newest}")
     if problems:
-        if not app.json:
-            for p in problems[:20]:
-                app.err.print(f"entry #{p.entry_id} {p.message}")
+        if app.json:  # the report above is the one JSON document; exit 1 says it failed
+            raise typer.Exit(1)
+        for p in problems[:20]:
+            app.err.print(f"entry #{p.entry_id} {p.message}")
         raise DeployopsError(
             f"the audit log fails verification ({len(problems)} problem(s))",
             hint="restore the state database from its backup and compare with "

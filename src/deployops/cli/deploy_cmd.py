@@ -92,6 +92,7 @@ def deploy(
     env = app.environment_name()
     svc = app.service_name(service)
     _check_names(app, env, svc, cluster, task_definition)
+    version = normal_version(version)
     if not wait and not dry_run:
         _detach(app, env, svc)
         return
@@ -154,6 +155,18 @@ def _check_names(
         raise ConfigError("; ".join(issues), path="deploy")
 
 
+def normal_version(text: str) -> str:
+    """``v1.2.0`` -> ``1.2.0``: the one spelling of a version in messages, records, the task
+    definition and the version's settings. Text that is no version is left for the deploy's
+    own check to report."""
+    from deployops.domain.version import Version
+
+    try:
+        return str(Version.parse(text))
+    except ValueError:
+        return text
+
+
 def _detach(app: App, env: str, svc: str) -> None:
     import subprocess
     import sys
@@ -183,13 +196,32 @@ def _summary(app: App, deployment_id: str) -> None:
     rec = app.store.get_deployment(deployment_id)
     assert rec is not None
     took = (rec.finished_at - rec.created_at).total_seconds() if rec.finished_at else 0.0
+    judged = _judged(app, deployment_id)
     if app.json:
-        app.emit({"result": rec.to_json(), "seconds": round(took, 2)})
+        app.emit({"result": rec.to_json(), "seconds": round(took, 2), **judged})
         return
+    rules = (
+        f"; rules judged: {judged['rules_judged']} of {judged['rules_total']}"
+        if "rules_judged" in judged
+        else ""
+    )
     app.console.print(
         f"[bold green]deployed[/bold green] {rec.service} {rec.version} to {rec.environment} "
-        f"in {took:.1f}s ({rec.id}); live on {rec.target_group}"
+        f"in {took:.1f}s ({rec.id}); live on {rec.target_group}{rules}",
+        soft_wrap=True,
     )
+
+
+def _judged(app: App, deployment_id: str) -> dict[str, object]:
+    """How much of the rule set the observation judged (RB-1), from its step's result."""
+    for step in app.store.steps_for(deployment_id):
+        if step.name == "Observe" and "rules_judged" in step.result:
+            return {
+                "rules_judged": step.result["rules_judged"],
+                "rules_total": step.result["rules_total"],
+                "judged": step.result.get("judged", {}),
+            }
+    return {}
 
 
 def resume(

@@ -194,6 +194,8 @@ def rotate(
         for r in results:
             app.console.print(f"{r['secret']}: {r['status']}")
     if failure is not None:
+        if app.json:  # the results above are the one JSON document
+            raise typer.Exit(failure.exit_code)
         raise failure
 
 

@@ -200,6 +200,9 @@ class LockInfo:
     reason: str
     acquired_at: datetime
     deployment_id: str | None = None
+    holder_pid: int | None = None
+    holder_host: str | None = None
+    holder_started_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,6 +134,10 @@ locks = Table(
     Column("reason", Text, nullable=False, server_default=""),
     Column("deployment_id", String(64), nullable=True),
     Column("acquired_at", UtcDateTime(), nullable=False),
+    # The holding process (migration 0006): a holder that died is recognised on its host.
+    Column("holder_pid", Integer, nullable=True),
+    Column("holder_host", String(256), nullable=True),
+    Column("holder_started_at", Float, nullable=True),
 )
 
 # One controller acts per lease name (``controller/<environment>``): the holder renews it every

@@ -34,6 +34,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 
 from deployops.errors import ConfigError, DriverError, LockHeldError, NotFoundError
 from deployops.store import schema as t
+from deployops.store.locks import Holder, current_holder, holder_alive
 from deployops.store.records import (
     DEPLOYMENT_KINDS,
     AlarmHistoryRecord,
@@ -55,7 +56,7 @@ from deployops.store.records import (
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["HEAD_REVISION", "StateStore", "audit_fields"]
+__all__ = ["HEAD_REVISION", "StateStore", "audit_fields", "lock_held_error"]
 
 # The newest migration in migrations/versions; the store migrates when the database is behind.
 HEAD_REVISION = "0004"
@@ -161,6 +162,20 @@ def _values(rec: DataclassInstance, *, exclude: Iterable[str] = ("id",)) -> dict
         for f in dataclasses.fields(rec)
         if f.name not in skip
     }
+
+
+def lock_held_error(held: LockInfo, now: datetime) -> LockHeldError:
+    """The error for a lock someone else holds: a dead holder (checked on its host) says so
+    and names ``deployops resume`` as the way on."""
+    return LockHeldError(
+        held.key,
+        held.owner,
+        held.reason,
+        held.acquired_at.isoformat(timespec="seconds"),
+        (now - held.acquired_at).total_seconds(),
+        holder_dead=not holder_alive(held.holder_pid, held.holder_host, held.holder_started_at),
+        deployment_id=held.deployment_id,
+    )
 
 
 def _inserted_id(res: CursorResult[Any]) -> int:
@@ -509,11 +524,21 @@ class StateStore:
         reason: str,
         now: datetime,
         deployment_id: str | None = None,
+        holder: Holder | None = None,
     ) -> LockInfo:
         """Take ``key`` or raise :class:`LockHeldError` naming the holder. Atomic on every
-        backend: the primary key decides, not a read-then-write."""
+        backend: the primary key decides, not a read-then-write. The row records the holding
+        process (``holder``, default this one), so a holder that died is reported as such."""
+        me = holder or current_holder()
         lock = LockInfo(
-            key=key, owner=owner, reason=reason, acquired_at=now, deployment_id=deployment_id
+            key=key,
+            owner=owner,
+            reason=reason,
+            acquired_at=now,
+            deployment_id=deployment_id,
+            holder_pid=me.pid,
+            holder_host=me.host,
+            holder_started_at=me.started_at,
         )
         try:
             with self._engine.begin() as conn:
@@ -522,16 +547,19 @@ class StateStore:
             held = self.get_lock(key)
             if held is None:  # released between our insert and our read: try once more
                 return self.acquire_lock(
-                    key, owner=owner, reason=reason, now=now, deployment_id=deployment_id
+                    key,
+                    owner=owner,
+                    reason=reason,
+                    now=now,
+                    deployment_id=deployment_id,
+                    holder=holder,
                 )
-            raise LockHeldError(
-                key,
-                held.owner,
-                held.reason,
-                held.acquired_at.isoformat(timespec="seconds"),
-                (now - held.acquired_at).total_seconds(),
-            ) from None
+            raise lock_held_error(held, now) from None
         return lock
+
+    def lock_holder_alive(self, lock: LockInfo) -> bool:
+        """Whether the process holding ``lock`` still runs (checked on its own host only)."""
+        return holder_alive(lock.holder_pid, lock.holder_host, lock.holder_started_at)
 
     def get_lock(self, key: str) -> LockInfo | None:
         with self._tx() as conn:
@@ -551,10 +579,20 @@ class StateStore:
             )
             return bool(res.rowcount)
 
-    def transfer_lock(self, key: str, *, new_owner: str) -> None:
-        """Hand a lock to a resuming process (``deployops resume``)."""
+    def transfer_lock(self, key: str, *, new_owner: str, holder: Holder | None = None) -> None:
+        """Hand a lock to a resuming process (``deployops resume``): it becomes the holder."""
+        me = holder or current_holder()
         with self._tx() as conn:
-            conn.execute(update(t.locks).where(t.locks.c.key == key).values(owner=new_owner))
+            conn.execute(
+                update(t.locks)
+                .where(t.locks.c.key == key)
+                .values(
+                    owner=new_owner,
+                    holder_pid=me.pid,
+                    holder_host=me.host,
+                    holder_started_at=me.started_at,
+                )
+            )
 
     def force_release_lock(self, key: str, *, actor: str, reason: str, now: datetime) -> LockInfo:
         """Break a lock whoever holds it; audited with the actor and reason."""

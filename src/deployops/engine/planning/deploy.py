@@ -27,6 +27,7 @@ from deployops.domain.plan import (
 )
 from deployops.domain.version import Version
 from deployops.engine.operation import Ports
+from deployops.engine.planning.capabilities import require_capabilities
 from deployops.errors import ConfigError
 
 __all__ = [
@@ -206,6 +207,7 @@ class DeployPlanner:
                 hint="pass --force to deploy the same version again",
             )
         plan = build(request, cfg, spec, live)
+        require_capabilities(plan, self.ports)
         return plan.with_settings(**deployment_settings(self.project, request.service)), live
 
     def task_definition_spec(
