@@ -62,11 +62,15 @@ def check(app: App, words: Sequence[str]) -> None:
         return
     from deployops.clock import SystemClock
     from deployops.config.access import resolve_identity
-    from deployops.errors import AccessDeniedError
+    from deployops.errors import AccessDeniedError, ConfigError
     from deployops.store import AuditRecord
 
     needed = REQUIRED[path]
-    who = resolve_identity(app.project.root)
+    try:
+        root = app.project.root
+    except ConfigError:
+        return  # no project: the command itself fails on that, before changing anything
+    who = resolve_identity(root)
     action = " ".join(path)
     target = app.env or ""
     if not who.role.allows(needed):
@@ -82,7 +86,7 @@ def check(app: App, words: Sequence[str]) -> None:
             )
         )
         raise AccessDeniedError(
-            who=who.name, role=who.role.value, needed=needed.value, action=f"`deployops {action}`"
+            who=who.name, role=who.role.value, needed=needed.value, action=f"'{action}'"
         )
     app.identity = who
     _pending.append(

@@ -91,7 +91,6 @@ class ManagedSecretConfig(_Model):
     database: DatabaseTarget | None = None  # database-password
     token_lifetime: Duration = 3600.0  # jwt-secret: the previous key verifies this long
     keep_versions: int = Field(default=5, ge=1, le=100)  # encryption-keys: old keys kept
-    restart_services: tuple[str, ...] | None = None  # default: every service
 
 
 class SecretsConfig(_Model):

@@ -131,7 +131,7 @@ class EncryptedFileSecretStore:
             raise NotFoundError(
                 f"secret {name!r} is not in the encrypted store {self.path}",
                 path=name,
-                hint=f"`deployops secrets list` shows the secrets; create it with "
+                hint=f"`deployops secrets status` shows the managed secrets; create it with "
                 f"`deployops secrets set {name}`",
             )
         assert isinstance(entry, dict)
