@@ -55,6 +55,8 @@ def test_sec1_planted_secret_value_is_in_no_output_log_event_audit_or_report() -
     path = write_project(root, version_environment={"1.1.0": {"FAULT_CRASH_ON_START": "1"}})
     doc = yaml.safe_load(path.read_text())
     doc["secrets"] = {"stores": {ENV: {"type": "encrypted-file"}}}
+    # no traffic here: a rule without data is accepted rather than probed with synthetic load
+    doc["rollback"] = {"insufficient_data": {"action": "accept"}}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     envs = root / "config" / "environments"
     envs.mkdir(parents=True)
