@@ -12,6 +12,7 @@ exit code  meaning
 2          bad configuration or usage (nothing was changed)
 3          rolled back (the new version was reverted)
 4          lock held (another operation owns the environment/service)
+5          access denied (the caller's role does not allow the command)
 =========  ==========================================================
 
 Messages never contain secret values: secrets travel as :class:`deployops.secret.Secret`.
@@ -23,11 +24,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "EXIT_ACCESS_DENIED",
     "EXIT_FAILED",
     "EXIT_LOCK_HELD",
     "EXIT_OK",
     "EXIT_ROLLED_BACK",
     "EXIT_USAGE",
+    "AccessDeniedError",
     "BackupError",
     "ConfigError",
     "ConfigIssue",
@@ -50,6 +53,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ROLLED_BACK = 3
 EXIT_LOCK_HELD = 4
+EXIT_ACCESS_DENIED = 5
 
 
 class DeployopsError(Exception):
@@ -221,3 +225,20 @@ class BackupError(DeployopsError):
 
 class RotationError(DeployopsError):
     """A secret rotation failed; the previous secret stays current."""
+
+
+class AccessDeniedError(DeployopsError):
+    """The caller's role does not allow the command (SEC-4, exit 5); nothing was changed."""
+
+    exit_code = EXIT_ACCESS_DENIED
+
+    def __init__(self, *, who: str, role: str, needed: str, action: str) -> None:
+        super().__init__(
+            f"{who} has the role {role}; {action} needs the role {needed} or higher",
+            hint=f"ask an admin for a {needed} token (`deployops access add-token NAME "
+            f"--role {needed}`), or use `deployops access whoami` to see who you are",
+        )
+        self.who = who
+        self.role = role
+        self.needed = needed
+        self.action = action

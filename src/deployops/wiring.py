@@ -23,14 +23,16 @@ if TYPE_CHECKING:
     from deployops.engine.observe.checklist_gate import DuringGate
     from deployops.engine.observe.health import Observer
     from deployops.engine.operation import HandlerTable
+    from deployops.engine.rotation import Rotator
     from deployops.engine.runner import Runner
-    from deployops.ports import Metrics
+    from deployops.ports import Compute, CredentialTarget, Metrics
     from deployops.store import StateStore
 
 __all__ = [
     "build_controller",
     "build_deployer",
     "build_notify",
+    "build_rotator",
     "build_runner",
     "owner_alive",
     "whoami",
@@ -101,11 +103,10 @@ def build_notify(
 
     router = None
     if project.notifications:
-        from deployops.config.appconfig import paths_for
-        from deployops.config.appconfig.loader import default_secret_store
+        from deployops.drivers.secrets import build_secret_store
         from deployops.notify.router import build_router, store_recorder
 
-        secrets = default_secret_store(paths_for(project), environment)
+        secrets = build_secret_store(project, environment, clock=clock)
         router = build_router(
             project.notification_settings(),
             resolve=secrets.get,
@@ -324,8 +325,24 @@ def build_controller(
         )
         return deployer.resume(deployment_id, owner=worker, owner_alive=owner_alive)
 
+    rotations = None
+    from deployops.errors import UnsupportedError
+
+    try:
+        rotator = build_rotator(
+            project, environment, store=store, clock=clock, owner=worker, compute=platform.compute
+        )
+    except UnsupportedError:
+        rotator = None  # a fetch-only store (.env.local, variables): nothing to rotate
+    if rotator is not None:
+        managed = project.secrets.managed_secrets()
+
+        def rotations() -> object:
+            return rotator.rotate_due(managed, actor="controller", owner_alive=owner_alive)
+
     return Controller(
         store=store,
+        rotations=rotations,
         clock=clock,
         environment=environment,
         traffic=platform.traffic,
@@ -346,4 +363,47 @@ def build_controller(
             clock=clock,
             ttl_s=lease_ttl_s,
         ),
+    )
+
+
+def build_rotator(
+    project: ProjectConfig,
+    environment: str,
+    *,
+    store: StateStore,
+    clock: Clock,
+    owner: str,
+    compute: Compute | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Rotator:
+    """The secret rotator of one environment (SEC-3): its rotating store, the PostgreSQL roles
+    of a database password, and the platform's Compute to move replicas (when reachable)."""
+    from deployops.drivers.secrets import build_secret_store, rotating_store
+    from deployops.engine.rotation import Rotator
+
+    secrets = rotating_store(
+        build_secret_store(project, environment, clock=clock), environment=environment
+    )
+    targets: dict[str, CredentialTarget] = {}
+    settings: dict[str, dict[str, str]] = {}
+    for name, cfg in project.secrets.managed.items():
+        settings[name] = {
+            "token_lifetime": str(cfg.token_lifetime),
+            "keep_versions": str(cfg.keep_versions),
+        }
+        if cfg.database is not None:
+            from deployops.drivers.local.pgroles import PostgresRoles
+
+            targets[name] = PostgresRoles(admin_dsn=cfg.database.dsn, app_dsn=cfg.database.app_dsn)
+            settings[name]["users"] = ",".join(cfg.database.users)
+    return Rotator(
+        environment=environment,
+        store=store,
+        secrets=secrets,
+        clock=clock,
+        owner=owner,
+        compute=compute,
+        targets=targets,
+        settings=settings,
+        progress=progress or (lambda _m: None),
     )

@@ -36,6 +36,8 @@ class App:
     quiet: bool = False
     console: Console = field(default_factory=lambda: _console(stderr=False))
     err: Console = field(default_factory=lambda: _console(stderr=True))
+    # the caller, once a mutating command passed the role check (cli/access.py)
+    identity: Any = None
 
     @property
     def json(self) -> bool:

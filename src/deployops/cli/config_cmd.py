@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -73,12 +73,32 @@ def _warn(app: App, config: ResolvedConfig) -> None:
         app.err.print(f"warning: {warning.render()}", markup=False)
 
 
+def _secret_store(app: App, environment: str) -> Any:
+    """The project's store for ``environment`` (``secrets.stores``), or ``None`` without a
+    project file (then the ``.env.local`` / ``DEPLOYOPS_SECRET_*`` defaults apply)."""
+    from deployops.clock import SystemClock
+    from deployops.drivers.secrets import build_secret_store
+    from deployops.errors import ConfigError
+
+    try:
+        project = app.project
+    except ConfigError:
+        return None
+    return build_secret_store(project, environment, clock=SystemClock())
+
+
 def _resolve(
     app: App, env: str | None, folder: Path | None, file: Path | None, offline: bool
 ) -> ResolvedConfig:
     from deployops.config.appconfig import resolve
 
-    resolved = resolve(_paths(app, folder, file), _env(app, env), resolve_secrets=not offline)
+    name = _env(app, env)
+    resolved = resolve(
+        _paths(app, folder, file),
+        name,
+        secrets=None if offline else _secret_store(app, name),
+        resolve_secrets=not offline,
+    )
     _warn(app, resolved)
     return resolved
 
@@ -136,7 +156,12 @@ def validate(
                 f"({absent} does not exist; see docs/configuration.md)"
             )
         return
-    resolved, issues = load(paths, name, resolve_secrets=not offline)
+    resolved, issues = load(
+        paths,
+        name,
+        secrets=None if offline else _secret_store(app, name),
+        resolve_secrets=not offline,
+    )
     _warn(app, resolved)
     if issues:
         raise ConfigError(

@@ -20,7 +20,8 @@ target group) -> deploy (start green, wait for health, smoke-test it on the test
 (scale blue to 0, delete its target group 24 h later).
 
 Exit codes: 0 deployed, 1 failed (traffic left on the old version), 2 bad input (nothing
-changed), 3 rolled back, 4 another deploy holds the lock.
+changed), 3 rolled back, 4 another deploy holds the lock, 5 your role may not deploy (a
+deployer is needed).
 
 Examples:
 

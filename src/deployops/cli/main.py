@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from deployops.cli.app import App
 
+
+class _Root(TyperGroup):
+    """Keeps the command words so the global callback can check the caller's role (SEC-4)
+    before any command runs (Click resolves a subcommand's own words only after it)."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        ctx.meta["deployops.words"] = list(args)
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
+    cls=_Root,
     name="deployops",
     help=(
         "Deployment operations for a web service: blue-green and rolling deploys behind health "
-        "gates, automatic rollback, configuration checks, alarms and recovery.\n\n"
+        "gates, automatic rollback, configuration checks, alarms, secrets and recovery.\n\n"
+        "Exit codes: 0 done, 1 failed, 2 bad configuration or usage, 3 rolled back, 4 lock "
+        "held, 5 access denied (your role does not allow the command; the message names the "
+        "role needed).\n\n"
         "Examples:\n\n"
         "  deployops init\n\n"
         "  deployops local up\n\n"
@@ -63,11 +78,19 @@ def _global(
     if output not in ("text", "json"):
         raise typer.BadParameter("use text or json", param_hint="'-o/--output'")
     ctx.obj = App(config_path=config, env=env, output=output, verbose=verbose, quiet=quiet)
+    # SEC-4: the role check of mutating commands (cli/access.py); --help changes nothing
+    words = [w for w in ctx.meta.get("deployops.words", []) if not w.startswith("-")]
+    if ctx.invoked_subcommand and not {"--help", "-h"} & set(ctx.meta.get("deployops.words", [])):
+        from deployops.cli import access
+
+        access.check(ctx.obj, words)
 
 
 def _register() -> None:
     from deployops.cli import (
+        access_cmd,
         alarms_cmd,
+        audit_cmd,
         checklist_cmd,
         cleanup_cmd,
         config_cmd,
@@ -78,6 +101,7 @@ def _register() -> None:
         local_cmd,
         lock_cmd,
         rollback_cmd,
+        secrets_cmd,
         serve_cmd,
     )
 
@@ -92,6 +116,9 @@ def _register() -> None:
     alarms_cmd.register(app)
     serve_cmd.register(app)
     checklist_cmd.register(app)
+    audit_cmd.register(app)
+    secrets_cmd.register(app)
+    access_cmd.register(app)
     cleanup_cmd.register(app)
 
 
@@ -151,11 +178,22 @@ def main() -> None:
         )
         for a in sys.argv[1:]
     )
+    from deployops.cli import access
+
     try:
-        if _json_output(sys.argv[1:]):
-            _run_json(hoist_global_options(sys.argv[1:]))
-        else:
-            app(args=hoist_global_options(sys.argv[1:]), prog_name="deployops")
+        try:
+            if _json_output(sys.argv[1:]):
+                _run_json(hoist_global_options(sys.argv[1:]))
+            else:
+                app(args=hoist_global_options(sys.argv[1:]), prog_name="deployops")
+        except SystemExit as done:
+            access.finish(done.code if isinstance(done.code, int) else 1)
+            raise
+        except BaseException as exc:
+            access.finish(getattr(exc, "exit_code", 1))
+            raise
+        else:  # -o json runs without the parser's own exit
+            access.finish(0)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)

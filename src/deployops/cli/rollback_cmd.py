@@ -19,7 +19,8 @@ irreversible migration blocks unless --force --reason), configuration changes th
 it, and the user impact. While the previous colour still runs this is an instant listener flip;
 otherwise the previous task definition is deployed again, blue-green.
 
-Exit codes: 3 rolled back, 0 dry run printed, 1 failed, 2 refused (nothing changed), 4 locked.
+Exit codes: 3 rolled back, 0 dry run printed, 1 failed, 2 refused (nothing changed), 4 locked,
+5 your role may not roll back (a deployer is needed).
 
 Examples:
 

@@ -20,6 +20,7 @@ from deployops.config.durations import Duration
 from deployops.config.monitoring import AlarmConfig, AutoscalingConfig, monitoring_issues
 from deployops.config.notifications import NotificationsConfig, load_notifications
 from deployops.config.rollback import RollbackSettings, rollback_issues
+from deployops.config.secrets import SecretsConfig, secrets_issues
 from deployops.domain.version import Version
 from deployops.errors import ConfigError, ConfigIssue, NotFoundError
 
@@ -166,6 +167,8 @@ class ProjectConfig(_Model):
     autoscaling: AutoscalingConfig = AutoscalingConfig()
     # CHK-1..CHK-3: config/checklist.py; absent means no checklist gates
     checklist: ChecklistSettings | None = None
+    # SEC-1..3: config/secrets.py; absent means the four managed secrets at the guide's periods
+    secrets: SecretsConfig = SecretsConfig()
 
     # Not part of the file: where it was read from.
     path: Path = Field(default=Path(PROJECT_FILE), exclude=True)
@@ -396,6 +399,9 @@ def _cross_check(cfg: ProjectConfig, file: str) -> list[ConfigIssue]:
     if cfg.checklist is not None:
         for path, message in checklist_issues(cfg.checklist):
             add(path, message)
+    platforms = {name: e.platform for name, e in cfg.environments.items()}
+    for path, message in secrets_issues(cfg.secrets, platforms):
+        add(path, message)
     if cfg.rollback is not None:
         for path, message in rollback_issues(cfg.rollback, "rollback"):
             add(path, message)

@@ -77,6 +77,9 @@ class Controller:
     resume: Resume | None = None
     owner_alive: Callable[[str], bool] = lambda _owner: True
     job_interval_s: float = 5.0
+    # SEC-3: rotates the managed secrets that are due (wiring.build_controller)
+    rotations: Callable[[], object] | None = None
+    rotation_interval_s: float = 3600.0
     tick_s: float = 1.0
     handlers: Mapping[str, JobHandler] = field(default_factory=dict)
     stats: dict[str, LoopStats] = field(default_factory=dict)
@@ -93,6 +96,8 @@ class Controller:
             self._schedules["alarms"] = _Schedule(float(self.evaluator.period_s))
         if self.autoscaler is not None:
             self._schedules["autoscaler"] = _Schedule(float(self.autoscaler.policy.period_s))
+        if self.rotations is not None:
+            self._schedules["rotations"] = _Schedule(self.rotation_interval_s)
         for name in self._schedules:
             self.stats.setdefault(name, LoopStats())
         self.started = False
@@ -194,6 +199,8 @@ class Controller:
             loops["alarms"] = self.evaluator.evaluate
         if self.autoscaler is not None:
             loops["autoscaler"] = self.autoscaler.step
+        if self.rotations is not None:
+            loops["rotations"] = self.rotations
         for name, fn in loops.items():
             sched = self._schedules[name]
             if now < sched.next_at:

@@ -23,15 +23,18 @@ from deployops.domain.model import (
     TaskDefinition,
     TaskDefinitionSpec,
 )
+from deployops.domain.secrets import SecretInfo, Stage
 from deployops.secret import Secret
 
 __all__ = [
     "Clock",
     "Compute",
+    "CredentialTarget",
     "Metrics",
     "Notification",
     "Notifier",
     "Prober",
+    "RotatingSecretStore",
     "SecretStore",
     "Traffic",
 ]
@@ -182,3 +185,56 @@ class SecretStore(Protocol):
         ...
 
     def list(self) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class RotatingSecretStore(SecretStore, Protocol):
+    """A store with versions and staging labels (``AWSCURRENT`` / ``AWSPENDING`` /
+    ``AWSPREVIOUS``, SEC-3): what a rotation needs. Fetch-only stores (``.env.local``,
+    environment variables) do not implement it and lack the ``rotate`` capability.
+
+    Every method is idempotent, so a rotation resumed after a crash repeats a step safely.
+    A ``version_id`` is a UUID (32 to 64 characters, as Secrets Manager's request token).
+    """
+
+    def get_version(
+        self, name: str, *, stage: Stage = Stage.CURRENT, version_id: str | None = None
+    ) -> Secret:
+        """The value carrying ``stage`` (or exactly ``version_id``). ``NotFoundError`` if the
+        secret or that stage is absent."""
+        ...
+
+    def describe(self, name: str) -> SecretInfo:
+        """Versions and labels, never values. ``NotFoundError`` if absent."""
+        ...
+
+    def put_pending(self, name: str, value: Secret, *, version_id: str) -> None:
+        """Store ``value`` as version ``version_id`` labelled ``AWSPENDING`` (creating the
+        secret if new). The first version of a secret is also ``AWSCURRENT`` at once, as
+        Secrets Manager labels it. Repeating it with the same id and value changes nothing."""
+        ...
+
+    def promote(self, name: str, version_id: str) -> None:
+        """Make ``version_id`` current; the old current becomes previous
+        (:func:`deployops.domain.secrets.promote_labels`)."""
+        ...
+
+    def discard_pending(self, name: str, version_id: str) -> None:
+        """Remove ``AWSPENDING`` from ``version_id`` (a rotation that is put back). Absent is
+        fine."""
+        ...
+
+
+@runtime_checkable
+class CredentialTarget(Protocol):
+    """Where a database password takes effect (PostgreSQL ``ALTER ROLE``; RDS the same)."""
+
+    name: ClassVar[str]
+
+    def set_password(self, user: str, password: Secret) -> None:
+        """Give ``user`` this password (idempotent). ``DriverError`` naming the user only."""
+        ...
+
+    def check_login(self, user: str, password: Secret) -> None:
+        """Log in as ``user`` and run a query; ``DriverError`` if that fails."""
+        ...

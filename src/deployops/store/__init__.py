@@ -18,6 +18,7 @@ from deployops.store.records import (
     LockInfo,
     MetricSample,
     OperationRecord,
+    RotationRecord,
     ScalingActivity,
     StepRecord,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "LockInfo",
     "MetricSample",
     "OperationRecord",
+    "RotationRecord",
     "ScalingActivity",
     "StateStore",
     "StepRecord",

@@ -19,6 +19,7 @@ __all__ = [
     "LockInfo",
     "MetricSample",
     "OperationRecord",
+    "RotationRecord",
     "ScalingActivity",
     "StepRecord",
 ]
@@ -232,6 +233,31 @@ class AuditRecord:
     action: str
     target: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # from where: host and terminal, or the API client's address
+    outcome: str = "ok"  # ok | failed | refused
+    id: int | None = None  # set by the store
+    prev_hash: str | None = None  # set by the store (the chain, SEC-4)
+    hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RotationRecord:
+    """One secret rotation (SEC-3): its frozen plan (step dicts) and the steps done."""
+
+    id: str
+    environment: str
+    secret: str
+    kind: str
+    status: str  # running | completed | reverted | failed
+    version_id: str
+    started_at: datetime
+    previous_version_id: str = ""
+    owner: str = ""
+    actor: str = ""
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    done_steps: list[str] = field(default_factory=list)
+    error: str = ""
+    finished_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

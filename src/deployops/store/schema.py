@@ -34,6 +34,7 @@ __all__ = [
     "metadata",
     "metric_samples",
     "operations",
+    "rotations",
     "scaling_activities",
     "steps",
 ]
@@ -173,6 +174,33 @@ audit_log = Table(
     Column("action", String(128), nullable=False),
     Column("target", String(256), nullable=False, server_default=""),
     Column("detail", Text, nullable=False, server_default="{}"),
+    # SEC-4: from where, outcome, and the hash chain (domain/audit.py)
+    Column("source", String(256), nullable=False, server_default=""),
+    Column("outcome", String(32), nullable=False, server_default="ok"),
+    Column("prev_hash", String(64), nullable=True),
+    Column("hash", String(64), nullable=False, server_default=""),
+    Index("ux_audit_log_prev_hash", "prev_hash", unique=True),
+)
+
+# SEC-3: one row per secret rotation; its frozen plan and the steps done so far
+rotations = Table(
+    "rotations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("environment", String(64), nullable=False),
+    Column("secret", String(256), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("version_id", String(64), nullable=False),
+    Column("previous_version_id", String(64), nullable=False, server_default=""),
+    Column("owner", String(256), nullable=False, server_default=""),
+    Column("actor", String(256), nullable=False, server_default=""),
+    Column("plan", Text, nullable=False, server_default="[]"),
+    Column("done_steps", Text, nullable=False, server_default="[]"),
+    Column("error", Text, nullable=False, server_default=""),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=True),
+    Index("ix_rotations_environment_secret", "environment", "secret"),
 )
 
 jobs = Table(

@@ -49,6 +49,7 @@ from deployops.store.records import (
     LockInfo,
     MetricSample,
     OperationRecord,
+    RotationRecord,
     ScalingActivity,
     StepRecord,
 )
@@ -56,10 +57,10 @@ from deployops.store.records import (
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["HEAD_REVISION", "StateStore", "lock_held_error"]
+__all__ = ["HEAD_REVISION", "StateStore", "audit_fields", "lock_held_error"]
 
 # The newest migration in migrations/versions; the store migrates when the database is behind.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0004"
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -102,6 +103,7 @@ _JSON_FIELDS: dict[type[Any], frozenset[str]] = {
     DecisionRecord: frozenset({"evidence"}),
     AuditRecord: frozenset({"detail"}),
     JobRecord: frozenset({"payload"}),
+    RotationRecord: frozenset({"plan", "done_steps"}),
     AlarmHistoryRecord: frozenset({"evidence"}),
     ChecklistEntry: frozenset({"evidence"}),
 }
@@ -119,6 +121,37 @@ def _record(cls: type[_R], row: RowMapping) -> _R:
             value = _aware(value)
         values[f.name] = value
     return cls(**values)
+
+
+def audit_fields(
+    entry_id: int,
+    ts: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    detail: dict[str, Any],
+    source: str,
+    outcome: str,
+) -> dict[str, Any]:
+    """What an audit entry's hash covers (migration 0004 chains old entries with this too)."""
+    when = _aware(ts)
+    assert when is not None
+    return {
+        "id": entry_id,
+        "ts": when.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "detail": detail,
+        "source": source,
+        "outcome": outcome,
+    }
+
+
+def _audit_fields_of(entry_id: int, rec: AuditRecord) -> dict[str, Any]:
+    return audit_fields(
+        entry_id, rec.ts, rec.actor, rec.action, rec.target, rec.detail, rec.source, rec.outcome
+    )
 
 
 def _values(rec: DataclassInstance, *, exclude: Iterable[str] = ("id",)) -> dict[str, Any]:
@@ -674,18 +707,91 @@ class StateStore:
             return int(res.rowcount or 0)
 
     # ------------------------------------------------------------------ audit
-    def audit(self, rec: AuditRecord) -> None:
-        with self._tx() as conn:
-            conn.execute(insert(t.audit_log).values(**_values(rec)))
+    def audit(self, rec: AuditRecord) -> AuditRecord:
+        """Append ``rec`` to the hash-chained audit log (SEC-4) and return it as stored.
 
-    def audit_log(self, *, limit: int = 100) -> list[AuditRecord]:
+        The chain is append-only: the unique ``prev_hash`` lets exactly one writer extend a
+        given head, so two processes appending at once never fork it (the loser retries)."""
+        from deployops.domain.audit import GENESIS, entry_hash
+
+        for _attempt in range(20):
+            try:
+                with self._tx() as conn:
+                    last = conn.execute(
+                        select(t.audit_log.c.id, t.audit_log.c.hash)
+                        .order_by(t.audit_log.c.id.desc())
+                        .limit(1)
+                    ).first()
+                    prev = last.hash if last is not None else GENESIS
+                    values = _values(rec, exclude=("id", "prev_hash", "hash"))
+                    res = conn.execute(
+                        insert(t.audit_log).values(**values, prev_hash=prev, hash="")
+                    )
+                    key = res.inserted_primary_key
+                    assert key is not None
+                    new_id = int(key[0])
+                    digest = entry_hash(prev, _audit_fields_of(new_id, rec))
+                    conn.execute(
+                        update(t.audit_log).where(t.audit_log.c.id == new_id).values(hash=digest)
+                    )
+                return dataclasses.replace(rec, id=new_id, prev_hash=prev, hash=digest)
+            except IntegrityError:
+                continue
+        raise DriverError("state-store", "audit", "the audit log kept changing under this writer")
+
+    def audit_log(
+        self, *, limit: int | None = 100, oldest_first: bool = False
+    ) -> list[AuditRecord]:
+        q = select(t.audit_log).order_by(
+            t.audit_log.c.id.asc() if oldest_first else t.audit_log.c.id.desc()
+        )
+        if limit is not None:
+            q = q.limit(limit)
         with self._tx() as conn:
-            rows = (
-                conn.execute(select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit))
-                .mappings()
-                .all()
-            )
+            rows = conn.execute(q).mappings().all()
         return [_record(AuditRecord, r) for r in rows]
+
+    # ------------------------------------------------------------------ rotations
+    def create_rotation(self, rec: RotationRecord) -> None:
+        with self._tx() as conn:
+            conn.execute(insert(t.rotations).values(**_values(rec, exclude=())))
+
+    def update_rotation(self, rotation_id: str, **fields: Any) -> None:
+        encode = _JSON_FIELDS[RotationRecord]
+        values = {k: _dump(v) if k in encode else v for k, v in fields.items()}
+        with self._tx() as conn:
+            conn.execute(
+                update(t.rotations).where(t.rotations.c.id == rotation_id).values(**values)
+            )
+
+    def get_rotation(self, rotation_id: str) -> RotationRecord | None:
+        with self._tx() as conn:
+            r = (
+                conn.execute(select(t.rotations).where(t.rotations.c.id == rotation_id))
+                .mappings()
+                .first()
+            )
+        return _record(RotationRecord, r) if r is not None else None
+
+    def rotations(
+        self,
+        *,
+        environment: str | None = None,
+        secret: str | None = None,
+        status: str | None = None,
+    ) -> list[RotationRecord]:
+        """Newest first."""
+        c = t.rotations.c
+        q = select(t.rotations).order_by(c.started_at.desc())
+        if environment is not None:
+            q = q.where(c.environment == environment)
+        if secret is not None:
+            q = q.where(c.secret == secret)
+        if status is not None:
+            q = q.where(c.status == status)
+        with self._tx() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [_record(RotationRecord, r) for r in rows]
 
     # ------------------------------------------------------------------ jobs
     def schedule_job(

@@ -267,7 +267,8 @@ def test_lock_list_and_audited_force_release(project: Path, cli: Callable[..., R
     assert cli(project, "lock", "list").stdout.strip() == "no locks held"
     store = _store(project)
     try:
-        entry = store.audit_log()[0]
+        # the command's own entry (SEC-4, cli/access.py) follows the store's
+        entry = next(e for e in store.audit_log() if e.action == "lock.force_release")
     finally:
         store.close()
     assert (entry.action, entry.target) == ("lock.force_release", "production/web")

@@ -10,7 +10,7 @@ import yaml
 
 from deployops.config.appconfig import ConfigPaths, Layer, load, resolve, resolve_for_deploy
 from deployops.config.project import load_project
-from deployops.config.secrets_local import (
+from deployops.drivers.local.secrets import (
     ChainSecretStore,
     DotenvSecretStore,
     EnvironmentSecretStore,

@@ -16,18 +16,8 @@ from deployops.engine.steps import deployment_handlers
 SRC = Path(__file__).resolve().parents[3] / "src"
 MAX_CLASS_LINES = 400
 
-# The one cycle left in config/: the local secret stores and the application config that
-# uses them. It goes when the secret stores move behind the SecretStore port into drivers/.
-KNOWN_CYCLES = {
-    "deployops.config": [
-        [
-            "deployops.config.appconfig",
-            "deployops.config.appconfig.loader",
-            "deployops.config.appconfig.render",
-            "deployops.config.secrets_local",
-        ]
-    ]
-}
+# None left: the secret stores moved from config/ behind the SecretStore port into drivers/.
+KNOWN_CYCLES: dict[str, list[list[str]]] = {}
 
 
 def _modules(package: str) -> dict[str, Path]:

@@ -81,6 +81,11 @@ def resolve_for_deploy(
     paths = paths_for(project)
     if not uses_settings(project, environment):
         return ResolvedConfig.empty(environment)
+    if secrets is None:
+        from deployops.clock import SystemClock
+        from deployops.drivers.secrets import build_secret_store
+
+        secrets = build_secret_store(project, environment, clock=SystemClock(), environ=environ)
     return resolve(paths, environment, secrets=secrets, environ=environ)
 
 

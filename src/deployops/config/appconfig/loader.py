@@ -57,7 +57,7 @@ __all__ = [
 
 SECRET_PREFIX = "secret://"  # noqa: S105 - a URL scheme, not a password
 DEVELOPMENT = "development"
-_SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_+=.@-]{0,511}$")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_+=.@-]{0,511}(#[A-Za-z0-9_]{1,64})?$")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 
@@ -160,20 +160,24 @@ class ResolvedConfig:
 def default_secret_store(
     paths: ConfigPaths, environment: str, environ: Mapping[str, str] | None = None
 ) -> SecretStore:
-    """The interim stores: ``.env.local`` then ``DEPLOYOPS_SECRET_*`` in development,
-    ``DEPLOYOPS_SECRET_*`` elsewhere."""
-    from deployops.config.secrets_local import (
+    """Without a project's ``secrets.stores``: ``.env.local`` then ``DEPLOYOPS_SECRET_*`` in
+    development, ``DEPLOYOPS_SECRET_*`` elsewhere. With a project, use
+    :func:`deployops.drivers.secrets.build_secret_store`, which honours ``secrets.stores``."""
+    from deployops.drivers.local.secrets import (
         ChainSecretStore,
         DotenvSecretStore,
         EnvironmentSecretStore,
     )
+    from deployops.drivers.secrets import SecretResolver
 
     env_store = EnvironmentSecretStore(environ=environ)
     if environment == DEVELOPMENT:
-        return ChainSecretStore(
-            stores=(DotenvSecretStore(path=paths.env_local, environment=environment), env_store)
+        return SecretResolver(
+            ChainSecretStore(
+                stores=(DotenvSecretStore(path=paths.env_local, environment=environment), env_store)
+            )
         )
-    return env_store
+    return SecretResolver(env_store)
 
 
 def load_schema(paths: ConfigPaths) -> tuple[AppSchema, list[ConfigIssue]]:

@@ -153,11 +153,11 @@ class Daemon:
 
     def _secret_store(self) -> SecretStore:
         """Where ``secret://`` references of task definitions are resolved on this platform:
-        ``.env.local`` (development only) and ``DEPLOYOPS_SECRET_<NAME>`` variables (SEC-1)."""
-        from deployops.config.appconfig import paths_for
-        from deployops.config.appconfig.loader import default_secret_store
+        the environment's store from ``secrets.stores`` (SEC-1), read when a replica starts, so
+        a replica restarted after a rotation gets the new current value."""
+        from deployops.drivers.secrets import build_secret_store
 
-        return default_secret_store(paths_for(self.project), self.environment)
+        return build_secret_store(self.project, self.environment, clock=self.clock)
 
     # ------------------------------------------------------------------ start / stop
     def start(self) -> None:

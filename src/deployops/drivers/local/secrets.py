@@ -1,4 +1,4 @@
-"""Interim :class:`~deployops.ports.SecretStore` implementations for ``secret://NAME`` references.
+"""Fetch-only :class:`~deployops.ports.SecretStore` drivers for ``secret://NAME`` references.
 
 * :class:`DotenvSecretStore` reads ``.env.local``; SEC-1 allows it in development only, so it
   refuses to serve any other environment.

@@ -1,0 +1,115 @@
+"""The rotation runner on the in-memory store and a virtual clock (SEC-3): the controller's
+loop rotates what is due by the periods, a store that goes down mid-rotation leaves the old
+value current, and the JWT / encryption-key values keep what verification and decryption need.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from deployops.clock import VirtualClock
+from deployops.config.secrets import SecretsConfig
+from deployops.domain.rotation import Promote
+from deployops.domain.secrets import Stage
+from deployops.drivers.memory_secrets import MemorySecretStore
+from deployops.engine.rotation import Rotator
+from deployops.errors import DeployopsError, RotationError
+from deployops.store import StateStore
+
+MANAGED = SecretsConfig().managed_secrets()
+
+
+def _rig(tmp_path: Path) -> tuple[Rotator, MemorySecretStore, VirtualClock, StateStore]:
+    clock = VirtualClock()
+    secrets = MemorySecretStore(clock=clock)
+    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+    rot = Rotator(
+        environment="production",
+        store=store,
+        secrets=secrets,
+        clock=clock,
+        owner="test@host:1",
+        settings={
+            "jwt-secret": {"token_lifetime": "3600"},
+            "encryption-keys": {"keep_versions": "3"},
+        },
+    )
+    return rot, secrets, clock, store
+
+
+def test_sec3_controller_rotates_what_is_due_by_the_periods(tmp_path: Path) -> None:
+    rot, _secrets, clock, store = _rig(tmp_path)
+    first = rot.rotate_due(MANAGED)
+    assert sorted(r.secret for r in first) == sorted(s.name for s in MANAGED)  # never rotated
+    assert rot.rotate_due(MANAGED) == []
+    clock.advance(timedelta(days=90).total_seconds())
+    assert [r.secret for r in rot.rotate_due(MANAGED)] == ["database-password"]
+    clock.advance(timedelta(days=90).total_seconds())  # day 180
+    assert sorted(r.secret for r in rot.rotate_due(MANAGED)) == ["api-keys", "database-password"]
+    clock.advance(timedelta(days=90).total_seconds())  # day 270
+    assert [r.secret for r in rot.rotate_due(MANAGED)] == ["database-password"]
+    clock.advance(timedelta(days=89).total_seconds())  # day 359: nothing
+    assert rot.rotate_due(MANAGED) == []
+    clock.advance(timedelta(days=6).total_seconds())  # day 365: API keys (360), JWT, keys
+    assert sorted(r.secret for r in rot.rotate_due(MANAGED)) == [
+        "api-keys",
+        "database-password",
+        "encryption-keys",
+        "jwt-secret",
+    ]
+    rows = {r.name: r for r in rot.statuses(MANAGED)}
+    assert rows["api-keys"].next_due is not None
+    assert not any(r.due for r in rows.values())
+    store.close()
+
+
+def test_sec3_store_down_mid_rotation_leaves_old_value_current(tmp_path: Path) -> None:
+    rot, secrets, _clock, store = _rig(tmp_path)
+    api = next(s for s in MANAGED if s.name == "api-keys")
+    rot.rotate(api, actor="a")
+    before = secrets.get("api-keys")
+
+    def down_at_promote(self: Rotator, step: object) -> None:
+        secrets.down = True
+        raise RotationError("store unreachable")
+
+    rot.handlers = {**rot.handlers, Promote: down_at_promote}
+    with pytest.raises(DeployopsError):
+        rot.rotate(api, actor="a")
+    secrets.down = False
+    assert secrets.get("api-keys") == before
+    [running] = [r for r in store.rotations() if r.status == "running"]
+    # the revert itself could not reach the store: resume finishes it once it is back
+    rot.handlers = {
+        **Rotator(environment="", store=store, secrets=secrets, clock=rot.clock, owner="").handlers
+    }
+    done = rot.resume(running.id, actor="a", owner_alive=lambda _o: False)
+    assert done.status == "completed"
+    assert sum(Stage.CURRENT in v.stages for v in secrets.describe("api-keys").versions) == 1
+    store.close()
+
+
+def test_sec3_jwt_keeps_previous_key_and_encryption_keeps_old_keys(tmp_path: Path) -> None:
+    rot, secrets, clock, store = _rig(tmp_path)
+    jwt = next(s for s in MANAGED if s.name == "jwt-secret")
+    enc = next(s for s in MANAGED if s.name == "encryption-keys")
+    rot.rotate(jwt, actor="a")
+    old_key = json.loads(secrets.get("jwt-secret").reveal())["key"]
+    rot.rotate(jwt, actor="a")
+    doc = json.loads(secrets.get("jwt-secret").reveal())
+    assert doc["key"] != old_key
+    [prev] = doc["previous"]
+    assert prev["key"] == old_key
+    assert prev["verify_until"] == (clock.now() + timedelta(hours=1)).isoformat()
+
+    kids = []
+    for _ in range(4):
+        kids.append(rot.rotate(enc, actor="a").version_id)
+    ring = json.loads(secrets.get("encryption-keys").reveal())
+    assert ring["primary"] == kids[-1]
+    assert list(ring["keys"]) == kids[-3:]  # keep_versions: 3
+    store.close()
