@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from deployops.config.backups import BackupsConfig
 from deployops.config.durations import Duration
 from deployops.config.monitoring import AlarmConfig, AutoscalingConfig, monitoring_issues
 from deployops.config.notifications import NotificationsConfig, load_notifications
@@ -163,6 +164,8 @@ class ProjectConfig(_Model):
     # MON-1 / IAC-5: config/monitoring.py; absent means the guide's five alarms and 70 % CPU
     alarms: dict[str, AlarmConfig] = Field(default_factory=dict)
     autoscaling: AutoscalingConfig = AutoscalingConfig()
+    # DR-1: backup policies and the local database (config/backups.py); absent = the guide's table
+    backups: BackupsConfig = BackupsConfig()
 
     # Not part of the file: where it was read from.
     path: Path = Field(default=Path(PROJECT_FILE), exclude=True)
