@@ -30,10 +30,13 @@ __all__ = [
     "BackupPoint",
     "BackupPolicy",
     "BackupTarget",
+    "DbInstance",
+    "DbRole",
     "DrillOutcome",
     "DrillScenario",
     "Freshness",
     "RecoveryWindow",
+    "RestoreTarget",
     "achieved_rpo_s",
     "achieved_rto_s",
     "archive_timeout_s",
@@ -354,3 +357,44 @@ def drill_due(
 ) -> datetime:
     """When a scenario's next drill is due (quarterly by default; now if never drilled)."""
     return now if last is None else last + timedelta(seconds=every_s)
+
+
+# ------------------------------------------------------------------------- instances
+
+
+class DbRole(StrEnum):
+    PRIMARY = "primary"
+    STANDBY = "standby"
+    SCRATCH = "scratch"  # a test restore's throwaway instance
+
+
+@dataclass(frozen=True, slots=True)
+class DbInstance:
+    """One database instance and where the application reaches it (``DB_HOST`` / ``DB_PORT``)."""
+
+    id: str
+    host: str
+    port: int
+    role: DbRole
+    running: bool = True
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreTarget:
+    """What a database restore recovers to: a moment (PITR), a backup (snapshot), or the end
+    of the archived WAL (``latest``)."""
+
+    to_time: datetime | None = None
+    backup_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.to_time is not None and self.backup_id is not None:
+            raise ValueError("a restore targets a time or a backup, not both")
+
+    def describe(self) -> str:
+        if self.to_time is not None:
+            return f"time {self.to_time.isoformat()}"
+        if self.backup_id is not None:
+            return f"backup {self.backup_id}"
+        return "the newest archived change"
