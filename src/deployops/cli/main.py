@@ -68,13 +68,16 @@ def _global(
 def _register() -> None:
     from deployops.cli import (
         alarms_cmd,
+        backup_cmd,
         config_cmd,
+        db_cmd,
         deploy_cmd,
         deployments_cmd,
         health_cmd,
         init_cmd,
         local_cmd,
         lock_cmd,
+        restore_cmd,
         rollback_cmd,
         serve_cmd,
     )
@@ -89,6 +92,9 @@ def _register() -> None:
     local_cmd.register(app)
     alarms_cmd.register(app)
     serve_cmd.register(app)
+    db_cmd.register(app)
+    backup_cmd.register(app)
+    restore_cmd.register(app)
 
 
 _register()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from deployops.domain.backup import BackupPoint, DbInstance, RestoreTarget
 
@@ -69,6 +69,11 @@ class Database(Protocol):
 
     def verify(self) -> list[str]:
         """Check the repository's backups and archive; problems found (empty when sound)."""
+        ...
+
+    def inspect(self, instance_id: str) -> dict[str, Any]:
+        """What a restored instance holds, as evidence for its verification: whether it
+        accepts writes, its tables, rows of the application's ``items`` and the newest one."""
         ...
 
 

@@ -32,6 +32,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -247,6 +248,14 @@ class LocalPostgres:
         )
 
     def _ensure_dirs(self) -> None:
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            # As root the cluster runs as ``postgres``, which must be able to pass through
+            # every folder above its own: add search permission (x, never r) where missing.
+            for parent in self.layout.root.resolve().parents:
+                mode = parent.stat().st_mode
+                if not mode & stat.S_IXOTH:
+                    parent.chmod(mode | stat.S_IXOTH)
         for d in (
             self.layout.root,
             self.layout.conf_dir,
@@ -503,6 +512,27 @@ class LocalPostgres:
         if proc.returncode != 0:
             problems.append(_first_lines(text) or f"verify exited {proc.returncode}")
         return problems
+
+    def inspect(self, instance_id: str) -> dict[str, Any]:
+        inst = self._describe(instance_id)
+        facts: dict[str, Any] = {"instance": instance_id, "port": inst.port}
+        with psycopg.connect(self.dsn(inst, self.database), autocommit=True) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            facts["accepting_writes"] = bool(row is not None and not row[0])
+            tables = conn.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+            ).fetchone()
+            facts["tables"] = int(tables[0]) if tables else 0
+            has_items = conn.execute("SELECT to_regclass('public.items') IS NOT NULL").fetchone()
+            if has_items and has_items[0]:
+                got = conn.execute(
+                    "SELECT count(*), max(id), max(created_at) FROM items"
+                ).fetchone()
+                if got is not None:
+                    facts["items"] = int(got[0])
+                    facts["newest_item_id"] = got[1]
+                    facts["newest_item_at"] = got[2].isoformat() if got[2] else None
+        return facts
 
     # ------------------------------------------------------------------ restore
     def restore(self, instance_id: str, target: RestoreTarget, *, scratch: bool) -> DbInstance:

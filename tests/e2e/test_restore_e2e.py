@@ -1,0 +1,140 @@
+"""DR-2 / DR-4 through the CLI on the local platform: the sample service writes to the
+application's PostgreSQL; ``deployops restore db --to-time`` restores into a new instance,
+verifies it and rolls the replicas onto it under load with 0 failed requests; the rows after
+the target are gone, the ones before it are there, and the old primary was never touched."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from deployops.drivers.local.load import Load
+from tests.e2e.conftest import Project, running_project
+from tests.fixtures_local import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.integration]
+
+
+@pytest.fixture
+def db_project() -> Iterator[Project]:
+    db_port = free_port()
+    with running_project(
+        # the database part of the sample service needs psycopg: this interpreter has it
+        command=[sys.executable, "app.py"],
+        blue_green={
+            "health_timeout": 20,
+            "stability_window": 1,
+            "sample_interval": 0.5,
+            "smoke_checks": [{"path": "/health", "status": 200}],
+        },
+    ) as p:
+        doc = yaml.safe_load(p.path.read_text())
+        doc["backups"] = {"database": {"port": db_port}}
+        p.path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        try:
+            yield p
+        finally:
+            p.cli("db", "stop")
+
+
+def _point_service_at_db(p: Project) -> None:
+    """The application's settings (what a team writes in deployops.yaml)."""
+    status = json.loads(p.cli("-o", "json", "db", "status").stdout)
+    primary = next(i for i in status["instances"] if i["primary"])
+    password = (p.config.state_dir / "local" / "development" / "db" / "app-password").read_text()
+    doc = yaml.safe_load(p.path.read_text())
+    doc["services"]["web"]["environment"] = {
+        "DB_HOST": primary["host"],
+        "DB_PORT": str(primary["port"]),
+        "DB_NAME": "app",
+        "DB_USER": "app",
+        "DB_PASSWORD": password.strip(),
+    }
+    p.path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def _url(p: Project, path: str) -> str:
+    return f"http://127.0.0.1:{p.config.services['web'].port}{path}"
+
+
+def _post(p: Project, body: str) -> dict[str, Any]:
+    r = httpx.post(_url(p, "/items"), json={"body": body}, timeout=10)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def test_dr2_dr4_restore_to_time_repoints_the_app_under_load_with_no_failed_request(
+    db_project: Project,
+) -> None:
+    p = db_project
+    started = p.cli("db", "start")
+    assert started.returncode == 0, started.stderr
+    _point_service_at_db(p)
+    deployed = p.cli("deploy", "--version", "1.0.0")
+    assert deployed.returncode == 0, deployed.stderr
+
+    _post(p, "before-backup")
+    backup = p.cli("-o", "json", "backup", "run", "--target", "database")
+    assert backup.returncode == 0, backup.stderr
+    finished = datetime.fromisoformat(json.loads(backup.stdout)["backups"][0]["finished_at"])
+    while datetime.now(finished.tzinfo) < finished + timedelta(seconds=1.1):
+        time.sleep(0.05)
+    a = _post(p, "a")
+    time.sleep(0.3)
+    b = _post(p, "b")
+    _post(p, "c")
+    ta, tb = datetime.fromisoformat(a["created_at"]), datetime.fromisoformat(b["created_at"])
+    target = ta + (tb - ta) / 2
+    old_port = (
+        p.config.services["web"].environment.get("DB_PORT")
+        or json.loads(p.cli("-o", "json", "db", "status").stdout)["instances"][0]["port"]
+    )
+
+    with Load(_url(p, "/"), workers=3, max_seconds=180) as load:
+        time.sleep(0.5)
+        restored = p.cli(
+            "-o", "json", "restore", "db", "--to-time", target.isoformat(), timeout=300
+        )
+        time.sleep(0.5)
+    assert restored.returncode == 0, restored.stderr
+    res = load.result
+    assert res.total > 50
+    assert res.failed == 0, (res.by_status, res.errors[:5])
+
+    doc = json.loads(restored.stdout)
+    assert doc["status"] == "succeeded"
+    new_port = doc["results"][1]["port"]
+    assert str(new_port) != str(old_port)
+    bodies = [i["body"] for i in httpx.get(_url(p, "/items"), timeout=10).json()["items"]]
+    assert bodies == ["before-backup", "a"]
+
+    status = json.loads(p.cli("-o", "json", "db", "status").stdout)
+    assert status["primary"] == doc["plan"]["operation_id"]
+    old = next(i for i in status["instances"] if i["id"] == "primary-1")
+    assert old["running"]  # the old primary was not touched; it is kept for inspection
+    health = httpx.get(_url(p, "/health"), timeout=10).json()
+    assert health["database"] == "ok"
+
+
+def test_restore_refuses_a_time_in_the_future_and_changes_nothing(db_project: Project) -> None:
+    p = db_project
+    assert p.cli("db", "start").returncode == 0
+    assert p.cli("backup", "run", "--target", "database").returncode == 0
+    future = (datetime.now().astimezone() + timedelta(hours=1)).isoformat()
+    out = p.cli("restore", "db", "--to-time", future, "--no-repoint")
+    assert out.returncode == 1, out.stderr
+    assert "in the future" in out.stderr
+    assert "fix:" in out.stderr
+    status = json.loads(p.cli("-o", "json", "db", "status").stdout)
+    assert [i["id"] for i in status["instances"]] == ["primary-1"]
+    bad = p.cli("restore", "db", "--to-time", "yesterday-ish")
+    assert bad.returncode == 2
+    assert "ISO 8601" in bad.stderr
