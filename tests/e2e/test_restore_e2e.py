@@ -6,59 +6,19 @@ the target are gone, the ones before it are there, and the old primary was never
 from __future__ import annotations
 
 import json
-import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from deployops.drivers.local.load import Load
-from tests.e2e.conftest import Project, running_project
-from tests.fixtures_local import free_port
+from tests.e2e.conftest import Project
+from tests.e2e.dr_support import db_project, start_db_and_deploy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.integration]
-
-
-@pytest.fixture
-def db_project() -> Iterator[Project]:
-    db_port = free_port()
-    with running_project(
-        # the database part of the sample service needs psycopg: this interpreter has it
-        command=[sys.executable, "app.py"],
-        blue_green={
-            "health_timeout": 20,
-            "stability_window": 1,
-            "sample_interval": 0.5,
-            "smoke_checks": [{"path": "/health", "status": 200}],
-        },
-    ) as p:
-        doc = yaml.safe_load(p.path.read_text())
-        doc["backups"] = {"database": {"port": db_port}}
-        p.path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        try:
-            yield p
-        finally:
-            p.cli("db", "stop")
-
-
-def _point_service_at_db(p: Project) -> None:
-    """The application's settings (what a team writes in deployops.yaml)."""
-    status = json.loads(p.cli("-o", "json", "db", "status").stdout)
-    primary = next(i for i in status["instances"] if i["primary"])
-    password = (p.config.state_dir / "local" / "development" / "db" / "app-password").read_text()
-    doc = yaml.safe_load(p.path.read_text())
-    doc["services"]["web"]["environment"] = {
-        "DB_HOST": primary["host"],
-        "DB_PORT": str(primary["port"]),
-        "DB_NAME": "app",
-        "DB_USER": "app",
-        "DB_PASSWORD": password.strip(),
-    }
-    p.path.write_text(yaml.safe_dump(doc, sort_keys=False))
+__all__ = ["db_project"]  # the fixture
 
 
 def _url(p: Project, path: str) -> str:
@@ -75,11 +35,7 @@ def test_dr2_dr4_restore_to_time_repoints_the_app_under_load_with_no_failed_requ
     db_project: Project,
 ) -> None:
     p = db_project
-    started = p.cli("db", "start")
-    assert started.returncode == 0, started.stderr
-    _point_service_at_db(p)
-    deployed = p.cli("deploy", "--version", "1.0.0")
-    assert deployed.returncode == 0, deployed.stderr
+    start_db_and_deploy(p)
 
     _post(p, "before-backup")
     backup = p.cli("-o", "json", "backup", "run", "--target", "database")

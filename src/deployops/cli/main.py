@@ -73,6 +73,7 @@ def _register() -> None:
         db_cmd,
         deploy_cmd,
         deployments_cmd,
+        dr_cmd,
         health_cmd,
         init_cmd,
         local_cmd,
@@ -95,6 +96,7 @@ def _register() -> None:
     db_cmd.register(app)
     backup_cmd.register(app)
     restore_cmd.register(app)
+    dr_cmd.register(app)
 
 
 _register()

@@ -480,9 +480,23 @@ class LocalPostgres:
         points = self.backups()
         return points[0].finished_at if points else None
 
-    def archived_until(self, *, timeout_s: float = 60.0) -> datetime:
-        """Switch WAL and wait until the segment is archived (pitfall 2)."""
+    def archived_until(self, *, timeout_s: float = 60.0) -> datetime | None:
+        """Switch WAL and wait until the segment is archived (pitfall 2). ``None`` when the
+        primary is down: nothing more can be forced out, the archive holds what it holds."""
         inst = self.primary()
+        if not inst.running:
+            return None
+        try:
+            return self._switch_and_wait(inst, timeout_s=timeout_s)
+        except psycopg.OperationalError:
+            if not self._running(inst.id):
+                return None
+            raise BackupError(
+                f"cannot reach the primary {inst.id} to archive its newest changes",
+                hint="check it with: deployops db status",
+            ) from None
+
+    def _switch_and_wait(self, inst: DbInstance, *, timeout_s: float) -> datetime:
         with psycopg.connect(self.dsn(inst), autocommit=True) as conn:
             row = conn.execute(
                 "SELECT clock_timestamp(), pg_walfile_name(pg_switch_wal())"
