@@ -252,6 +252,7 @@ def drill(
         notes=notes,
         runbook=RUNBOOKS[sc.value],
         progress=lambda m: app.info(f"  {m}"),
+        make_durable=db.archived_until,
     )
     _finish(app, env, report, drills_dir(app), write_report)
 

@@ -208,6 +208,7 @@ def run_drill(
     notes: Sequence[str] = (),
     runbook: str = "",
     progress: Callable[[str], None] = lambda _m: None,
+    make_durable: Callable[[], object] = lambda: None,
 ) -> DrillReport:
     """Run one drill. ``inject()`` causes the failure; ``recover(failure_at)`` runs the
     recovery; ``notify(severity, title, text)`` returns the channels that confirmed delivery.
@@ -225,6 +226,10 @@ def run_drill(
         progress("writing marker rows every second")
         if not writer.wait_committed(3, timeout_s=30):
             problems.append("the application did not accept marker rows before the failure")
+        # The first markers are made durable (WAL switched and archived) so the data loss is
+        # measured from a point known to be in the backups, not from nothing.
+        make_durable()
+        writer.wait_committed(len(writer.log.committed()) + 2, timeout_s=30)
         progress(f"injecting the failure: {scenario.value}")
         failure_at = clock.now()
         recovery["injected"] = inject()
