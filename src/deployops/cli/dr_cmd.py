@@ -31,9 +31,9 @@ group = typer.Typer(
 
 PRODUCTION = "production"
 RUNBOOKS = {
-    "db-loss": "docs/runbooks/dr-level-2-database.md",
+    "db-loss": "docs/runbooks/drill-db-loss.md",
     "data-corruption": "docs/runbooks/drill-data-corruption.md",
-    "region-failure": "docs/runbooks/dr-level-3-region.md",
+    "region-failure": "docs/runbooks/drill-region-failure.md",
     "security-incident": "docs/runbooks/drill-security-incident.md",
 }
 
