@@ -135,3 +135,37 @@ def test_snapshot_restore_by_backup_id(local_db: LocalPostgres) -> None:
         assert first.finished_at <= datetime.now(UTC) + timedelta(seconds=1)
     finally:
         local_db.destroy("snap")
+
+
+def test_dr5_standby_of_a_restored_primary_streams_and_is_promoted_with_every_row(
+    local_db: LocalPostgres,
+) -> None:
+    """Level 3 locally: a standby streaming from the primary (here a primary that was itself
+    restored to a point in time, whose recovery target must not leak into the standby) is
+    promoted when the primary dies, with every committed row."""
+    primary = local_db.primary()
+    with _app(local_db, primary) as conn:
+        conn.execute(_TABLE)
+        _insert(conn, "one")
+    full = local_db.backup("full")
+    while datetime.now(UTC) < full.finished_at + timedelta(seconds=1.1):
+        time.sleep(0.05)
+    with _app(local_db, primary) as conn:
+        target = _insert(conn, "two")  # commits a moment after this timestamp
+        _insert(conn, "after-target")
+    local_db.archived_until()
+    local_db.restore("r1", RestoreTarget(to_time=target), scratch=False)
+    local_db.promote("r1")
+    standby = local_db.start_standby("site-b")
+    with _app(local_db, local_db.primary()) as conn:
+        _insert(conn, "streamed")
+    deadline = time.monotonic() + 30
+    while local_db.replication_lag_bytes("site-b") not in (0,) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert local_db.replication_lag_bytes("site-b") == 0
+    local_db.kill("r1")
+    promoted = local_db.promote("site-b")
+    assert promoted.id == local_db.primary().id == "site-b"
+    assert promoted.port == standby.port
+    # "two" committed just after its own clock_timestamp(): the target excludes it
+    assert _bodies(promoted) == ["one", "streamed"]

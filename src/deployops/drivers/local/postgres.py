@@ -594,8 +594,26 @@ class LocalPostgres:
                 f"restored instance {instance_id} did not finish recovery",
                 hint=f"see {self.layout.instance(instance_id) / 'server.log'}",
             )
+        self._clear_recovery_settings(instance_id)
         self._write_meta(instance_id, restoring=False)
         return self._describe(instance_id)
+
+    def _clear_recovery_settings(self, instance_id: str) -> None:
+        """pgBackRest writes the restore's target (``recovery_target_time``,
+        ``recovery_target_action``, ``restore_command``) into ``postgresql.auto.conf``. Once
+        the instance is promoted they are dead weight, and a standby copied from it would
+        stop replaying at the old target and promote itself: remove them."""
+        auto = self.layout.data(instance_id) / "postgresql.auto.conf"
+        try:
+            lines = auto.read_text().splitlines()
+        except OSError:
+            return
+        keep = [
+            ln for ln in lines if not ln.strip().startswith(("recovery_target", "restore_command"))
+        ]
+        if keep != lines:
+            auto.write_text("\n".join(keep) + "\n")
+            _chown_postgres(auto)
 
     def _wait_promoted(self, inst: DbInstance, *, timeout_s: float) -> bool:
         deadline = self.clock.monotonic() + timeout_s
@@ -665,6 +683,7 @@ class LocalPostgres:
             what="copy the primary for a standby",
             timeout_s=3600,
         )
+        self._clear_recovery_settings(instance_id)  # keeps primary_conninfo from -R
         self._start(instance_id, archive=False)
         return self._describe(instance_id)
 
