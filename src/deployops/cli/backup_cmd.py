@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -168,3 +169,69 @@ def _record(app: App, env: str, result: dict[str, Any]) -> None:
             data={"problems": "; ".join(result["problems"])},
         )
     )
+
+
+@group.command("freshness")
+def freshness_(ctx: typer.Context) -> None:
+    """The freshness alarm: when the newest restorable point of a target is older than its
+    RPO allows, a warning goes out through the notification routes. Exit 1 when stale (run it
+    from cron or the controller's schedule)."""
+    from deployops.cli._recovery import build_database, build_restic
+    from deployops.clock import SystemClock
+    from deployops.domain.backup import BackupTarget, freshness
+    from deployops.engine.events import Notice
+    from deployops.errors import DeployopsError
+    from deployops.wiring import build_notify
+
+    app = get_app(ctx)
+    env = app.environment_name()
+    clock = SystemClock()
+    now = clock.now()
+    rows = []
+    for target in (BackupTarget.DATABASE, BackupTarget.APP_DATA):
+        policy = app.project.backups.policy(target)
+        try:
+            if target is BackupTarget.DATABASE:
+                db = build_database(app, env)
+                archived = db.archived_until() if db.primary_id() else None
+                points = db.backups()
+                stamps = [p.finished_at for p in points] + ([archived] if archived else [])
+                newest: datetime | None = max(stamps) if points else None
+            else:
+                repo = build_restic(app, env)
+                snaps = repo.snapshots() if repo.exists() else []
+                newest = snaps[-1].finished_at if snaps else None
+        except DeployopsError as exc:
+            rows.append({"target": target.value, "ok": False, "error": exc.message})
+            continue
+        f = freshness(policy, newest=newest, now=now)
+        rows.append(
+            {
+                "target": target.value,
+                "ok": f.ok,
+                "newest": newest.isoformat() if newest else None,
+                "age_seconds": f.age_s,
+                "allowed_seconds": f.allowed_s,
+                "text": f.describe(),
+            }
+        )
+    stale = [r for r in rows if not r["ok"]]
+    notify = build_notify(app.project, env, app.store, clock)
+    for r in stale:
+        notify(
+            Notice(
+                severity="warning",
+                kind="backup.stale",
+                title=f"Backups of {r['target']} are stale in {env}",
+                text=str(r.get("text") or r.get("error")),
+                dedup_key=f"backup-stale:{env}:{r['target']}",
+                fields={"environment": env, "target": str(r["target"])},
+            )
+        )
+    if app.json:
+        app.emit({"environment": env, "targets": rows, "stale": len(stale)})
+    else:
+        for r in rows:
+            app.console.print(str(r.get("text") or f"{r['target']}: {r.get('error')}"))
+    if stale:
+        raise typer.Exit(1)
