@@ -177,12 +177,21 @@ def build_recovery_runner(
     owner = whoami()
 
     def acquire(plan: RecoveryPlan) -> None:
-        app.store.acquire_lock(
-            lock_key_for(environment, plan.service),
-            owner=owner,
-            reason=f"{plan.kind} {plan.operation_id}",
-            now=clk.now(),
-        )
+        from deployops.errors import LockHeldError
+        from deployops.wiring import owner_alive
+
+        key = lock_key_for(environment, plan.service)
+        reason = f"{plan.kind} {plan.operation_id}"
+        try:
+            app.store.acquire_lock(key, owner=owner, reason=reason, now=clk.now())
+        except LockHeldError:
+            held = app.store.get_lock(key)
+            # Resuming an operation whose process died (kill -9): its own stale lock is
+            # taken over; anyone else's lock stands.
+            if held is None or held.reason != reason or owner_alive(held.owner):
+                raise
+            app.store.release_lock(key, owner=held.owner)
+            app.store.acquire_lock(key, owner=owner, reason=reason, now=clk.now())
 
     def release(plan: RecoveryPlan) -> None:
         app.store.release_lock(lock_key_for(environment, plan.service), owner=owner)
