@@ -78,6 +78,7 @@ def _register() -> None:
         init_cmd,
         local_cmd,
         lock_cmd,
+        logs_cmd,
         restore_cmd,
         rollback_cmd,
         serve_cmd,
@@ -97,6 +98,7 @@ def _register() -> None:
     backup_cmd.register(app)
     restore_cmd.register(app)
     dr_cmd.register(app)
+    logs_cmd.register(app)
 
 
 _register()
