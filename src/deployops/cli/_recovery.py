@@ -212,3 +212,13 @@ def build_recovery_runner(
         ctx=ctx, journal_dir=journal_dir(app), acquire=acquire, release=release, record=record
     )
     return runner, ctx
+
+
+def build_config_history(app: App, clock: Clock | None = None) -> Any:
+    from deployops.drivers.local.confighistory import ConfigHistory
+
+    return ConfigHistory(
+        project_root=app.project.root,
+        repo=app.project.state_dir / "config-history",
+        clock=clock or SystemClock(),
+    )

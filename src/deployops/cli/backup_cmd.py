@@ -24,7 +24,7 @@ group = typer.Typer(
     no_args_is_help=True,
 )
 
-_TARGETS = ("all", "database", "app-data")
+_TARGETS = ("all", "database", "app-data", "config")
 
 
 def register(app: typer.Typer) -> None:
@@ -40,7 +40,7 @@ def _targets(target: str) -> list[str]:
             path="--target",
             hint="use one of: " + ", ".join(_TARGETS),
         )
-    return ["database", "app-data"] if target == "all" else [target]
+    return ["config", "database", "app-data"] if target == "all" else [target]
 
 
 def _point(p: Any) -> dict[str, Any]:
@@ -70,6 +70,21 @@ def run(
     env = app.environment_name()
     done = []
     for t in _targets(target):
+        if t == "config":
+            from deployops.cli._recovery import build_config_history
+
+            commit = build_config_history(app).record("backup run")
+            done.append(
+                {
+                    "target": "config",
+                    "id": (commit or "unchanged")[:12],
+                    "kind": "git",
+                    "finished_at": "",
+                    "size_bytes": 0,
+                    "added_bytes": 0,
+                }
+            )
+            continue
         if t == "database":
             app.info(f"database: {kind} backup")
             done.append(_point(build_database(app, env).backup(kind)))
@@ -105,6 +120,8 @@ def list_(
     now = SystemClock().now()
     out: dict[str, Any] = {}
     for t in _targets(target):
+        if t == "config":
+            continue  # deployops restore config --list shows the config history
         if t == "database":
             points = build_database(app, env).backups()
             policy = app.project.backups.policy(BackupTarget.DATABASE)

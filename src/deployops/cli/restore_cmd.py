@@ -171,3 +171,50 @@ def _op_id(new_id: Any) -> str:
     from deployops.clock import SystemClock
 
     return str(new_id("rst", SystemClock().now())).lower()
+
+
+@group.command("config")
+def config(
+    ctx: typer.Context,
+    at: Annotated[
+        str | None, typer.Option("--at", help="The moment whose configuration to restore.")
+    ] = None,
+    list_: Annotated[bool, typer.Option("--list", help="Show the recorded versions.")] = False,
+) -> None:
+    """Put back deployops.yaml and config/ as they were at a moment (from the config history
+    in .deployops/config-history). The current files are recorded first."""
+    from deployops.cli._recovery import build_config_history
+    from deployops.errors import ConfigError
+
+    app = get_app(ctx)
+    history = build_config_history(app)
+    if list_:
+        rows = [
+            {"commit": v.commit[:12], "at": v.at.isoformat(), "message": v.message}
+            for v in history.versions()
+        ]
+        if app.json:
+            app.emit(rows)
+        else:
+            for r in rows:
+                app.console.print(f"{r['commit']}  {r['at']}  {r['message']}")
+        return
+    if not at:
+        raise ConfigError(
+            "which moment? restore config needs --at TIME",
+            path="--at",
+            hint="deployops restore config --list shows the recorded versions",
+        )
+    version, written = history.restore(parse_time(at))
+    doc = {
+        "restored": version.commit[:12],
+        "recorded_at": version.at.isoformat(),
+        "files": [str(p.relative_to(app.project.root)) for p in written],
+    }
+    if app.json:
+        app.emit(doc)
+    else:
+        app.console.print(
+            f"configuration of {version.at.isoformat()} ({version.commit[:12]}) restored: "
+            + ", ".join(doc["files"])
+        )
