@@ -8,7 +8,8 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from deployops.clock import Clock, SystemClock
 
@@ -18,9 +19,18 @@ if TYPE_CHECKING:
     from deployops.engine.controller import Controller
     from deployops.engine.deploy import Deployer
     from deployops.engine.events import Notify, Reporter
+    from deployops.engine.operation import HandlerTable
+    from deployops.engine.runner import Runner
     from deployops.store import StateStore
 
-__all__ = ["build_controller", "build_deployer", "build_notify", "owner_alive", "whoami"]
+__all__ = [
+    "build_controller",
+    "build_deployer",
+    "build_notify",
+    "build_runner",
+    "owner_alive",
+    "whoami",
+]
 
 
 def whoami() -> str:
@@ -109,20 +119,19 @@ def build_deployer(
     clock: Clock | None = None,
     platform: Platform | None = None,
 ) -> Deployer:
-    from deployops.config.rollback import effective_rollback
     from deployops.drivers import build_platform
     from deployops.engine.deploy import Deployer
-    from deployops.engine.rules_observer import RulesObserver
+    from deployops.engine.observe.rules_observer import RulesObserver
+    from deployops.engine.planning.deploy import frozen_rollback
 
     clk = clock or SystemClock()
     plat = platform or build_platform(project, environment, clock=clk, store=store)
 
-    def observer(service: str) -> RulesObserver:
-        """RB-1: each deployment is judged by its service's rollback policy."""
+    def observer(service: str, settings: Mapping[str, Any]) -> RulesObserver:
+        """RB-1: each deployment is judged by the rollback policy frozen into its plan."""
+        _ = service
         return RulesObserver.from_settings(
-            compute=plat.compute,
-            metrics=plat.metrics,
-            settings=effective_rollback(project, service),
+            compute=plat.compute, metrics=plat.metrics, settings=frozen_rollback(settings)
         )
 
     return Deployer(
@@ -141,6 +150,43 @@ def build_deployer(
     )
 
 
+def build_runner(
+    project: ProjectConfig,
+    environment: str,
+    *,
+    store: StateStore,
+    reporter: Reporter,
+    handlers: HandlerTable,
+    extra_ports: Mapping[type[Any], object] | None = None,
+    clock: Clock | None = None,
+    platform: Platform | None = None,
+) -> Runner:
+    """The operation runner of one environment with ``handlers`` (an operation kind's step
+    table) over the platform's ports plus ``extra_ports`` (looked up by type with
+    ``ctx.ports.get``), notifying as configured."""
+    from deployops.drivers import build_platform
+    from deployops.engine.operation import Env, Ports
+    from deployops.engine.runner import Runner
+
+    clk = clock or SystemClock()
+    plat = platform or build_platform(project, environment, clock=clk, store=store)
+    ports = Ports(
+        compute=plat.compute,
+        traffic=plat.traffic,
+        metrics=plat.metrics,
+        prober=plat.prober,
+        extra=dict(extra_ports or {}),
+    )
+    env = Env(
+        ports=ports,
+        store=store,
+        clock=clk,
+        reporter=reporter,
+        notify=build_notify(project, environment, store, clk),
+    )
+    return Runner(env=env, handlers=handlers)
+
+
 def build_controller(
     project: ProjectConfig,
     environment: str,
@@ -151,14 +197,17 @@ def build_controller(
     worker: str,
     tick_s: float = 1.0,
     job_interval_s: float = 5.0,
+    lease_ttl_s: float | None = None,
 ) -> Controller:
-    """The controller of one environment, wired from ``deployops.yaml``."""
+    """The controller of one environment, wired from ``deployops.yaml``. With ``lease_ttl_s``
+    it shares the store with other controllers of the environment: one acts at a time."""
     from deployops.config.monitoring import alarm_definitions, scaling_policy
     from deployops.domain.model import MetricName
     from deployops.engine.alarms import AlarmEvaluator, RoutedMetrics
     from deployops.engine.autoscaler import Autoscaler
     from deployops.engine.controller import Controller
     from deployops.engine.events import null_reporter
+    from deployops.engine.lease import LeaderLease, controller_lease_name
     from deployops.ports import Metrics
 
     services = list(project.services)
@@ -226,4 +275,13 @@ def build_controller(
         owner_alive=owner_alive,
         tick_s=tick_s,
         job_interval_s=job_interval_s,
+        lease=None
+        if lease_ttl_s is None
+        else LeaderLease(
+            store=store,
+            name=controller_lease_name(environment),
+            holder=worker,
+            clock=clock,
+            ttl_s=lease_ttl_s,
+        ),
     )

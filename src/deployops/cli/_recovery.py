@@ -25,7 +25,7 @@ from deployops.secret import Secret
 if TYPE_CHECKING:
     from deployops.drivers.local.postgres import LocalPostgres
     from deployops.drivers.local.restic import ResticBackupRepo
-    from deployops.engine.recovery import RecoveryContext, RecoveryPlan, RecoveryRunner
+    from deployops.engine.restore import RecoveryContext, RecoveryPlan, RecoveryRunner
 
 __all__ = [
     "app_db_password",
@@ -153,7 +153,7 @@ def build_recovery_runner(
 ) -> tuple[RecoveryRunner, RecoveryContext]:
     """A runner whose steps act through the local drivers, holding the service's deploy lock
     (a restore that repoints the application is a change to the live service)."""
-    from deployops.engine.recovery import RecoveryContext, RecoveryRunner
+    from deployops.engine.restore import RecoveryContext, RecoveryRunner
     from deployops.store import EventRecord
     from deployops.wiring import whoami
 

@@ -133,7 +133,7 @@ def drill(
     from deployops.clock import SystemClock
     from deployops.domain.backup import BackupTarget, DrillScenario, RestoreTarget
     from deployops.engine.drill import run_drill, write_report
-    from deployops.engine.recovery import plan_db_restore
+    from deployops.engine.restore import plan_db_restore
     from deployops.errors import ConfigError
     from deployops.ids import new_id
 
@@ -205,7 +205,7 @@ def drill(
 
     def recover(failure_at: datetime) -> dict[str, Any]:
         if sc is DrillScenario.REGION_FAILURE:
-            from deployops.engine.recovery import PromoteDatabase, RecoveryPlan, RepointApplication
+            from deployops.engine.restore import PromoteDatabase, RecoveryPlan, RepointApplication
 
             plan = RecoveryPlan(
                 operation_id=f"{drill_id}-failover",

@@ -69,6 +69,7 @@ def _register() -> None:
     from deployops.cli import (
         alarms_cmd,
         backup_cmd,
+        cleanup_cmd,
         config_cmd,
         db_cmd,
         deploy_cmd,
@@ -94,6 +95,7 @@ def _register() -> None:
     local_cmd.register(app)
     alarms_cmd.register(app)
     serve_cmd.register(app)
+    cleanup_cmd.register(app)
     db_cmd.register(app)
     backup_cmd.register(app)
     restore_cmd.register(app)

@@ -88,7 +88,7 @@ def db(
     from deployops.cli._recovery import build_recovery_runner
     from deployops.clock import SystemClock
     from deployops.domain.backup import RestoreTarget
-    from deployops.engine.recovery import plan_db_restore
+    from deployops.engine.restore import plan_db_restore
     from deployops.errors import ConfigError
     from deployops.ids import new_id
 
@@ -115,7 +115,7 @@ def db(
         reason=f"restore to {target.describe()}",
     )
     if dry_run:
-        from deployops.engine.recovery import _encode
+        from deployops.engine.restore import _encode
 
         doc = {"plan": _encode(plan), "status": "planned", "results": [None] * len(plan.steps)}
         _show(app, doc)
@@ -138,7 +138,7 @@ def app_data(
 ) -> None:
     """Restore application data from restic into a directory (never over the live data)."""
     from deployops.cli._recovery import build_recovery_runner
-    from deployops.engine.recovery import plan_app_data_restore
+    from deployops.engine.restore import plan_app_data_restore
     from deployops.ids import new_id
 
     app = get_app(ctx)

@@ -1,438 +1,287 @@
-"""Restores as operations (DR-2, DR-4): plans of frozen, idempotent steps, one handler per
-step type, a journal that records each step's intent and outcome, and resume after a crash.
+"""What a failed deployment step does (DEP-7, RB-2): stop, restore the last good state,
+roll back, verify, report.
 
-A database restore never touches the running primary until the restored instance is
-verified: the plan is ::
-
-    CheckRestorable -> RestoreDatabase -> VerifyDatabase -> PromoteDatabase
-                    -> RepointApplication (rolling restart with the new DB_HOST / DB_PORT)
-
-Until the generic operation runner exists this module carries its own small runner
-(:class:`RecoveryRunner`): the journal is a JSON file per operation under
-``.deployops/operations/``, the lock is the service's deploy lock in the state store. Plugging
-the steps into the generic runner is registration: :data:`HANDLERS` maps step types to
-handlers with one signature.
-
->>> plan = plan_db_restore(operation_id="rst-1", service="web", target=RestoreTarget(),
-...                        instance_id="rst-1", repoint=True)
->>> [type(s).__name__ for s in plan.steps]  # doctest: +NORMALIZE_WHITESPACE
-['CheckRestorable', 'RestoreDatabase', 'VerifyDatabase', 'PromoteDatabase',
- 'RepointApplication']
+Before the switch nothing moved: the failed colour is torn down (if the plan says so) and
+production stays where it was. After the switch, traffic goes back first (a listener flip to
+the colour that kept running), then people are told, then the rollback is verified, recorded
+as an operation of its own (kind ``rollback``, ``reverts``) and written up as an incident
+report. A rolling update goes back to the previous task definition. Everything it reads comes
+from the operation's record and its frozen plan.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-from deployops.clock import Clock
-from deployops.domain.backup import RestoreTarget, recovery_window, target_time_problem
-from deployops.domain.model import TaskState
-from deployops.engine.poll import wait_until
-from deployops.errors import BackupError, ConfigError, DeployopsError
-from deployops.ports import Compute, Prober
-from deployops.ports.recovery import BackupRepo, Database
+from deployops.domain.names import prod_listener
+from deployops.domain.plan import Observe, Plan, RollingUpdate, Step, SwitchListener
+from deployops.engine.events import Notice
+from deployops.engine.incident import measure_impact, verify_rollback, write_incident_report
+from deployops.engine.observe.health import Verdict
+from deployops.engine.observe.watch import ROLLBACK_VERDICT, operation_fields
+from deployops.engine.operation import StepContext
+from deployops.errors import DeploymentError, DeployopsError, RolledBackError
+from deployops.ids import new_id
+from deployops.store import DeploymentRecord, OperationRecord
 
-__all__ = [
-    "HANDLERS",
-    "CheckRestorable",
-    "PromoteDatabase",
-    "RecoveryContext",
-    "RecoveryPlan",
-    "RecoveryRunner",
-    "RepointApplication",
-    "RestoreAppData",
-    "RestoreDatabase",
-    "VerifyDatabase",
-    "plan_app_data_restore",
-    "plan_db_restore",
-]
+__all__ = ["guard_traffic", "recover_deployment"]
 
 
-# ------------------------------------------------------------------------------ steps
-@dataclass(frozen=True, slots=True)
-class CheckRestorable:
-    """The target is inside the recovery window (after forcing the WAL out)."""
-
-    to_time: str = ""  # ISO 8601; empty for a backup id or the newest point
-    backup_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class RestoreDatabase:
-    instance_id: str
-    to_time: str = ""
-    backup_id: str = ""
-    scratch: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyDatabase:
-    """The restored instance answers and the application's tables read back."""
-
-    instance_id: str
+def guard_traffic(ctx: StepContext) -> None:
+    """Before a resumed deployment continues: never leave production on an unhealthy
+    target group."""
+    ports = ctx.ports
+    prod = prod_listener(ctx.op.target)
+    tg = ports.traffic.describe_listener(prod).target_group
+    svc = ports.compute.describe_service(tg)
+    if svc is not None and svc.desired > 0 and svc.healthy >= 1:
+        return
+    prev = ctx.plan.previous_target_group
+    if prev and prev != tg:
+        prev_svc = ports.compute.describe_service(prev)
+        if prev_svc is not None and prev_svc.healthy >= 1:
+            ports.traffic.switch_listener(prod, prev)
+            ctx.event(
+                "traffic.restored",
+                f"production was on unhealthy {tg}; switched back to {prev}",
+                level="warning",
+            )
 
 
-@dataclass(frozen=True, slots=True)
-class PromoteDatabase:
-    instance_id: str
+def _restore(
+    ctx: StepContext, step: Step, rec: DeploymentRecord
+) -> tuple[bool, dict[str, Any] | None, list[str]]:
+    """Put traffic back where it is safe. Returns (rolled back, the flip, notes)."""
+    ports, plan = ctx.ports, ctx.plan
+    prod = prod_listener(rec.service)
+    notes: list[str] = []
+    current = ports.traffic.describe_listener(prod).target_group
+    prev = rec.previous_target_group
+    if rec.kind == "rollback":
+        notes.append(f"rollback stopped; production is on {current}")
+        return False, None, notes
+    if plan.strategy == "blue-green":
+        flip: dict[str, Any] | None = None
+        if current == plan.target_group and prev and prev != current:
+            # The switch happened: flip back to the colour that kept running (RB-2).
+            began = ctx.clock.monotonic()
+            ports.traffic.switch_listener(prod, prev)
+            ms = (ctx.clock.monotonic() - began) * 1000
+            flip = {
+                "listener": prod,
+                "from": current,
+                "to": prev,
+                "ms": round(ms, 3),
+                "at": ctx.clock.now().isoformat(),
+            }
+            notes.append(f"switched {prod} back to {prev} in {ms:.0f} ms")
+        elif current != plan.target_group:
+            notes.append(f"traffic stayed on {current}")
+        return flip is not None, flip, notes
+    if isinstance(step, RollingUpdate | Observe) and rec.previous_task_definition:
+        ports.compute.update_service(
+            plan.target_group, task_definition=rec.previous_task_definition
+        )
+        notes.append(f"rolling back {plan.target_group} to {rec.previous_task_definition}")
+        return True, None, notes
+    return False, None, notes
 
 
-@dataclass(frozen=True, slots=True)
-class RepointApplication:
-    """Roll the service's replicas onto the instance (new ``DB_HOST`` / ``DB_PORT``)."""
+def _teardown(ctx: StepContext, notes: list[str]) -> None:
+    """Scale the failed colour to 0 once no traffic reaches it (``teardown_on_failure``)."""
+    plan, ports = ctx.plan, ctx.ports
+    if plan.strategy != "blue-green" or not ctx.settings.get("teardown_on_failure", True):
+        return
+    if (
+        plan.target_group
+        == ports.traffic.describe_listener(prod_listener(ctx.op.target)).target_group
+    ):
+        return
+    svc = ports.compute.describe_service(plan.target_group)
+    if svc is not None and svc.desired > 0:
+        ports.compute.update_service(plan.target_group, desired_count=0)
+        notes.append(f"scaled failed {plan.target_group} to 0")
 
-    service: str
-    instance_id: str
-    timeout_s: float = 300.0
 
-
-@dataclass(frozen=True, slots=True)
-class RestoreAppData:
-    snapshot_id: str
-    target_dir: str
-
-
-Step = (
-    CheckRestorable
-    | RestoreDatabase
-    | VerifyDatabase
-    | PromoteDatabase
-    | RepointApplication
-    | RestoreAppData
-)
-_STEP_TYPES: dict[str, type[Any]] = {
-    c.__name__: c
-    for c in (
-        CheckRestorable,
-        RestoreDatabase,
-        VerifyDatabase,
-        PromoteDatabase,
-        RepointApplication,
-        RestoreAppData,
+def recover_deployment(ctx: StepContext, step: Step, exc: DeployopsError) -> OperationRecord:
+    """The failure handler of deploys and rollbacks: stop at the first failure (DEP-7)."""
+    rec = DeploymentRecord.from_operation(ctx.op)
+    rolled_back = False
+    flip: dict[str, Any] | None = None
+    impact: dict[str, Any] | None = None
+    notes: list[str] = []
+    try:
+        rolled_back, flip, notes = _restore(ctx, step, rec)
+        if flip is not None:
+            impact = _impact(ctx, rec, flip)
+        _teardown(ctx, notes)
+    except DeployopsError as cleanup_exc:
+        notes.append(f"cleanup failed: {cleanup_exc.message}")
+    for notice in ctx.pending:
+        ctx.send(notice)
+    ctx.pending.clear()
+    status = "rolled_back" if rolled_back else "failed"
+    now = ctx.clock.now()
+    error = exc.message + (f" ({'; '.join(notes)})" if notes else "")
+    ctx.store.update_operation(rec.id, status=status, error=error, updated_at=now, finished_at=now)
+    ctx.event(f"deploy.{status}", error, level="error")
+    report = ""
+    if rolled_back:
+        report = _after_rollback(ctx, step, flip, error, impact)
+    ctx.send(
+        Notice(
+            severity="critical" if rolled_back else "warning",
+            kind=f"deployment.{status}",
+            title=f"{rec.service} {rec.version} {status.replace('_', ' ')} in {rec.environment}",
+            text=error + (f" Incident report: {report}" if report else ""),
+            dedup_key=rec.id,
+            fields={**operation_fields(ctx), "failed_step": step.kind},
+        )
     )
-}
+    if rolled_back:
+        raise RolledBackError(
+            f"{rec.id}: {rec.service} {rec.version} was rolled back: {error}",
+            hint=f"`deployops deployments show {rec.id}` has the steps and evidence"
+            + (f"; incident report: {report}" if report else ""),
+        )
+    raise DeploymentError(
+        f"{rec.id}: {rec.kind} of {rec.service} {rec.version} failed at {step.kind}: {error}",
+        hint=exc.hint or f"`deployops deployments show {rec.id}` has the steps",
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class RecoveryPlan:
-    """An operation: its id, kind (``restore-db``, ``restore-app-data``), the service it
-    repoints (its lock), and the steps with every setting frozen in."""
-
-    operation_id: str
-    kind: str
-    service: str
-    steps: tuple[Step, ...]
-    reason: str = ""
+def _current(ctx: StepContext) -> DeploymentRecord:
+    return DeploymentRecord.from_operation(ctx.refresh())
 
 
-def _target_fields(target: RestoreTarget) -> dict[str, str]:
-    return {
-        "to_time": target.to_time.isoformat() if target.to_time else "",
-        "backup_id": target.backup_id or "",
-    }
+def _impact(
+    ctx: StepContext, rec: DeploymentRecord, flip: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    _ = rec
+    try:
+        return measure_impact(ctx, _current(ctx), flip)
+    except DeployopsError:
+        return None
 
 
-def plan_db_restore(
-    *,
-    operation_id: str,
-    service: str,
-    target: RestoreTarget,
-    instance_id: str,
-    repoint: bool,
-    repoint_timeout_s: float = 300.0,
-    reason: str = "",
-) -> RecoveryPlan:
-    """DR-2 / DR-4: restore into a new instance, verify, promote, repoint."""
-    tf = _target_fields(target)
-    steps: list[Step] = [
-        CheckRestorable(**tf),
-        RestoreDatabase(instance_id=instance_id, to_time=tf["to_time"], backup_id=tf["backup_id"]),
-        VerifyDatabase(instance_id=instance_id),
-    ]
-    if repoint:
-        steps += [
-            PromoteDatabase(instance_id=instance_id),
-            RepointApplication(
-                service=service, instance_id=instance_id, timeout_s=repoint_timeout_s
+def _after_rollback(
+    ctx: StepContext,
+    step: Step,
+    flip: Mapping[str, Any] | None,
+    error: str,
+    impact: Mapping[str, Any] | None = None,
+) -> str:
+    """Verify the automatic rollback, record it as an operation of its own linked to the one
+    it reverts, and write the incident report (RB-2 verify). Returns the report's path.
+    Never raises: the rollback itself already happened."""
+    rec = _current(ctx)
+    trigger = ctx.state.get(ROLLBACK_VERDICT)
+    try:
+        interval = next((s.interval_s for s in ctx.plan.steps if isinstance(s, Observe)), 0.0)
+        verification = verify_rollback(
+            ctx,
+            rec,
+            target_group=str(flip["to"]) if flip else rec.target_group,
+            wait_s=interval,
+        )
+        rb_id = _record_rollback(ctx, rec, flip, verification, step)
+        path = write_incident_report(
+            ctx,
+            rec,
+            rollback_id=rb_id,
+            flip=dict(flip) if flip else None,
+            verification=verification,
+            trigger=trigger if isinstance(trigger, Verdict) else None,
+            error=error,
+            impact=impact,
+        )
+    except DeployopsError as exc:
+        ctx.event(
+            "incident.failed",
+            f"the rollback happened, but its report failed: {exc.message}",
+            level="error",
+        )
+        return ""
+    return str(path)
+
+
+def _record_rollback(
+    ctx: StepContext,
+    rec: DeploymentRecord,
+    flip: Mapping[str, Any] | None,
+    verification: Mapping[str, Any],
+    step: Step,
+) -> str:
+    """The automatic rollback as an operation record (kind ``rollback``, ``reverts``)."""
+    store = ctx.store
+    now = ctx.clock.now()
+    rb_id = new_id("dep", now)
+    plan = Plan(
+        strategy="flip" if flip else "redeploy",
+        steps=(
+            SwitchListener(
+                listener=prod_listener(rec.service),
+                target_group=rec.previous_target_group,
+                previous_target_group=rec.target_group,
             ),
-        ]
-    return RecoveryPlan(
-        operation_id=operation_id,
-        kind="restore-db",
-        service=service,
-        steps=tuple(steps),
-        reason=reason,
-    )
-
-
-def plan_app_data_restore(
-    *, operation_id: str, service: str, snapshot_id: str, target_dir: Path, reason: str = ""
-) -> RecoveryPlan:
-    return RecoveryPlan(
-        operation_id=operation_id,
-        kind="restore-app-data",
-        service=service,
-        steps=(RestoreAppData(snapshot_id=snapshot_id, target_dir=str(target_dir)),),
-        reason=reason,
-    )
-
-
-# --------------------------------------------------------------------------- handlers
-@dataclass
-class RecoveryContext:
-    """What handlers act through: ports and the clock."""
-
-    clock: Clock
-    database: Database | None = None
-    backup_repo: BackupRepo | None = None
-    compute: Compute | None = None
-    prober: Prober | None = None
-    progress: Callable[[str], None] = field(default=lambda _m: None)
-    # service -> the ECS/local service name that runs it now (blue or green colour)
-    live_service: Callable[[str], str] = field(default=lambda s: s)
-
-
-def _target(step: CheckRestorable | RestoreDatabase) -> RestoreTarget:
-    return RestoreTarget(
-        to_time=datetime.fromisoformat(step.to_time) if step.to_time else None,
-        backup_id=step.backup_id or None,
-    )
-
-
-def _db(ctx: RecoveryContext) -> Database:
-    if ctx.database is None:
-        raise ConfigError("this platform has no database driver", path="backups.database")
-    return ctx.database
-
-
-def _check_restorable(ctx: RecoveryContext, step: CheckRestorable) -> dict[str, Any]:
-    db = _db(ctx)
-    target = _target(step)
-    points = list(db.backups())
-    if target.backup_id is not None:
-        if target.backup_id not in {p.id for p in points}:
-            raise BackupError(
-                f"no database backup {target.backup_id!r}",
-                hint="list the backups with: deployops backup list",
-            )
-        return {"backup_id": target.backup_id}
-    archived = db.archived_until()  # pitfall: the target's WAL must be archived first
-    window = recovery_window(points, archived_until=archived)
-    if target.to_time is None:
-        if window.empty:
-            raise BackupError(
-                "there is no database backup to restore from",
-                hint="take one with: deployops backup run --target database",
-            )
-        return {"latest": window.latest}
-    problem = target_time_problem(target.to_time, window, now=ctx.clock.now())
-    if problem:
-        raise BackupError(
-            f"cannot restore to that time: {problem}",
-            hint="pick a time shown by: deployops backup list",
         )
-    return {"earliest": window.earliest, "latest": window.latest}
-
-
-def _restore_db(ctx: RecoveryContext, step: RestoreDatabase) -> dict[str, Any]:
-    ctx.progress(f"restoring the database into new instance {step.instance_id}")
-    inst = _db(ctx).restore(step.instance_id, _target(step), scratch=step.scratch)
-    return {"instance": inst.id, "host": inst.host, "port": inst.port}
-
-
-def _verify_db(ctx: RecoveryContext, step: VerifyDatabase) -> dict[str, Any]:
-    facts = _db(ctx).inspect(step.instance_id)
-    if not facts.get("accepting_writes"):
-        raise BackupError(f"restored instance {step.instance_id} does not accept writes")
-    return facts
-
-
-def _promote_db(ctx: RecoveryContext, step: PromoteDatabase) -> dict[str, Any]:
-    inst = _db(ctx).promote(step.instance_id)
-    return {"primary": inst.id, "host": inst.host, "port": inst.port}
-
-
-def _repoint(ctx: RecoveryContext, step: RepointApplication) -> dict[str, Any]:
-    if ctx.compute is None:
-        raise ConfigError("this platform has no compute driver", path="platform")
-    compute = ctx.compute
-    inst = next(i for i in _db(ctx).instances() if i.id == step.instance_id)
-    name = ctx.live_service(step.service)
-    svc = compute.describe_service(name)
-    if svc is None:
-        return {"skipped": f"{name} is not running: nothing to repoint"}
-    td = compute.describe_task_definition(svc.task_definition)
-    env = dict(td.spec.environment)
-    env["DB_HOST"], env["DB_PORT"] = inst.host, str(inst.port)
-    spec = td.spec.__class__(
-        **{
-            **{f.name: getattr(td.spec, f.name) for f in fields(td.spec)},
-            "environment": tuple(sorted(env.items())),
-        }
+        if flip
+        else (),
+        target_group=rec.previous_target_group or rec.target_group,
+        previous_target_group=rec.target_group,
+        settings=ctx.plan.settings,
     )
-    new = compute.register_task_definition(spec)
-    ctx.progress(f"rolling {name} onto {inst.host}:{inst.port} ({new.ref})")
-    compute.update_service(name, task_definition=new.ref)
-    desired = svc.desired
-
-    def check() -> tuple[bool, str]:
-        st = compute.describe_service(name)
-        if st is None:
-            return False, f"{name} disappeared"
-        fresh = [t for t in st.tasks if t.task_definition == new.ref and t.healthy]
-        old = [t for t in st.tasks if t.task_definition != new.ref and t.state != TaskState.STOPPED]
-        return (
-            len(fresh) >= desired and not old,
-            f"{len(fresh)}/{desired} replicas on the new database, {len(old)} old left",
+    ok = bool(verification.get("ok"))
+    store.create_operation(
+        OperationRecord(
+            id=rb_id,
+            kind="rollback",
+            environment=rec.environment,
+            target=rec.service,
+            status="succeeded" if ok else "failed",
+            phase="done",
+            owner="deployops (automatic)",
+            reverts=rec.id,
+            plan=plan.to_record(),
+            detail={
+                "version": rec.previous_version,
+                "strategy": plan.strategy,
+                "task_definition": rec.previous_task_definition,
+                "target_group": plan.target_group,
+                "previous_version": rec.version,
+                "previous_task_definition": rec.task_definition,
+                "previous_target_group": rec.target_group,
+            },
+            error="" if ok else str(verification.get("summary", "")),
+            created_at=now,
+            updated_at=now,
+            finished_at=now,
         )
-
-    note = wait_until(
-        ctx.clock,
-        check,
-        timeout_s=step.timeout_s,
-        interval_s=0.25,
-        what=f"rolling restart of {name}",
-        on_progress=lambda n, _left: ctx.progress(n),
     )
-    return {"service": name, "task_definition": new.ref, "note": note}
-
-
-def _restore_app_data(ctx: RecoveryContext, step: RestoreAppData) -> dict[str, Any]:
-    if ctx.backup_repo is None:
-        raise ConfigError("no application-data repository", path="backups.app_data")
-    ctx.progress(f"restoring application data snapshot {step.snapshot_id}")
-    ctx.backup_repo.restore(step.snapshot_id, Path(step.target_dir))
-    return {"target_dir": step.target_dir}
-
-
-Handler = Callable[[RecoveryContext, Any], dict[str, Any]]
-HANDLERS: dict[type[Any], Handler] = {
-    CheckRestorable: _check_restorable,
-    RestoreDatabase: _restore_db,
-    VerifyDatabase: _verify_db,
-    PromoteDatabase: _promote_db,
-    RepointApplication: _repoint,
-    RestoreAppData: _restore_app_data,
-}
-
-
-# ----------------------------------------------------------------------------- runner
-def _encode(plan: RecoveryPlan) -> dict[str, Any]:
-    return {
-        "operation_id": plan.operation_id,
-        "kind": plan.kind,
-        "service": plan.service,
-        "reason": plan.reason,
-        "steps": [{"type": type(s).__name__, **asdict(s)} for s in plan.steps],
-    }
-
-
-def _decode(doc: Mapping[str, Any]) -> RecoveryPlan:
-    steps = []
-    for raw in doc["steps"]:
-        data = dict(raw)
-        cls = _STEP_TYPES[data.pop("type")]
-        steps.append(cls(**data))
-    return RecoveryPlan(
-        operation_id=str(doc["operation_id"]),
-        kind=str(doc["kind"]),
-        service=str(doc["service"]),
-        steps=tuple(steps),
-        reason=str(doc.get("reason", "")),
+    seq = 0
+    if flip:
+        store.record_step_intent(
+            rb_id, 0, "SwitchListener", phase="switch", params=dict(flip), now=now
+        )
+        store.record_step_outcome(
+            rb_id, 0, status="succeeded", result={"ms": flip.get("ms")}, now=now
+        )
+        seq = 1
+    store.record_step_intent(
+        rb_id, seq, "VerifyRollback", phase="verify", params={"after": step.kind}, now=now
     )
-
-
-class RecoveryRunner:
-    """Runs a :class:`RecoveryPlan` step by step under the service's lock, journalling intent
-    and outcome to ``<journal_dir>/<operation id>.json``; :meth:`resume` continues a killed
-    run at its first unfinished step (every step is idempotent)."""
-
-    def __init__(
-        self,
-        *,
-        ctx: RecoveryContext,
-        journal_dir: Path,
-        acquire: Callable[[RecoveryPlan], None],
-        release: Callable[[RecoveryPlan], None],
-        record: Callable[[RecoveryPlan, str, dict[str, Any]], None] = lambda _p, _k, _d: None,
-    ) -> None:
-        self.ctx = ctx
-        self.journal_dir = journal_dir
-        self._acquire = acquire
-        self._release = release
-        self._record = record
-
-    def journal_path(self, operation_id: str) -> Path:
-        return self.journal_dir / f"{operation_id}.json"
-
-    def load(self, operation_id: str) -> dict[str, Any]:
-        try:
-            doc = json.loads(self.journal_path(operation_id).read_text())
-        except (OSError, ValueError):
-            raise ConfigError(
-                f"no recovery operation {operation_id!r}",
-                path="operation",
-                hint=f"the journals are in {self.journal_dir}",
-            ) from None
-        return dict(doc)
-
-    def _save(self, doc: dict[str, Any]) -> None:
-        self.journal_dir.mkdir(parents=True, exist_ok=True)
-        path = self.journal_path(str(doc["plan"]["operation_id"]))
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=2, default=str))
-        tmp.replace(path)
-
-    def run(self, plan: RecoveryPlan) -> dict[str, Any]:
-        doc = {
-            "plan": _encode(plan),
-            "status": "running",
-            "started_at": self.ctx.clock.now().isoformat(),
-            "results": [None] * len(plan.steps),
-            "intents": [None] * len(plan.steps),
-        }
-        self._save(doc)
-        return self._execute(plan, doc)
-
-    def resume(self, operation_id: str) -> dict[str, Any]:
-        doc = self.load(operation_id)
-        if doc["status"] == "succeeded":
-            return doc
-        return self._execute(_decode(doc["plan"]), doc)
-
-    def _execute(self, plan: RecoveryPlan, doc: dict[str, Any]) -> dict[str, Any]:
-        self._acquire(plan)
-        try:
-            doc["status"] = "running"
-            for i, step in enumerate(plan.steps):
-                if doc["results"][i] is not None:
-                    continue
-                doc["intents"][i] = self.ctx.clock.now().isoformat()
-                self._save(doc)
-                self._record(plan, f"step.{type(step).__name__}.started", asdict(step))
-                try:
-                    result = HANDLERS[type(step)](self.ctx, step)
-                except DeployopsError as exc:
-                    doc["status"] = "failed"
-                    doc["error"] = exc.message
-                    doc["failed_step"] = type(step).__name__
-                    self._save(doc)
-                    self._record(
-                        plan, "failed", {"step": type(step).__name__, "error": exc.message}
-                    )
-                    raise
-                doc["results"][i] = {"at": self.ctx.clock.now().isoformat(), **result}
-                self._save(doc)
-                self._record(plan, f"step.{type(step).__name__}.done", result)
-            doc["status"] = "succeeded"
-            doc["finished_at"] = self.ctx.clock.now().isoformat()
-            self._save(doc)
-            self._record(plan, "succeeded", {})
-            return doc
-        finally:
-            self._release(plan)
+    store.record_step_outcome(
+        rb_id,
+        seq,
+        status="succeeded" if ok else "failed",
+        result=dict(verification),
+        error="" if ok else str(verification.get("summary", "")),
+        now=ctx.clock.now(),
+    )
+    ctx.event(
+        "rollback.recorded",
+        f"automatic rollback {rb_id} of {rec.id}: {verification.get('summary', '')}",
+        data={"rollback_id": rb_id},
+    )
+    return rb_id

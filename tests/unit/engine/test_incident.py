@@ -10,7 +10,7 @@ import pytest
 
 from deployops.clock import VirtualClock
 from deployops.engine.incident import render_incident_report
-from deployops.engine.observe import Verdict
+from deployops.engine.observe.health import Verdict
 from deployops.errors import RolledBackError
 from deployops.store import DecisionRecord, DeploymentRecord, EventRecord, StepRecord
 from tests.support.rules_rig import deploy, make_rules_rig

@@ -21,7 +21,7 @@ from deployops.domain.backup import (
     RestoreTarget,
 )
 from deployops.engine.drill import render_markdown, run_drill
-from deployops.engine.recovery import (
+from deployops.engine.restore import (
     RecoveryContext,
     RecoveryRunner,
     plan_db_restore,

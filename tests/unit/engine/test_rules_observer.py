@@ -25,8 +25,8 @@ from deployops.domain.model import (
 from deployops.domain.plan import Observe
 from deployops.domain.policy import DEFAULT_ROLLBACK_POLICY
 from deployops.drivers.memory import MemoryCloud, MemoryCompute
-from deployops.engine.observe import Verdict
-from deployops.engine.rules_observer import RulesObserver
+from deployops.engine.observe.health import Verdict
+from deployops.engine.observe.rules_observer import RulesObserver
 from deployops.errors import ConfigError
 
 

@@ -44,7 +44,7 @@ from deployops.domain.policy import (
 )
 from deployops.domain.rules import MissingData, PeriodState, Rule, Series
 from deployops.domain.rules import Verdict as RuleVerdict
-from deployops.engine.observe import Verdict
+from deployops.engine.observe.health import Verdict
 from deployops.ports import Compute, Metrics
 
 __all__ = ["RulesObserver"]

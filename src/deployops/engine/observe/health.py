@@ -3,7 +3,7 @@
 An :class:`Observer` looks at the new target group once per sample interval and answers with a
 :class:`Verdict`. :class:`HealthObserver` holds the checklist's during-deploy limits (error rate
 below ``max_error_rate``, every container healthy); the rollback rules of RB-1 plug in as
-another observer with the same shape (:mod:`deployops.engine.rules_observer`).
+another observer with the same shape (:mod:`deployops.engine.observe.rules_observer`).
 
 A verdict may ask the engine to keep watching past the stability window (``hold_s``): a
 warning waiting for its escalation, or a scale-out waiting to be judged, must not end in a
@@ -12,6 +12,7 @@ warning waiting for its escalation, or a scale-out waiting to be judged, must no
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -43,9 +44,11 @@ class Observer(Protocol):
 
 
 class ObserverFactory(Protocol):
-    """Builds the observer of one deployment from the project's service name."""
+    """Builds the observer of one deployment from the settings frozen into its plan
+    (``Plan.settings``: the rollback rules with their windows), never from the live
+    ``deployops.yaml``."""
 
-    def __call__(self, service: str) -> Observer: ...
+    def __call__(self, service: str, settings: Mapping[str, Any]) -> Observer: ...
 
 
 @runtime_checkable
