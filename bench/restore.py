@@ -151,12 +151,12 @@ def bench_pitr(root: Path, mb: int) -> dict[str, Any]:
         time.sleep(1.2)  # backup stop times are whole seconds
         with psycopg.connect(db.dsn(db.primary(), db.database), autocommit=True) as conn:
             conn.execute("INSERT INTO markers DEFAULT VALUES")
-            conn.execute("UPDATE big SET n = n + 1 WHERE id % 50 = 0")  # WAL to replay
+            conn.execute("UPDATE big SET n = n + 1 WHERE id % 200 = 0")  # WAL to replay
             row = conn.execute("SELECT clock_timestamp()").fetchone()
             assert row is not None
             target: datetime = row[0]
             conn.execute("INSERT INTO markers DEFAULT VALUES")
-        db.archived_until()
+        db.archived_until(timeout_s=900)
         runs: dict[str, list[float]] = {"deployops": [], "raw": []}
         for i in range(2):
             for kind in ("raw", "deployops") if i % 2 == 0 else ("deployops", "raw"):

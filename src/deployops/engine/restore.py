@@ -27,11 +27,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from deployops.clock import Clock
 from deployops.domain.backup import RestoreTarget, recovery_window, target_time_problem
 from deployops.domain.model import TaskState
+from deployops.domain.plan import Plan, Step, register_step_type
+from deployops.engine.operation import HandlerTable, OperationKind, StepContext
 from deployops.engine.poll import wait_until
 from deployops.errors import BackupError, ConfigError, DeployopsError
 from deployops.ports import Compute, Prober
@@ -39,6 +41,7 @@ from deployops.ports.recovery import BackupRepo, Database
 
 __all__ = [
     "HANDLERS",
+    "RESTORE_KIND",
     "CheckRestorable",
     "PromoteDatabase",
     "RecoveryContext",
@@ -48,42 +51,54 @@ __all__ = [
     "RestoreAppData",
     "RestoreDatabase",
     "VerifyDatabase",
+    "as_runner_plan",
     "plan_app_data_restore",
     "plan_db_restore",
+    "runner_handlers",
 ]
 
 
 # ------------------------------------------------------------------------------ steps
+@register_step_type
 @dataclass(frozen=True, slots=True)
-class CheckRestorable:
+class CheckRestorable(Step):
+    phase: ClassVar[str] = "prepare"
     """The target is inside the recovery window (after forcing the WAL out)."""
 
     to_time: str = ""  # ISO 8601; empty for a backup id or the newest point
     backup_id: str = ""
 
 
+@register_step_type
 @dataclass(frozen=True, slots=True)
-class RestoreDatabase:
+class RestoreDatabase(Step):
+    phase: ClassVar[str] = "restore"
     instance_id: str
     to_time: str = ""
     backup_id: str = ""
     scratch: bool = False
 
 
+@register_step_type
 @dataclass(frozen=True, slots=True)
-class VerifyDatabase:
+class VerifyDatabase(Step):
+    phase: ClassVar[str] = "verify"
     """The restored instance answers and the application's tables read back."""
 
     instance_id: str
 
 
+@register_step_type
 @dataclass(frozen=True, slots=True)
-class PromoteDatabase:
+class PromoteDatabase(Step):
+    phase: ClassVar[str] = "switch"
     instance_id: str
 
 
+@register_step_type
 @dataclass(frozen=True, slots=True)
-class RepointApplication:
+class RepointApplication(Step):
+    phase: ClassVar[str] = "switch"
     """Roll the service's replicas onto the instance (new ``DB_HOST`` / ``DB_PORT``)."""
 
     service: str
@@ -91,13 +106,15 @@ class RepointApplication:
     timeout_s: float = 300.0
 
 
+@register_step_type
 @dataclass(frozen=True, slots=True)
-class RestoreAppData:
+class RestoreAppData(Step):
+    phase: ClassVar[str] = "restore"
     snapshot_id: str
     target_dir: str
 
 
-Step = (
+RestoreStep = (
     CheckRestorable
     | RestoreDatabase
     | VerifyDatabase
@@ -126,7 +143,7 @@ class RecoveryPlan:
     operation_id: str
     kind: str
     service: str
-    steps: tuple[Step, ...]
+    steps: tuple[RestoreStep, ...]
     reason: str = ""
 
 
@@ -149,7 +166,7 @@ def plan_db_restore(
 ) -> RecoveryPlan:
     """DR-2 / DR-4: restore into a new instance, verify, promote, repoint."""
     tf = _target_fields(target)
-    steps: list[Step] = [
+    steps: list[RestoreStep] = [
         CheckRestorable(**tf),
         RestoreDatabase(instance_id=instance_id, to_time=tf["to_time"], backup_id=tf["backup_id"]),
         VerifyDatabase(instance_id=instance_id),
@@ -436,3 +453,58 @@ class RecoveryRunner:
             return doc
         finally:
             self._release(plan)
+
+
+# ------------------------------------------------------------- the generic operation runner
+RESTORE_KIND = OperationKind(name="restore", id_prefix="rst")
+
+
+def as_runner_plan(plan: RecoveryPlan) -> Plan:
+    """The same steps as a :class:`~deployops.domain.plan.Plan` for the generic runner
+    (``Runner.start(NewOperation(kind=RESTORE_KIND, target=plan.service, ...))``: the lock
+    covers the service, so no deploy runs while its database is being replaced)."""
+    return Plan(
+        strategy=plan.kind,
+        steps=plan.steps,
+        target_group="",
+        previous_target_group="",
+        settings={"reason": plan.reason, "service": plan.service},
+    )
+
+
+def _context(ctx: StepContext) -> RecoveryContext:
+    ports = ctx.ports
+
+    def optional(kind: type[Any]) -> Any:
+        try:
+            return ports.get(kind)
+        except DeployopsError:
+            return None
+
+    def live(service: str) -> str:
+        listener = ports.traffic.describe_listener(f"{service}-prod")
+        return listener.target_group or f"{service}-blue"
+
+    return RecoveryContext(
+        clock=ctx.clock,
+        database=optional(Database),
+        backup_repo=optional(BackupRepo),
+        compute=ports.compute,
+        prober=ports.prober,
+        progress=lambda message: ctx.progress(message, 0.0),
+        live_service=live,
+    )
+
+
+def runner_handlers() -> HandlerTable:
+    """One handler per step type for the generic runner: each adapts :data:`HANDLERS` to the
+    runner's ``(step, StepContext)`` signature, reaching ``Database`` / ``BackupRepo`` through
+    ``Ports(extra={Database: ..., BackupRepo: ...})``."""
+    table = HandlerTable()
+    for step_type, handler in HANDLERS.items():
+
+        def run(step: Any, ctx: StepContext, _h: Handler = handler) -> dict[str, Any]:
+            return _h(_context(ctx), step)
+
+        table.register(step_type, run)
+    return table

@@ -238,3 +238,58 @@ def test_dr7_a_drill_without_notifications_or_recovery_fails_with_its_reasons() 
     assert "the recovery failed: no backup to restore" in joined
     assert "not serving" in joined
     assert "no notification was delivered" in joined
+
+
+def test_dr4_the_restore_plan_runs_on_the_generic_operation_runner(tmp_path: Path) -> None:
+    """Plugging restores into the runner is registration: the same steps and handlers, the
+    lock on the service, intent and outcome per step in the store."""
+    from deployops.domain.names import lock_key
+    from deployops.drivers.memory import MemoryCompute, MemoryProber
+    from deployops.engine.operation import Env, NewOperation, Ports
+    from deployops.engine.restore import RESTORE_KIND, as_runner_plan, runner_handlers
+    from deployops.engine.runner import Runner
+    from deployops.ports.recovery import Database
+    from tests.support.memory_rig import make_rig
+
+    rig = make_rig(tmp_path)
+    db = FakeDatabase()
+    runner = Runner(
+        env=Env(
+            ports=Ports(
+                compute=MemoryCompute(cloud=rig.cloud),
+                traffic=rig.traffic,
+                metrics=rig.metrics,
+                prober=MemoryProber(cloud=rig.cloud),
+                extra={Database: db},
+            ),
+            store=rig.store,
+            clock=rig.clock,
+        ),
+        handlers=runner_handlers(),
+    )
+    plan = plan_db_restore(
+        operation_id="rst-x",
+        service="web",
+        target=RestoreTarget(),
+        instance_id="rst-x",
+        repoint=False,
+    )
+    op = runner.start(
+        NewOperation(
+            kind=RESTORE_KIND,
+            environment="staging",
+            target="web",
+            owner="ops@host:1",
+            plan=as_runner_plan(plan),
+        )
+    )
+    assert op.status == "succeeded"
+    assert op.id.startswith("rst-")
+    steps = rig.store.steps_for(op.id)
+    assert [(s.name, s.status) for s in steps] == [
+        ("CheckRestorable", "succeeded"),
+        ("RestoreDatabase", "succeeded"),
+        ("VerifyDatabase", "succeeded"),
+    ]
+    assert steps[1].result["port"] == 6000
+    assert rig.store.get_lock(lock_key("staging", "web")) is None
