@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+import psutil
 import psycopg
 
 from deployops.clock import Clock
@@ -233,12 +234,13 @@ class LocalPostgres:
         except (OSError, ValueError, IndexError):
             return False
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            proc = psutil.Process(pid)
+            # A killed postmaster can linger as a zombie until its parent reaps it.
+            return bool(proc.status() != psutil.STATUS_ZOMBIE)
+        except psutil.NoSuchProcess:
             return False
-        except PermissionError:
+        except psutil.AccessDenied:
             return True
-        return True
 
     def dsn(self, instance: DbInstance, database: str = "postgres") -> str:
         """A superuser connection string (the platform's own tooling; no password)."""
@@ -325,6 +327,21 @@ class LocalPostgres:
         _chown_postgres(sockets)
         if self._running(instance_id):
             return
+        # After a kill -9 of the postmaster its backends take a moment to notice and exit;
+        # until they have, the old shared memory is in use and a start is refused. Retry.
+        deadline = self.clock.monotonic() + 30.0
+        while True:
+            try:
+                self._pg_ctl_start(instance_id, meta, archive=archive, timeout_s=timeout_s)
+                return
+            except DriverError:
+                if self.clock.monotonic() > deadline or self._running(instance_id):
+                    raise
+                self.clock.sleep(0.5)
+
+    def _pg_ctl_start(
+        self, instance_id: str, meta: dict[str, Any], *, archive: bool, timeout_s: float
+    ) -> None:
         self._pg(
             [
                 str(PG_BIN / "pg_ctl"),
