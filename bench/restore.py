@@ -257,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         f".venv/bin/python bench/restore.py --mb {pitr['database_mb']} "
         f"--app-mb {app['app_data_mb']}"
     )
+    load = float(os.getloadavg()[0])
     body = f"""
 Point-in-time restore of a {pitr["database_mb"]} MB database (pgBackRest, `compress-type=zst`,
 `process-max=2`) to a moment after its full backup, with WAL to replay, into a new instance
@@ -269,6 +270,10 @@ by hand (`pgbackrest restore --type=time --target-action=promote`, `pg_ctl start
 |---|---|---|---|---|
 {rows[0]}
 {rows[1]}
+
+The ratio is the figure to read: absolute times follow the machine's load (the 1-minute load
+average is in the JSON; this run shared 2 cores with other work at a load of about
+{load:.0f}).
 
 Produced by: `{command}` (raw: `bench/results/restore.json`).
 """
