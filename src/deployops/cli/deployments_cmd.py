@@ -88,6 +88,8 @@ def show(
     steps = app.store.steps_for(rec.id)
     events = app.store.events(deployment_id=rec.id)
     decisions = app.store.decisions(deployment_id=rec.id)
+    # CHK-3: the completion report kept with the deployment (the newest of its rewrites)
+    reports = [e.data for e in events if e.kind == "checklist.report"][-1:]
     if app.json:
         app.emit(
             {
@@ -126,6 +128,7 @@ def show(
                     }
                     for d in decisions
                 ],
+                "reports": reports,
             }
         )
         return
@@ -163,3 +166,6 @@ def show(
         c.print(table)
     for d in decisions:
         c.print(f"  decision  {fmt_time(d.ts)} {d.rule}: {d.verdict} -> {d.action}")
+    for r in reports:
+        state = "final" if r.get("final") else "open"
+        c.print(f"  report    {r.get('markdown')} ({state}; HTML: {r.get('html')})")

@@ -62,7 +62,8 @@ class TargetConfig(_Model):
     def apply(self, base: BackupPolicy) -> BackupPolicy:
         return replace(
             base,
-            every_s=base.every_s if self.every is None else self.every,
+            # 0 means "on every change / continuously" (no schedule), like the guide's rows
+            every_s=base.every_s if self.every is None else (self.every or None),
             retention_s=base.retention_s if self.retention is None else self.retention,
             rpo_s=base.rpo_s if self.rpo is None else self.rpo,
             rto_s=base.rto_s if self.rto is None else self.rto,

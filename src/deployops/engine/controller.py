@@ -32,7 +32,7 @@ from deployops.clock import Clock
 from deployops.domain.names import lock_key
 from deployops.engine.alarms import AlarmEvaluator
 from deployops.engine.autoscaler import Autoscaler
-from deployops.engine.cleanup import JOB_DELETE_TARGET_GROUP, JobOutcome, run_deletion
+from deployops.engine.cleanup import JOB_DELETE_TARGET_GROUP, WAITING, JobOutcome, run_deletion
 from deployops.engine.lease import LeaderLease
 from deployops.errors import DeployopsError
 from deployops.ports import Compute, Traffic
@@ -231,7 +231,7 @@ class Controller:
                 return done
             for job in jobs:
                 outcome = self._run_job(job)
-                if outcome.status == "locked":
+                if outcome.status in WAITING:
                     # Put back by run_deletion: it runs once the lock is free.
                     done.append((job, outcome))
                     continue

@@ -152,3 +152,9 @@ def test_dr7_no_verdict_without_evidence() -> None:
 def test_dr7_drills_are_due_quarterly(last: datetime | None) -> None:
     due = drill_due(last, now=T0 + timedelta(days=1))
     assert due == (T0 + timedelta(days=1) if last is None else T0 + timedelta(days=91))
+
+
+def test_dr1_every_zero_means_on_change() -> None:
+    cfg = BackupsConfig.model_validate({"config": {"every": 0}, "app_data": {"every": "2h"}})
+    assert cfg.policy(BackupTarget.CONFIG).every_s is None
+    assert cfg.policy(BackupTarget.APP_DATA).every_s == 7200
