@@ -471,6 +471,11 @@ class StateStore:
             rows = conn.execute(q).mappings().all()
         return [_record(EventRecord, r) for r in rows]
 
+    def last_event_id(self) -> int:
+        """The newest event's id (0 when there is none): where a live stream starts."""
+        with self._tx() as conn:
+            return int(conn.execute(select(func.max(t.events.c.id))).scalar() or 0)
+
     # ------------------------------------------------------------------ decisions
     def add_decision(self, d: DecisionRecord) -> int:
         with self._tx() as conn:
