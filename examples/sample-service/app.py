@@ -16,13 +16,27 @@ Endpoints: ``/`` (the app: JSON with version and replica), ``/health`` (200 when
 ``FAULT_CRASH_ON_START``      ``1`` exits with status 3 right after start
 ``FAULT_HEALTH_FAIL``         ``1`` answers ``/health`` with 503
 ``FAULT_START_DELAY_S``       seconds to wait before listening (slow start)
+``DB_HOST``                   PostgreSQL host: when set, the service keeps its items in
+                              the database (see below); when unset it has no database
+``DB_PORT``                   PostgreSQL port (default ``5432``)
+``DB_NAME``                   database name (default ``app``)
+``DB_USER``                   database user (default ``app``)
+``DB_PASSWORD``               database password (never logged or echoed)
 ============================  =========================================================
 
-Standard library only, so it runs anywhere Python does.
+With a database (``DB_HOST`` set) three more endpoints exist: ``POST /items`` (body
+``{"body": "..."}`` → 201 with the stored row), ``GET /items?after=ID&limit=N`` (rows in id
+order) and ``GET /items/ID``; ``/health`` then also checks the database (503 with
+``"database": "unreachable"`` when it cannot be reached). The table ``items`` is created on
+first use.
+
+Standard library only without a database, so it runs anywhere Python does; the database part
+imports psycopg (3) only when ``DB_HOST`` is set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -70,8 +84,21 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/health":
             if _health_fail:
                 self._send(503, {"status": "unhealthy", "version": VERSION})
+            elif DB is not None:
+                ok = DB.ping()
+                self._send(
+                    200 if ok else 503,
+                    {
+                        "status": "ok" if ok else "unhealthy",
+                        "version": VERSION,
+                        "database": "ok" if ok else "unreachable",
+                    },
+                )
             else:
                 self._send(200, {"status": "ok", "version": VERSION})
+            return
+        if DB is not None and (path == "/items" or path.startswith("/items/")):
+            self._send(*DB.handle_get(self.path))
             return
         if path == "/metrics":
             with _lock:
@@ -101,6 +128,170 @@ class Handler(BaseHTTPRequestHandler):
             self._send(500, {"error": "injected failure", "version": VERSION})
         else:
             self._send(200, {"version": VERSION, "replica": REPLICA})
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0]
+        length = int(self.headers.get("Content-Length", "0") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if DB is None or path != "/items":
+            self._send(404, {"error": "not found", "path": path})
+            return
+        self._send(*DB.handle_post(raw))
+
+
+# ---------------------------------------------------------------------------------------------
+# Database part: only active when DB_HOST is set. Everything that touches PostgreSQL is below
+# this line and above the next one; without DB_HOST the service behaves as it always has.
+# ---------------------------------------------------------------------------------------------
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id BIGSERIAL PRIMARY KEY,
+    body TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+)
+"""
+_MAX_LIMIT = 1000
+
+
+class Database:
+    """A small pool of autocommit psycopg connections to one PostgreSQL database.
+
+    Connection errors are answered as 503 and the connection is dropped, so a database that
+    comes back (or a replica restarted with a new ``DB_HOST``) is used again without a restart.
+    The password never appears in a response or a log line: errors name only their type.
+    """
+
+    def __init__(self, *, host: str, port: int, name: str, user: str, password: str) -> None:
+        import psycopg  # only with a database: the rest of the service is standard library
+
+        self._psycopg = psycopg
+        self._kwargs: dict[str, object] = {
+            "host": host,
+            "port": port,
+            "dbname": name,
+            "user": user,
+            "connect_timeout": 2,
+            "autocommit": True,
+            "application_name": f"sample-service/{VERSION}",
+        }
+        if password:
+            self._kwargs["password"] = password
+        self._idle: list[object] = []
+        self._pool_lock = threading.Lock()
+        self._schema_ready = False
+
+    def _get(self) -> object:
+        with self._pool_lock:
+            if self._idle:
+                return self._idle.pop()
+        conn = self._psycopg.connect(**self._kwargs)
+        if not self._schema_ready:
+            with conn.transaction():
+                # Replicas start together: serialise the CREATE so two do not race on pg_type.
+                conn.execute("SELECT pg_advisory_xact_lock(4242)")
+                conn.execute(_SCHEMA)
+            self._schema_ready = True
+        return conn
+
+    def _put(self, conn: object) -> None:
+        with self._pool_lock:
+            if len(self._idle) < 8:
+                self._idle.append(conn)
+                return
+        conn.close()  # type: ignore[attr-defined]
+
+    def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        conn = self._get()
+        try:
+            cur = conn.execute(sql, params)  # type: ignore[attr-defined]
+            rows = cur.fetchall() if cur.description else []
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.close()  # type: ignore[attr-defined]
+            raise
+        self._put(conn)
+        return rows
+
+    def ping(self) -> bool:
+        try:
+            self._run("SELECT 1")
+        except self._psycopg.Error:
+            return False
+        return True
+
+    @staticmethod
+    def _row(row: tuple[object, ...]) -> dict[str, object]:
+        created = row[2]
+        return {
+            "id": row[0],
+            "body": row[1],
+            "created_at": created.isoformat() if hasattr(created, "isoformat") else str(created),
+        }
+
+    def _unavailable(self, exc: Exception) -> tuple[int, dict[str, object]]:
+        return 503, {"error": "database unavailable", "kind": type(exc).__name__}
+
+    def handle_post(self, raw: bytes) -> tuple[int, dict[str, object]]:
+        try:
+            doc = json.loads(raw or b"{}")
+        except ValueError:
+            return 400, {"error": 'body must be JSON like {"body": "text"}'}
+        body = doc.get("body") if isinstance(doc, dict) else None
+        if not isinstance(body, str) or not body:
+            return 400, {"error": 'body must be JSON like {"body": "text"}'}
+        try:
+            rows = self._run(
+                "INSERT INTO items (body) VALUES (%s) RETURNING id, body, created_at", (body,)
+            )
+        except self._psycopg.Error as exc:
+            return self._unavailable(exc)
+        return 201, self._row(rows[0])
+
+    def handle_get(self, raw_path: str) -> tuple[int, dict[str, object]]:
+        from urllib.parse import parse_qs, urlsplit
+
+        parts = urlsplit(raw_path)
+        query = parse_qs(parts.query)
+        try:
+            item_id = int(parts.path[len("/items/") :]) if parts.path != "/items" else None
+            after = int(query.get("after", ["0"])[0])
+            limit = min(_MAX_LIMIT, max(1, int(query.get("limit", ["100"])[0])))
+        except ValueError:
+            return 400, {"error": "ids, after and limit must be whole numbers"}
+        try:
+            if item_id is not None:
+                rows = self._run("SELECT id, body, created_at FROM items WHERE id = %s", (item_id,))
+                if not rows:
+                    return 404, {"error": "no such item", "id": item_id}
+                return 200, self._row(rows[0])
+            rows = self._run(
+                "SELECT id, body, created_at FROM items WHERE id > %s ORDER BY id LIMIT %s",
+                (after, limit),
+            )
+        except self._psycopg.Error as exc:
+            return self._unavailable(exc)
+        return 200, {"items": [self._row(r) for r in rows], "count": len(rows)}
+
+
+def _database_from_env() -> Database | None:
+    host = os.environ.get("DB_HOST", "")
+    if not host:
+        return None
+    return Database(
+        host=host,
+        port=int(os.environ.get("DB_PORT", "5432") or 5432),
+        name=os.environ.get("DB_NAME", "app") or "app",
+        user=os.environ.get("DB_USER", "app") or "app",
+        password=os.environ.get("DB_PASSWORD", ""),
+    )
+
+
+DB: Database | None = None
+
+# ---------------------------------------------------------------------------------------------
+# End of the database part.
+# ---------------------------------------------------------------------------------------------
 
 
 def _leaker() -> None:
@@ -133,6 +324,8 @@ def main() -> None:
     if delay:
         time.sleep(delay)
     port = int(os.environ.get("PORT", "3000"))
+    global DB
+    DB = _database_from_env()
     if LEAK_MB_PER_S:
         threading.Thread(target=_leaker, daemon=True).start()
     if BURN_CPU:
@@ -142,7 +335,8 @@ def main() -> None:
     ThreadingHTTPServer.request_queue_size = 512
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
-    sys.stderr.write(f"sample-service {VERSION} listening on 127.0.0.1:{port}\n")
+    where = f" (database {DB._kwargs['host']}:{DB._kwargs['port']})" if DB is not None else ""
+    sys.stderr.write(f"sample-service {VERSION} listening on 127.0.0.1:{port}{where}\n")
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -91,15 +91,20 @@ def _register() -> None:
         access_cmd,
         alarms_cmd,
         audit_cmd,
+        backup_cmd,
         checklist_cmd,
         cleanup_cmd,
         config_cmd,
+        db_cmd,
         deploy_cmd,
         deployments_cmd,
+        dr_cmd,
         health_cmd,
         init_cmd,
         local_cmd,
         lock_cmd,
+        logs_cmd,
+        restore_cmd,
         rollback_cmd,
         secrets_cmd,
         serve_cmd,
@@ -120,6 +125,11 @@ def _register() -> None:
     secrets_cmd.register(app)
     access_cmd.register(app)
     cleanup_cmd.register(app)
+    db_cmd.register(app)
+    backup_cmd.register(app)
+    restore_cmd.register(app)
+    dr_cmd.register(app)
+    logs_cmd.register(app)
 
 
 _register()

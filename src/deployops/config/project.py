@@ -15,6 +15,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from deployops.config.backups import BackupsConfig
 from deployops.config.checklist import ChecklistSettings, checklist_issues
 from deployops.config.durations import Duration
 from deployops.config.monitoring import AlarmConfig, AutoscalingConfig, monitoring_issues
@@ -165,6 +166,8 @@ class ProjectConfig(_Model):
     # MON-1 / IAC-5: config/monitoring.py; absent means the guide's five alarms and 70 % CPU
     alarms: dict[str, AlarmConfig] = Field(default_factory=dict)
     autoscaling: AutoscalingConfig = AutoscalingConfig()
+    # DR-1: backup policies and the local database (config/backups.py); absent = the guide's table
+    backups: BackupsConfig = BackupsConfig()
     # CHK-1..CHK-3: config/checklist.py; absent means no checklist gates
     checklist: ChecklistSettings | None = None
     # SEC-1..3: config/secrets.py; absent means the four managed secrets at the guide's periods

@@ -42,3 +42,14 @@ def test_runbooks_only_name_commands_that_exist() -> None:
         code = "\n".join(re.sub(r"(^|\s)#.*$", "", line) for line in code.splitlines())
         for cmd in re.findall(r"(?:^|\s|/)deployops (?:-[a-z] \S+ |--?[a-z-]+ )*([a-z]+)", code):
             assert cmd in tops, f"{page.name}: deployops {cmd}"
+
+
+def test_every_recovery_level_and_drill_has_a_runbook_dr7() -> None:
+    from deployops.cli.dr_cmd import RUNBOOKS
+    from deployops.domain.backup import DrillScenario
+
+    runbooks = ROOT / "docs" / "runbooks"
+    for name in ("level1-partial-failure.md", "level2-database.md", "level3-region.md"):
+        assert (runbooks / name).is_file(), name
+    for scenario in DrillScenario:
+        assert (ROOT / RUNBOOKS[scenario.value]).is_file(), scenario

@@ -100,3 +100,93 @@ def test_rollback_script_needs_a_deployment_id_rb3(project: Path) -> None:
     out = run("rollback.sh", {"DEPLOYOPS_CONFIG": str(project)}, project.parent)
     assert out.returncode == 2
     assert "DEPLOYMENT_ID" in out.stderr
+
+
+def test_rollback_script_takes_the_guides_positional_arguments_rb3(project: Path) -> None:
+    out = run("rollback.sh", {"DEPLOYOPS_CONFIG": str(project)}, project.parent)
+    assert out.returncode == 2
+    assert "<deployment-id> [--dry-run]" in out.stderr
+    given = run(
+        "rollback.sh",
+        {"DEPLOYOPS_CONFIG": str(project), "ENVIRONMENT": "staging"},
+        project.parent,
+    )
+    assert given.returncode == 2
+    # positional: the id reaches deployops (which names it), no complaint about a variable
+    dry = subprocess.run(
+        ["bash", str(SCRIPTS / "rollback.sh"), "dep-20990101-000000-abcd", "--dry-run"],
+        env={
+            **os.environ,
+            "DEPLOYOPS_CONFIG": str(project),
+            "ENVIRONMENT": "staging",
+            "DEPLOYOPS": str(Path(sys.executable).parent / "deployops"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=project.parent,
+    )
+    assert "dep-20990101-000000-abcd" in dry.stderr
+    assert "missing the deployment id" not in dry.stderr
+    bad = subprocess.run(
+        ["bash", str(SCRIPTS / "rollback.sh"), "--bogus"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "unknown option --bogus" in bad.stderr
+
+
+@pytest.mark.parametrize("script", ["restore-db.sh"])
+def test_dr_scripts_are_strict_bash_and_refuse_unknown_options_dr6(script: str) -> None:
+    text = (SCRIPTS / script).read_text()
+    assert text.startswith("#!/usr/bin/env bash")
+    assert "set -euo pipefail" in text
+    assert os.access(SCRIPTS / script, os.X_OK)
+    bad = subprocess.run(
+        ["bash", str(SCRIPTS / script), "--bogus"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "fix:" in bad.stderr
+
+
+def test_restore_db_script_passes_a_snapshot_and_a_dry_run_dr6(project: Path) -> None:
+    out = subprocess.run(
+        ["bash", str(SCRIPTS / "restore-db.sh"), "20260101-000000F", "--dry-run"],
+        env={
+            **os.environ,
+            "DEPLOYOPS_CONFIG": str(project),
+            "DEPLOYOPS": str(Path(sys.executable).parent / "deployops"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=project.parent,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "RestoreDatabase" in out.stdout
+    assert "RepointApplication" in out.stdout
+
+
+def test_deploy_production_disaster_recovery_mode_refuses_unknown_modes_dr6(
+    project: Path,
+) -> None:
+    out = run("deploy-production.sh", {"DEPLOYOPS_CONFIG": str(project)}, project.parent)
+    assert out.returncode == 2  # no mode: the guide's variables are required
+    bad = subprocess.run(
+        ["bash", str(SCRIPTS / "deploy-production.sh"), "sideways"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "disaster-recovery" in bad.stderr
