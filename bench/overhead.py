@@ -138,11 +138,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"| {x['listen_overflows']} |"
                 )
             pr = d["pair_ratios"]
+            added_us = (1 / d["haproxy"]["rps"] - 1 / d["direct"]["rps"]) * 1e6 * int(c)
             notes.append(
                 f"- {labels[backend]}, {c} connection(s): through HAProxy "
                 f"{d['throughput_ratio']}x the direct throughput (ratio of medians; pair by "
                 f"pair min {pr['min']} / median {pr['median']} / max {pr['max']}); "
-                f"P50 {d['p50_added_ms']:+} ms, P99 {d['p99_added_ms']:+} ms."
+                f"P50 {d['p50_added_ms']:+} ms, P99 {d['p99_added_ms']:+} ms; time added per "
+                f"request and connection {added_us:,.0f} µs."
             )
     table = "\n".join(rows)
     print(table)
@@ -163,10 +165,18 @@ ratio divides each HAProxy run by the direct run next to it.
 
 HAProxy keeps its server connections alive (`option http-keep-alive`, `http-reuse safe`):
 each request is routed by the listener's map on its own, and an idle server connection of the
-chosen backend is reused, so the replica is not asked to accept a connection per request.
-Everything runs on the same 2-core machine: wrk, HAProxy and the backend compete for the CPU,
-and one more process in the path (HAProxy) takes CPU time the backend would otherwise have:
-that, not waiting, is what the ratio below 1 measures when the backend is CPU-bound.
+chosen backend is reused, so the replica is not asked to accept a connection per request (with
+`option http-server-close` before, the same table read 0.28x at 1 and 0.30x at 16
+connections). Everything runs on the same 2-core machine, shared with other test runs (the
+1-minute load average is in the JSON): wrk, HAProxy and the backend compete for the CPU.
+
+With 16 connections the ratio is the CPU HAProxy takes from a CPU-bound backend. With one
+connection it is latency: each request waits for two more loopback hops and two more process
+wake-ups. The sample service answers `/` in about 0.1-0.2 ms, so any proxy hop of a few
+tenths of a millisecond halves one connection's throughput (0.8x would need under 25-50 µs
+added per request); the slower ASGI backend shows the same hop as a smaller share. On a
+machine this loaded a wake-up alone can take longer than the request, which is why the
+pair-by-pair ratios spread so widely.
 
 Produced by: `.venv/bin/python bench/overhead.py` (raw: `bench/results/{path.name}`).
 """,

@@ -1,0 +1,130 @@
+"""Where the CLI's time goes around a deployment: ``deployops deploy`` on a running local
+platform (blue-green of the sample service, no observation), repeated; per run the time from
+the process start to the deployment record and from the record's end to the process exit,
+with ``--profile`` a cProfile of one more run (``deployops-cli-profile.prof`` in the temp folder).
+
+    .venv/bin/python bench/cli_profile.py [--runs 7] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import update_section, write_result
+from _platform import DEPLOYOPS, ENV, platform
+
+GOAL_BEFORE_S = 0.4
+GOAL_AFTER_S = 0.2
+SETTINGS: dict[str, Any] = {
+    "blue_green": {"health_timeout": 20, "stability_window": 0, "smoke_checks": []},
+}
+
+
+def _ts(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def _one(bench: Any, version: str) -> dict[str, float]:
+    w0 = time.time()
+    out = bench.cli("-o", "json", "deploy", "--version", version)
+    w1 = time.time()
+    if out.returncode != 0:
+        raise RuntimeError(f"deploy {version} failed: {out.stderr.strip()[-500:]}")
+    dep_id = next(
+        str(json.loads(line)["result"]["id"])
+        for line in reversed(out.stdout.splitlines())
+        if line.startswith("{") and '"result"' in line
+    )
+    show = bench.cli_json("deployments", "show", dep_id)
+    return {
+        "before_record_s": round(_ts(show["created_at"]) - w0, 3),
+        "after_end_s": round(w1 - _ts(show["finished_at"]), 3),
+        "wall_s": round(w1 - w0, 3),
+    }
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {
+        "min": round(min(values), 3),
+        "median": round(statistics.median(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def measure(runs: int, profile: bool) -> dict[str, Any]:
+    with platform(desired_count=1, **SETTINGS) as bench:
+        each = [_one(bench, f"1.{i}.0") for i in range(runs)]
+        if profile:
+            prof = Path(tempfile.gettempdir()) / "deployops-cli-profile.prof"
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "cProfile",
+                    "-o",
+                    str(prof),
+                    DEPLOYOPS,
+                    "-c",
+                    str(bench.config.path),
+                    "-e",
+                    ENV,
+                    "deploy",
+                    "--version",
+                    f"1.{runs}.0",
+                ],
+                capture_output=True,
+                check=True,
+                timeout=120,
+            )
+    return {
+        "runs": each,
+        "before_record": _stats([r["before_record_s"] for r in each]),
+        "after_end": _stats([r["after_end_s"] for r in each]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args(argv)
+    r = measure(args.runs, args.profile)
+    print(json.dumps({k: v for k, v in r.items() if k != "runs"}, indent=1))
+    path = write_result("cli_profile", r)
+    b, a = r["before_record"], r["after_end"]
+    met_b = "met" if b["median"] <= GOAL_BEFORE_S else "**not met**"
+    met_a = "met" if a["median"] <= GOAL_AFTER_S else "**not met**"
+    update_section(
+        "CLI around a deployment",
+        f"""\
+`deployops -o json deploy --version 1.N.0` on a running local platform (blue-green, one
+replica, no smoke checks, no observation), {len(r["runs"])} runs; from the process start to
+the deployment record's creation, and from the record's end to the process exit.
+
+| | min | median | max |
+|---|---|---|---|
+| process start -> deployment record | {b["min"]} s | {b["median"]} s | {b["max"]} s |
+| deployment end -> process exit | {a["min"]} s | {a["median"]} s | {a["max"]} s |
+
+Goals: start to record ≤ {GOAL_BEFORE_S:g} s — {met_b}; end to exit ≤ {GOAL_AFTER_S:g} s —
+{met_a}.
+
+Produced by: `.venv/bin/python bench/cli_profile.py` (raw: `bench/results/{path.name}`).
+""",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
