@@ -23,8 +23,8 @@ class HttpProber:
         import httpx  # on first use: a deploy that fails before its smoke tests never pays it
 
         if self._client is None:
-            # A fresh connection per probe: a kept-alive connection would stay on the old
-            # backend after a listener switch and hide what new clients see.
+            # A fresh connection per probe: each probe sees what a new client sees (the
+            # listener's routing, its accept queue), not a connection warmed up earlier.
             self._client = httpx.Client(
                 limits=httpx.Limits(max_keepalive_connections=0), trust_env=False
             )
