@@ -46,3 +46,32 @@ def test_quick_exit_keeps_codes_output_threads_and_exit_handlers(
     assert stdout in out.stdout and stderr in out.stderr, out
     # another thread still running is waited for, then the exit handlers run
     assert out.stdout.rstrip().endswith("thread finished\nexit handler ran"), out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "heavy"),
+    [
+        (("--help",), ("sqlalchemy", "pydantic", "httpx", "yaml", "psutil", "alembic")),
+        # a command's help: Typer itself loads pydantic for its parameter types
+        (("deploy", "--help"), ("sqlalchemy", "httpx", "yaml", "psutil", "alembic")),
+        (("rollback", "--help"), ("sqlalchemy", "httpx", "yaml", "psutil", "alembic")),
+    ],
+)
+def test_help_stays_lazy(args: tuple[str, ...], heavy: tuple[str, ...]) -> None:
+    """`--help` answers without loading the store, the config models or the HTTP clients
+    (they make a command's start-up slow; BENCHMARKS.md, "Start-up")."""
+    probe = (
+        "import sys\n"
+        "from deployops.cli.main import main\n"
+        f"sys.argv = ['deployops', *{list(args)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"heavy = {heavy!r}\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-500:] + out.stderr[-500:]
