@@ -1,7 +1,7 @@
 """Platform overhead: throughput and P99 through HAProxy's production listener against the same
 requests sent straight to the one replica behind it (same wrk threads, connections and
 duration; runs interleaved so background load hits both sides alike). Two backends: the
-single-process sample service, and a multi-worker ASGI server (uvicorn, ``bench/asgi_backend.py``)
+single-process sample service, and a multi-worker ASGI server (uvicorn, ``bench/_asgi_backend.py``)
 so the proxy's own cost is seen apart from the sample service's.
 
     .venv/bin/python bench/overhead.py [--rounds 5] [--seconds 4]
@@ -65,7 +65,7 @@ def _start_backend(bench: Any, backend: str) -> None:
     spec = dataclasses.replace(bench.spec("1.0.0", WORKERS="2"), health_check=LENIENT_HEALTH)
     if backend == "asgi":
         spec = dataclasses.replace(
-            spec, command=(sys.executable, "asgi_backend.py"), working_dir=str(BENCH_DIR)
+            spec, command=(sys.executable, "_asgi_backend.py"), working_dir=str(BENCH_DIR)
         )
     td = bench.compute.register_task_definition(spec)
     bench.traffic.create_target_group("web-blue", health_check=LENIENT_HEALTH)

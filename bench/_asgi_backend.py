@@ -2,7 +2,7 @@
 answers as the sample service, served by uvicorn with several worker processes, so the cost
 of the proxy can be seen apart from the single-process sample service's.
 
-    PORT=8000 WORKERS=2 python bench/asgi_backend.py
+    PORT=8000 WORKERS=2 python bench/_asgi_backend.py
 """
 
 from __future__ import annotations
