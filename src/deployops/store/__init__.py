@@ -1,4 +1,5 @@
-"""deployops' own state: deployments, steps, events, decisions, locks, samples, audit, jobs.
+"""deployops' own state: operations (deployments and every other kind), steps, events,
+decisions, locks, samples, audit, jobs.
 
 SQLite by default (``.deployops/state.db`` beside ``deployops.yaml``); PostgreSQL when
 ``DEPLOYOPS_DATABASE_URL`` or ``state.url`` says so. Schema changes are Alembic migrations.
@@ -8,12 +9,15 @@ from deployops.store.records import (
     AlarmHistoryRecord,
     AlarmStateRecord,
     AuditRecord,
+    ChecklistEntry,
     DecisionRecord,
     DeploymentRecord,
     EventRecord,
     JobRecord,
+    LeaseInfo,
     LockInfo,
     MetricSample,
+    OperationRecord,
     ScalingActivity,
     StepRecord,
 )
@@ -23,12 +27,15 @@ __all__ = [
     "AlarmHistoryRecord",
     "AlarmStateRecord",
     "AuditRecord",
+    "ChecklistEntry",
     "DecisionRecord",
     "DeploymentRecord",
     "EventRecord",
     "JobRecord",
+    "LeaseInfo",
     "LockInfo",
     "MetricSample",
+    "OperationRecord",
     "ScalingActivity",
     "StateStore",
     "StepRecord",

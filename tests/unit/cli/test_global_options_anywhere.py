@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from deployops.cli.main import hoist_global_options
 
@@ -66,6 +67,10 @@ def test_a_project_without_application_settings_validates(tmp_path: Path) -> Non
 
 def test_an_environment_on_a_platform_without_drivers_is_a_clear_error(tmp_path: Path) -> None:
     subprocess.run([DEPLOYOPS, "init"], cwd=tmp_path, check=True, capture_output=True)
+    path = tmp_path / "deployops.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["environments"]["production"] = {"platform": "aws"}  # init writes local ones only
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     out = subprocess.run(
         [DEPLOYOPS, "deploy", "-e", "production", "--version", "1.0.0"],
         cwd=tmp_path,

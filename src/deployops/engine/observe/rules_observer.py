@@ -18,7 +18,7 @@ is reported as silent ("metrics-silent"); only a rule configured with
 
 >>> observer = RulesObserver(compute=compute, metrics=metrics)  # doctest: +SKIP
 >>> observer.evaluate(step, since=switched_at, now=clock.now()).action  # doctest: +SKIP
-'continue'
+<Action.NONE: 'none'>
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from deployops.config.rollback import RollbackSettings
+from deployops.config.rollback import InsufficientDataSettings, RollbackSettings
 from deployops.domain.model import Datapoint, Measurement, MetricQuery
 from deployops.domain.plan import Observe
 from deployops.domain.policy import (
@@ -44,17 +44,10 @@ from deployops.domain.policy import (
 )
 from deployops.domain.rules import MissingData, PeriodState, Rule, Series
 from deployops.domain.rules import Verdict as RuleVerdict
-from deployops.engine.observe import Verdict
+from deployops.engine.observe.health import Verdict
 from deployops.ports import Compute, Metrics
 
 __all__ = ["RulesObserver"]
-
-_ACTIONS = {
-    Action.ROLLBACK: "rollback",
-    Action.SCALE_OUT: "scale_out",
-    Action.NOTIFY: "notify",
-    Action.NONE: "continue",
-}
 
 
 @dataclass
@@ -66,6 +59,9 @@ class _RuleState:
     last_error: str = ""
     scale: ScaleOutProgress | None = None
     scale_desired: int = 0
+    judged: bool = False  # judged on data at least once in this observation
+    judged_samples: int = 0  # the most observations one judgement rested on
+    basis: str = ""  # what the latest judgement rested on
 
 
 class RulesObserver:
@@ -85,7 +81,9 @@ class RulesObserver:
         max_replicas: int = 10,
         scale_out_step: int = 2,
         scale_out_cooldown_s: float = 300.0,
+        insufficient_data: InsufficientDataSettings | None = None,
     ) -> None:
+        self.insufficient_data = insufficient_data or InsufficientDataSettings()
         self._compute = compute
         self._metrics = metrics
         self.policy = policy
@@ -106,7 +104,24 @@ class RulesObserver:
             max_replicas=settings.max_replicas,
             scale_out_step=settings.scale_out_step,
             scale_out_cooldown_s=settings.scale_out_cooldown,
+            insufficient_data=settings.insufficient_data,
         )
+
+    # ------------------------------------------------------------------ judgement
+    def judgement(self) -> dict[str, dict[str, Any]]:
+        """Per rule of this observation: whether it was judged on data, on how much, and
+        what its latest evaluation rested on."""
+        return {
+            rr.name: {
+                "judged": self._states.get(rr.name, _RuleState()).judged,
+                "judged_samples": self._states.get(rr.name, _RuleState()).judged_samples,
+                "basis": self._states.get(rr.name, _RuleState()).basis or "not evaluated",
+                "min_samples": rr.rule.min_samples,
+                "period_s": rr.rule.period_s,
+                "lookback_s": rr.rule.lookback_s,
+            }
+            for rr in self.policy.rules
+        }
 
     # ------------------------------------------------------------------ ScaleAware
     def scale_limits(self) -> tuple[int, int]:
@@ -157,14 +172,29 @@ class RulesObserver:
                 decision = replace(
                     decision,
                     verdict=RuleVerdict.INSUFFICIENT_DATA,
-                    reason=f"no data in the last {rr.rule.window_s:g}s: not judged",
+                    reason=f"not judged: no data in the last {rr.rule.window_s:g}s",
                 )
             decisions.append(decision)
+            ev = decision.evaluation
+            unjudged = (RuleVerdict.INSUFFICIENT_DATA, RuleVerdict.QUERY_ERROR)
+            judged = ev.judged and decision.verdict not in unjudged
+            basis = ev.basis() if judged == ev.judged else decision.reason
+            if judged:
+                state.judged = True
+                state.judged_samples = max(state.judged_samples, ev.judged_samples)
+            state.basis = basis
+            newest = next((p for p in reversed(ev.window) if p.value is not None), None)
             notes[rr.name] = {
                 "verdict": decision.verdict.value,
                 "action": decision.action.value,
                 "reason": decision.reason,
                 "scope": step.target_group,
+                "judged": judged,
+                "basis": basis,
+                "value": newest.value if newest is not None else None,
+                "threshold": rr.rule.threshold,
+                "comparison": rr.rule.comparison.value,
+                "metric": rr.rule.metric.value,
                 **({"baseline": baseline_note} if baseline_note else {}),
             }
             hold = max(hold, _hold(rr, decision, state, now))
@@ -174,7 +204,7 @@ class RulesObserver:
         silence_after = min((r.rule.window_s for r in self.policy.rules), default=60.0)
         if urgent is None and not any_data and waited >= silence_after:
             return Verdict(
-                action="notify",
+                action=Action.NOTIFY,
                 rule="metrics-silent",
                 reason=(
                     f"no datapoint for {step.target_group} from the metric source "
@@ -186,7 +216,7 @@ class RulesObserver:
             )
         if urgent is None:
             return Verdict(
-                action="continue",
+                action=Action.NONE,
                 reason=_summary(decisions),
                 evidence={"rules": notes},
                 hold_s=hold,
@@ -202,7 +232,7 @@ class RulesObserver:
                 "step": self.scale_out_step,
             }
         return Verdict(
-            action=_ACTIONS[urgent.action],
+            action=urgent.action,
             rule=urgent.rule,
             reason=urgent.reason,
             evidence=evidence,
