@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -261,7 +262,9 @@ Goals: 0 failed requests — {_yes(g["failed_requests"])}; at least {GOAL_REQUES
 {volume}; overhead ≤ {GOAL_OVERHEAD_S:g} s — {_yes(g["overhead"])} (engine time: from the
 deployment's creation to its end; the CLI figure adds the process start and the imports).
 The waits are the WaitHealthy and Observe steps (`deployops -o json deployments show ID`).
-wrk counts a request unanswered within 2 s as a timeout (a failure).
+wrk counts a request unanswered within 2 s as a timeout (a failure). The machine's 1-minute
+load average at the end: {os.getloadavg()[0]:.1f} on 2 cores (shared with other test runs):
+the time figures grow with it, the request counts do not fail with it.
 
 Produced by: `.venv/bin/python bench/cutover.py` (raw: `bench/results/{path.name}`).
 """,

@@ -236,6 +236,42 @@ def main() -> None:
         sys.exit(EXIT_FAILED)
 
 
+def entry() -> None:
+    """The ``deployops`` console script: :func:`main`, then a quick exit.
+
+    Tearing down an interpreter that has loaded SQLAlchemy, pydantic and Rich took 0.4-1.6 s
+    on a busy 2-core machine, after the work was done; exiting at once took 20-100 ms. What a
+    normal exit does that matters still runs first: other threads are joined, ``atexit``
+    handlers run (notification deliveries, logging), and stdout and stderr are flushed."""
+    code: int = 0
+    try:
+        main()
+    except SystemExit as exc:
+        if isinstance(exc.code, int):
+            code = exc.code
+        elif exc.code is not None:
+            sys.stderr.write(f"{exc.code}\n")
+            code = 1
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    import atexit
+    import os
+    import threading
+
+    for th in threading.enumerate():
+        if th is not threading.current_thread() and not th.daemon:
+            th.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            code = code or 1
+    os._exit(code)
+
+
 def _run_json(args: list[str]) -> None:
     """Run with ``-o json``: a usage error (unknown command or option, missing value) is a
     JSON object on stdout too, not only the usage text on stderr."""

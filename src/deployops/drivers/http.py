@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
-
-import httpx
+from typing import TYPE_CHECKING
 
 from deployops.domain.model import ProbeResult
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["HttpProber"]
 
@@ -18,15 +20,19 @@ class HttpProber:
         self._client = client
 
     def _http(self) -> httpx.Client:
+        import httpx  # on first use: a deploy that fails before its smoke tests never pays it
+
         if self._client is None:
-            # A fresh connection per probe: a kept-alive connection would stay on the old
-            # backend after a listener switch and hide what new clients see.
+            # A fresh connection per probe: each probe sees what a new client sees (the
+            # listener's routing, its accept queue), not a connection warmed up earlier.
             self._client = httpx.Client(
                 limits=httpx.Limits(max_keepalive_connections=0), trust_env=False
             )
         return self._client
 
     def get(self, url: str, *, timeout_s: float) -> ProbeResult:
+        import httpx
+
         start = time.perf_counter()
         try:
             resp = self._http().get(url, timeout=timeout_s)

@@ -195,3 +195,67 @@ def test_haproxy_crash_is_recovered_with_switch_and_targets(
     p.wait_until(serving, timeout_s=15, what="HAProxy back with the replica")
     assert control.status(p.project, p.environment)["haproxy_pid"] != st["haproxy_pid"]
     assert p.traffic.describe_listener("web-test").target_group == "web-blue"
+
+
+def _connections_to(port: int) -> int:
+    """TCP connections (any state but LISTEN, TIME_WAIT included) with ``port`` at one end."""
+    import psutil
+
+    return sum(
+        1
+        for c in psutil.net_connections(kind="tcp")
+        if c.status != psutil.CONN_LISTEN
+        and ((c.laddr and c.laddr.port == port) or (c.raddr and c.raddr.port == port))
+    )
+
+
+def test_keep_alive_client_follows_every_switch(local_platform: LocalPlatformHandle) -> None:
+    """DEP-3 with keep-alive on both sides of HAProxy: one client connection kept open across
+    two `set map` switches; every request sent after a switch returned reaches the new colour,
+    none fails, and HAProxy reuses its server connections instead of opening one per request."""
+    import http.client
+    import json
+
+    p = local_platform
+    blue = p.compute.register_task_definition(p.spec("1.0.0"))
+    green = p.compute.register_task_definition(p.spec("2.0.0"))
+    for colour, td in (("web-blue", blue), ("web-green", green)):
+        p.traffic.create_target_group(colour, health_check=FAST_HEALTH)
+        p.compute.create_service(
+            colour, task_definition=td.ref, desired_count=1, target_group=colour
+        )
+    for colour in ("web-blue", "web-green"):
+        p.wait_until(lambda c=colour: len(_healthy_targets(p, c)) == 1, what=f"{colour} healthy")
+    tg = p.traffic.describe_target_group("web-blue")
+    assert tg is not None
+    blue_port = int(tg.targets[0].address.rsplit(":", 1)[1])
+
+    conn = http.client.HTTPConnection("127.0.0.1", p.prod_port, timeout=5.0)
+    local_ports: set[int] = set()
+
+    def ask(n: int) -> list[str]:
+        versions = []
+        for _ in range(n):
+            conn.request("GET", "/")
+            r = conn.getresponse()
+            body = r.read()
+            assert r.status == 200, (r.status, body)
+            assert r.getheader("Connection", "").lower() != "close"
+            assert conn.sock is not None
+            local_ports.add(conn.sock.getsockname()[1])
+            versions.append(json.loads(body)["version"])
+        return versions
+
+    try:
+        before_conns = _connections_to(blue_port)
+        assert set(ask(300)) == {"1.0.0"}
+        # 300 requests on one client connection: a handful of server connections (health
+        # checks open their own), not one per request as with a server-side close.
+        assert _connections_to(blue_port) - before_conns < 60
+        p.traffic.switch_listener("web-prod", "web-green")
+        assert set(ask(200)) == {"2.0.0"}, "a request after the switch reached the old colour"
+        p.traffic.switch_listener("web-prod", "web-blue")
+        assert set(ask(200)) == {"1.0.0"}, "a request after the switch back reached green"
+    finally:
+        conn.close()
+    assert len(local_ports) == 1, "the client connection was not kept alive"

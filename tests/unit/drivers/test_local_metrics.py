@@ -3,6 +3,7 @@ periods and statistics (metrics requirement; RB-1 rules and CHK-2 checks read th
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import socket
@@ -22,6 +23,7 @@ from deployops.drivers.local.metrics import (
     LocalMetrics,
     MetricsCollector,
     RequestLine,
+    next_boundary,
     parse_log_line,
     parse_show_stat,
 )
@@ -169,6 +171,34 @@ def test_samples_are_stamped_with_their_interval_start_and_pruned_after_retentio
     c.flush()  # now t0 + 70: samples before t0 + 10 are past the 60 s retention
     kept = store.samples("web", "RequestCount", 0, math.inf)
     assert [s.ts for s in kept] == [t0 + 10]
+
+
+def test_sampler_closes_intervals_on_the_wall_clock_grid(store: StateStore, tmp_path: Path) -> None:
+    """RB-1 reaction: the sampler closes an interval at every multiple of the interval on the
+    wall clock (not at multiples from the daemon's start), so a rule period on that grid is
+    complete the moment it ends."""
+    assert next_boundary(1000.25, 0.5) == 1000.5
+    assert next_boundary(1000.5, 0.5) == 1001.0
+    c = _collector(store, SystemClock(), tmp_path, interval_s=0.2)
+    c.start()
+    try:
+        c.ingest(_line("web", "a", 200, 1))  # from now on "web" gets a sample every interval
+
+        def written() -> list[float]:
+            return [s.ts for s in store.samples("web", "RequestCount", 0, math.inf)]
+
+        deadline = time.monotonic() + 20
+        while len(written()) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        c.stop()
+    stamps = written()
+    assert len(stamps) >= 4, stamps
+    # the first interval starts at start(); every later one on a boundary of the grid
+    for ts in stamps[1:4]:
+        assert abs(ts / 0.2 - round(ts / 0.2)) < 1e-6, stamps
+    # consecutive intervals (a busy machine may skip one, never stamps between boundaries)
+    assert all(b - a >= 0.2 - 1e-6 for a, b in itertools.pairwise(stamps[1:])), stamps
 
 
 def test_receives_request_lines_over_udp_syslog(

@@ -238,3 +238,84 @@ def test_impossible_rules_are_config_errors_with_paths(tmp_path: Path) -> None:
     assert "needs metric" in found[f"{svc}.queue.metric"]
     # The top level's problem is reported once, at the top level.
     assert not any(p.startswith(f"{svc}.cpu") for p in found)
+
+
+class GridCollector:
+    """A metric source like the local collector: one sample per 1 s interval on the epoch
+    grid, written (visible) when its interval ends; the new version fails from ``broken_at``
+    (20 % errors, 1,000 requests per second)."""
+
+    name: ClassVar[str] = "grid"
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, clock: VirtualClock, broken_at: datetime) -> None:
+        self.clock = clock
+        self.broken_at = broken_at.timestamp()
+
+    def query(self, query: MetricQuery) -> Measurement:
+        if query.metric is not MetricName.ERROR_RATE:
+            return Measurement(query=query)
+        t0, t1, now = query.start.timestamp(), query.end.timestamp(), self.clock.now().timestamp()
+        buckets: dict[int, float] = {}
+        b = float(int(t0))
+        while b < t1:
+            served = min(1.0, max(0.0, b + 1 - self.broken_at))
+            if b >= t0 and b + 1 <= now and served > 0:
+                i = int((b - t0) // query.period_s)
+                buckets[i] = buckets.get(i, 0.0) + served * 1000
+            b += 1.0
+        points = tuple(
+            Datapoint(
+                timestamp=query.start + timedelta(seconds=i * query.period_s),
+                value=20.0,
+                samples=int(n),
+            )
+            for i, n in sorted(buckets.items())
+        )
+        return Measurement(query=query, datapoints=points)
+
+
+@pytest.mark.parametrize("phase", [0.05, 0.4, 0.95])
+def test_rb1_decides_when_the_window_is_satisfied_whatever_the_sampler_phase(
+    phase: float,
+) -> None:
+    """RB-1 reaction: with 1 s periods and the collector writing on the 1 s grid, a 3 s
+    error-rate breach starting at the switch is decided at the first evaluation 3 s after
+    the switch, wherever in a collector interval the switch fell (periods counted from the
+    switch waited up to a whole interval more for the collector's next sample)."""
+    clock = VirtualClock()
+    clock.advance(1000 - clock.now().timestamp() % 1000 + phase)  # mid-interval switch
+    since = clock.now()
+    cloud = MemoryCloud(clock=clock)
+    compute = MemoryCompute(cloud=cloud)
+    td = compute.register_task_definition(TaskDefinitionSpec(family="web", version="1", port=1))
+    compute.create_service("web-green", task_definition=td.ref, desired_count=2, target_group="")
+    settings = RollbackSettings.model_validate(
+        {
+            "period": "1s",
+            "min_requests": 5,
+            "rules": {
+                **{n: {"enabled": False} for n in DEFAULT_ROLLBACK_POLICY.names},
+                "error-rate": {"enabled": True, "window": "3s"},
+            },
+        }
+    )
+    observer = RulesObserver.from_settings(
+        compute=compute, metrics=GridCollector(clock, since), settings=settings
+    )
+    step = Observe(
+        service="web-green",
+        target_group="web-green",
+        baseline_target_group="",
+        window_s=8,
+        interval_s=0.25,
+        max_error_rate=1.0,
+    )
+    decided = None
+    for _ in range(32):
+        clock.advance(0.25)
+        if observer.evaluate(step, since=since, now=clock.now()).action == "rollback":
+            decided = (clock.now() - since).total_seconds()
+            break
+    assert decided is not None
+    assert decided == pytest.approx(3.0, abs=1e-6), decided

@@ -90,11 +90,13 @@ def render_config(
         "  log global",
         "  option http-ignore-probes",  # empty preconnects stay out of the 4xx counts
         "  option redispatch",
-        # Route every request by the current map, not only a connection's first one: with
-        # plain keep-alive a client kept its server connection to the old colour after a
-        # switch (measured: 0 of 8,725 keep-alive requests reached green in 4 s), so the
-        # observer judged a version no one was using. Server connections are loopback.
-        "  option http-server-close",
+        # Keep-alive on both sides (HAProxy's default, ``option http-keep-alive``): every
+        # request is routed on its own by the ``use_backend`` map lookup, also on a kept-alive
+        # client connection, and HAProxy changes the server connection when the backend
+        # changes, so a ``set map`` switch moves the very next request (tested). Idle server
+        # connections are reused between requests of the same backend (``http-reuse safe``).
+        "  option http-keep-alive",
+        "  http-reuse safe",
         "  retries 2",
         "  timeout connect 2s",
         "  timeout client 30s",

@@ -57,6 +57,7 @@ __all__ = [
     "MetricsCollector",
     "RequestLine",
     "ServerStat",
+    "next_boundary",
     "parse_log_line",
     "parse_show_stat",
 ]
@@ -402,24 +403,28 @@ class MetricsCollector:
 
     # ------------------------------------------------------------------ sampling
     def _sample(self) -> None:
-        next_at = self._clock.monotonic() + self._interval_s
+        """Close an interval at every multiple of ``interval_s`` on the wall clock."""
+        boundary = next_boundary(self._clock.now().timestamp(), self._interval_s)
         while not self._stop.is_set():
-            remaining = next_at - self._clock.monotonic()
+            remaining = boundary - self._clock.now().timestamp()
             if remaining > 0:
                 # Event.wait, not sleep: stop() must not wait a whole interval.
                 self._stop.wait(min(remaining, 0.25))
                 continue
-            self.flush()
-            next_at += self._interval_s
-            if next_at <= self._clock.monotonic():  # fell behind: skip, do not burst
-                next_at = self._clock.monotonic() + self._interval_s
+            self.flush(at=boundary)
+            # Fell behind (a slow store): skip to the next boundary, do not burst.
+            now = self._clock.now().timestamp()
+            boundary = next_boundary(max(boundary + self._interval_s / 2, now), self._interval_s)
 
-    def flush(self) -> list[MetricSample]:
-        """Close the current interval: write and return its samples, prune old ones."""
+    def flush(self, *, at: float | None = None) -> list[MetricSample]:
+        """Close the current interval: write and return its samples, prune old ones.
+
+        ``at`` is the boundary the interval ends at (the sampler passes it, so the next
+        interval starts exactly on it); by default, now."""
         with self._flush_lock:
             now = self._clock.now().timestamp()
             ts = self._interval_start
-            self._interval_start = now
+            self._interval_start = now if at is None else at
             with self._lock:
                 counts, self._counts = self._counts, {}
             backends: dict[str, _Requests] = {}
@@ -573,6 +578,15 @@ _PER_REQUEST = frozenset(
     }
 )
 _QUANTILES = {Statistic.P50: 0.50, Statistic.P90: 0.90, Statistic.P99: 0.99}
+
+
+def next_boundary(now: float, interval_s: float) -> float:
+    """The first multiple of ``interval_s`` (seconds since the epoch) after ``now``.
+
+    The collector closes its intervals on these boundaries, so a rule whose period is a
+    multiple of the interval can judge a period as soon as it ends: its last sample is
+    written at that moment, whatever the phase the daemon started at."""
+    return (math.floor(now / interval_s) + 1) * interval_s
 
 
 class LocalMetrics:

@@ -255,18 +255,20 @@ class RulesObserver:
     def _series(
         self, rule: Rule, state: _RuleState, scope: str, since: datetime, now: datetime
     ) -> Series:
-        """The new version's series since the switch, in the rule's periods counted from the
-        switch (each period then falls in exactly one of the rule engine's periods)."""
+        """The new version's series since the switch, in the rule's periods counted from
+        :func:`_period_origin` (each period then falls in exactly one of the rule engine's
+        periods, and ends when the collector writes its last sample)."""
         p = rule.period_s
-        elapsed = (now - since).total_seconds()
+        origin = _period_origin(rule, since)
+        elapsed = (now - origin).total_seconds()
         skip = max(0, math.floor((elapsed - rule.lookback_s) / p) - 1)
-        start = since + timedelta(seconds=skip * p)
+        start = origin + timedelta(seconds=skip * p)
         if now <= start:
             return Series(datapoints=state.last_good)
         m = self._query(rule, scope, start, now)
         if m.ok:
             state.errors, state.last_error = 0, ""
-            state.last_good = tuple(d for d in m.datapoints if d.timestamp >= since)
+            state.last_good = tuple(d for d in m.datapoints if d.timestamp >= origin)
         else:
             state.errors += 1
             state.last_error = m.error
@@ -371,6 +373,21 @@ def _not_before_window(rule: Rule, decision: Decision, elapsed: float) -> Decisi
             f"escalates at {escalate:g}s",
         )
     return decision
+
+
+def _period_origin(rule: Rule, since: datetime) -> datetime:
+    """Where the new version's periods start: the multiple of the rule's period (seconds since
+    the epoch) at or before the switch, the grid the metric sources write on (CloudWatch's
+    periods, the local collector's intervals).
+
+    On that grid a period can be judged the moment it ends; counted from the switch instead,
+    each period would wait for the source's next sample after its end, up to a whole sample
+    interval. The part of the first period before the switch holds only the new target
+    group's own traffic (smoke checks through the test listener), so it is still the new
+    version that is judged."""
+    p = rule.period_s
+    ts = since.timestamp()
+    return since - timedelta(seconds=ts - math.floor(ts / p) * p)
 
 
 def _judgeable(rule: Rule, points: tuple[Datapoint, ...]) -> bool:
