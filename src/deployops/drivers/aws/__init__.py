@@ -1,0 +1,1 @@
+"""The ``aws`` platform: ECS on Fargate, ALB, CloudWatch, Application Auto Scaling, SNS."""
