@@ -18,6 +18,7 @@ health-check timing, CloudWatch's publication delay and real IAM evaluation.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import urllib.request
@@ -57,6 +58,7 @@ class MotoServer:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
 
     def start(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         self._server.start()
 
     def stop(self) -> None:
