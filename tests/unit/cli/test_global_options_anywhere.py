@@ -64,7 +64,9 @@ def test_a_project_without_application_settings_validates(tmp_path: Path) -> Non
     assert "no application settings" in out.stdout
 
 
-def test_an_environment_on_a_platform_without_drivers_is_a_clear_error(tmp_path: Path) -> None:
+def test_an_aws_environment_before_terraform_apply_is_a_clear_error(tmp_path: Path) -> None:
+    """The template's production runs on aws: without the Terraform outputs file the error
+    says how to write it (exit 2, nothing changed)."""
     subprocess.run([DEPLOYOPS, "init"], cwd=tmp_path, check=True, capture_output=True)
     out = subprocess.run(
         [DEPLOYOPS, "deploy", "-e", "production", "--version", "1.0.0"],
@@ -74,5 +76,6 @@ def test_an_environment_on_a_platform_without_drivers_is_a_clear_error(tmp_path:
         check=False,
     )
     assert out.returncode == 2
-    assert "platform 'aws' has no drivers" in out.stderr
+    assert "cannot read the Terraform outputs file" in out.stderr
+    assert "terraform -chdir=infrastructure output -json > tf-outputs.json" in out.stderr
     assert "Traceback" not in out.stderr

@@ -17,15 +17,24 @@ from deployops.drivers import Platform
 from deployops.drivers.aws._resources import AwsResources, from_outputs
 from deployops.drivers.aws._session import AwsSession, AwsSettings
 from deployops.drivers.aws.autoscaling import AppAutoScaler
-from deployops.drivers.aws.cloudwatch import CloudWatchMetrics
+from deployops.drivers.aws.cloudwatch import (
+    AlarmChange,
+    AlarmTargets,
+    CloudWatchAlarms,
+    CloudWatchMetrics,
+    render_alarms,
+)
 from deployops.drivers.aws.ecs import EcsCompute
 from deployops.drivers.aws.elbv2 import ElbTraffic
 from deployops.drivers.aws.sns import SnsNotifier
 from deployops.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from deployops.clock import Clock
     from deployops.config.project import ProjectConfig
+    from deployops.domain.alarms import AlarmDefinition
     from deployops.store import StateStore
 
 __all__ = [
@@ -37,6 +46,7 @@ __all__ = [
     "EcsCompute",
     "ElbTraffic",
     "SnsNotifier",
+    "alarm_sync",
     "build",
     "build_with",
     "resources_for",
@@ -138,3 +148,34 @@ def build_with(
         metrics=metrics,
         extras=extras,
     )
+
+
+def alarm_sync(
+    platform: Platform,
+    definitions: Sequence[AlarmDefinition],
+    *,
+    service: str,
+    dry_run: bool,
+) -> list[AlarmChange]:
+    """``deployops alarms sync``: the MON-1 alarms of ``service`` put to CloudWatch where they
+    differ (``dry_run``: only compared)."""
+    traffic = platform.traffic
+    compute = platform.compute
+    session = platform.extras["aws_session"]
+    assert isinstance(traffic, ElbTraffic)
+    assert isinstance(compute, EcsCompute)
+    assert isinstance(session, AwsSession)
+    resources = traffic.resources
+    colours = [f"{service}-blue", f"{service}-green"]
+    _, lb_arn = traffic.metric_ids(colours[0])
+    targets = AlarmTargets(
+        prefix=f"{resources.cluster}-{service}",
+        load_balancer_arn=lb_arn,
+        target_group_arns=tuple(traffic.target_group_arn(c) for c in colours),
+        cluster=resources.cluster,
+        ecs_services=tuple(resources.ecs_service(c) for c in colours),
+        warning_topic_arn=resources.alert_topic_arn,
+        critical_topic_arn=resources.critical_topic_arn or resources.alert_topic_arn,
+    )
+    alarms = CloudWatchAlarms(client=session.client("cloudwatch"))
+    return alarms.sync(render_alarms(definitions, targets), dry_run=dry_run)
