@@ -90,10 +90,17 @@ class World:
         return path
 
 
-def provision(session: AwsSession, *, service: str = "web", stack: str = "shop-staging") -> World:
+def provision(
+    session: AwsSession,
+    *,
+    service: str = "web",
+    stack: str = "shop-staging",
+    terraform_owned: bool = True,
+) -> World:
     """What ``infrastructure/`` builds for one service, in moto: a VPC with two subnets, an
     ALB with a production (80 -> blue) and a test (8080 -> green) listener, the two colours'
-    target groups, the cluster, and the alert topics."""
+    target groups, the cluster, and the alert topics. ``terraform_owned=False`` leaves the
+    target groups and services to deployops (looked up, created and deleted by name)."""
     ec2 = session.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnets = [
@@ -163,8 +170,12 @@ def provision(session: AwsSession, *, service: str = "web", stack: str = "shop-s
     resources = AwsResources(
         cluster=stack,
         listeners={f"{service}-prod": prod, f"{service}-test": test},
-        target_groups={f"{service}-blue": tgs["blue"], f"{service}-green": tgs["green"]},
-        services={f"{service}-blue": f"{stack}-blue", f"{service}-green": f"{stack}-green"},
+        target_groups={f"{service}-blue": tgs["blue"], f"{service}-green": tgs["green"]}
+        if terraform_owned
+        else {},
+        services={f"{service}-blue": f"{stack}-blue", f"{service}-green": f"{stack}-green"}
+        if terraform_owned
+        else {},
         native_services={service: stack},
         vpc_id=vpc,
         subnets=tuple(subnets),

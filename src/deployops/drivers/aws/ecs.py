@@ -370,7 +370,8 @@ class EcsCompute:
                 raise
 
     def list_services(self) -> Sequence[str]:
-        names: list[str] = []
+        """Services that are ACTIVE (a deleted one drains, then stays INACTIVE for a while)."""
+        arns: list[str] = []
         token = ""
         while True:
             request: dict[str, Any] = {"cluster": self.cluster}
@@ -378,13 +379,22 @@ class EcsCompute:
                 request["nextToken"] = token
             with map_aws_errors("ecs:ListServices", resource=f"cluster {self.cluster}"):
                 page = self.client.list_services(**request)
-            names += [
-                self.resources.engine_service(str(a).rsplit("/", 1)[-1])
-                for a in page.get("serviceArns", [])
-            ]
+            arns += [str(a) for a in page.get("serviceArns", [])]
             token = str(page.get("nextToken") or "")
             if not token:
-                return names
+                break
+        names: list[str] = []
+        for i in range(0, len(arns), 10):  # DescribeServices takes up to 10 services
+            with map_aws_errors("ecs:DescribeServices", resource=f"cluster {self.cluster}"):
+                found = self.client.describe_services(
+                    cluster=self.cluster, services=arns[i : i + 10]
+                )
+            names += [
+                self.resources.engine_service(str(svc["serviceName"]))
+                for svc in found.get("services", [])
+                if svc.get("status") == "ACTIVE"
+            ]
+        return names
 
     # ------------------------------------------------------------------ ecs-native deployments
     def service_deployments(self, name: str) -> Sequence[ServiceDeployment]:
