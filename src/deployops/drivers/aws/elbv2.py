@@ -263,6 +263,14 @@ class ElbTraffic:
             )
         return after
 
+    def describe_rule(self, rule_arn: str) -> tuple[tuple[str, int], ...]:
+        """Where a listener rule forwards (``ecs-native``: ECS shifts its weights)."""
+        with map_aws_errors("elbv2:DescribeRules", resource=rule_arn):
+            raw = self.client.describe_rules(RuleArns=[rule_arn])["Rules"]
+        if not raw:
+            raise NotFoundError(f"listener rule {rule_arn} does not exist")
+        return self._listener_from("rule", {"DefaultActions": raw[0].get("Actions", [])}).forwards
+
     def _listener_from(self, name: str, raw: Mapping[str, Any]) -> Listener:
         forwards: list[tuple[str, int]] = []
         for action in raw.get("DefaultActions", []):
