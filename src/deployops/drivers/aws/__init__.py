@@ -72,6 +72,14 @@ def resources_for(project: ProjectConfig, environment: str) -> AwsResources:
     document = json.loads(path.read_text(encoding="utf-8"))
     service = project.default_service() or next(iter(project.services))
     resources = from_outputs(outputs, service, extra=document)
+    if resources.mode != env.aws.mode:
+        raise ConfigError(
+            f"aws.mode is {env.aws.mode!r} but the stack was built for {resources.mode!r}",
+            path=f"environments.{environment}.aws.mode",
+            file=str(project.path),
+            hint=f"set aws.mode: {resources.mode} in deployops.yaml, or apply Terraform with "
+            f"-var deployment_mode={env.aws.mode} and export the outputs again",
+        )
     if env.aws.cluster and env.aws.cluster != resources.cluster:
         raise ConfigError(
             f"cluster {env.aws.cluster!r} differs from the Terraform outputs' "

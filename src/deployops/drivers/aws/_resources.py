@@ -34,6 +34,9 @@ class AwsResources:
     execution_role_arn: str = ""
     task_role_arn: str = ""
     infrastructure_role_arn: str = ""  # ECS-native blue/green: lets ECS modify listener rules
+    prod_listener_rule: str = ""  # ECS-native: the rules ECS shifts between the two groups
+    test_listener_rule: str = ""
+    mode: str = "services"
     container_name: str = "app"
     log_group: str = ""
     alert_topic_arn: str = ""
@@ -73,6 +76,8 @@ def from_outputs(
         return v if isinstance(v, str) else default
 
     subnets = value("private_subnet_ids")
+    names = value("service_names")
+    by_colour = names if isinstance(names, dict) else {}
     sg = text("tasks_security_group_id")
     return AwsResources(
         cluster=outputs.cluster,
@@ -85,8 +90,8 @@ def from_outputs(
             f"{service}-green": outputs.green_target_group_arn,
         },
         services={
-            f"{service}-blue": f"{outputs.service}-blue",
-            f"{service}-green": f"{outputs.service}-green",
+            f"{service}-blue": str(by_colour.get("blue", f"{outputs.service}-blue")),
+            f"{service}-green": str(by_colour.get("green", f"{outputs.service}-green")),
         },
         native_services={service: outputs.service},
         vpc_id=text("vpc_id"),
@@ -95,6 +100,9 @@ def from_outputs(
         execution_role_arn=text("task_execution_role_arn"),
         task_role_arn=text("task_role_arn"),
         infrastructure_role_arn=text("ecs_infrastructure_role_arn"),
+        prod_listener_rule=text("prod_listener_rule_arn"),
+        test_listener_rule=text("test_listener_rule_arn"),
+        mode=text("deployment_mode", "services"),
         container_name=text("container_name", "app"),
         log_group=text("log_group_name"),
         alert_topic_arn=outputs.alert_topic_arn,
