@@ -119,3 +119,39 @@ def test_service_runs_and_registers_targets(aws: MotoServer) -> None:
     assert (traffic.describe_target_group("web-green") or tg).healthy_count == 0
     compute.delete_service("web-green")
     assert compute.describe_service("web-green") is None
+
+
+def test_scaling_bounds_follow_the_colour_going_idle_or_live(aws: MotoServer) -> None:
+    """IAC-3: with Application Auto Scaling registered for both colours, scaling the old
+    colour to 0 also sets its bounds to 0..0 (or auto scaling would start it again), and the
+    colour going live gets 2..10 with the CPU 70 % target tracking (IAC-5). Real account only:
+    Application Auto Scaling acting on the bounds."""
+    from deployops.domain.scaling import ScalingPolicy
+    from deployops.drivers.aws import build_with
+
+    session = session_for(aws)
+    world = provision(session)
+    clock = VirtualClock()
+    platform = build_with(
+        session, world.resources, environment="staging", clock=clock, scaling=ScalingPolicy()
+    )
+    scaler = platform.extras["scaler"]
+    compute = platform.compute
+    td = compute.register_task_definition(_spec("1.0.0"))
+    for colour in ("web-blue", "web-green"):
+        compute.create_service(colour, task_definition=td.ref, desired_count=2, target_group=colour)
+    state = scaler.apply_policy("web-blue", ScalingPolicy())
+    assert (state.min_capacity, state.max_capacity) == (2, 10)
+    assert state.policies == ("shop-staging-blue-CPUUtilization-target-tracking",)
+    compute.update_service("web-blue", desired_count=0)
+    assert (scaler.describe("web-blue").min_capacity, scaler.describe("web-blue").max_capacity) == (
+        0,
+        0,
+    )
+    compute.update_service("web-blue", desired_count=4)
+    assert (scaler.describe("web-blue").min_capacity, scaler.describe("web-blue").max_capacity) == (
+        2,
+        10,
+    )
+    compute.update_service("web-green", desired_count=0)  # no scalable target: left alone
+    assert scaler.describe("web-green").policies == ()

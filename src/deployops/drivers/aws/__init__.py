@@ -12,7 +12,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deployops.config.monitoring import scaling_policy
 from deployops.config.terraform_outputs import load_terraform_outputs
+from deployops.domain.scaling import ScalingPolicy
 from deployops.drivers import Platform
 from deployops.drivers.aws._resources import AwsResources, from_outputs
 from deployops.drivers.aws._session import AwsSession, AwsSettings
@@ -107,6 +109,7 @@ def build(project: ProjectConfig, environment: str, *, clock: Clock, store: Stat
         clock=clock,
         secret_arn_prefix=env.aws.secret_arn_prefix,
         mode=env.aws.mode,
+        scaling=scaling_policy(project.autoscaling) if project.autoscaling.enabled else None,
     )
 
 
@@ -119,9 +122,16 @@ def build_with(
     secret_arn_prefix: str = "",
     mode: str = "services",
     alarm_names: tuple[str, ...] = (),
+    scaling: ScalingPolicy | None = None,
 ) -> Platform:
     """The platform over an already built session (tests hand in one aimed at a stand-in)."""
     traffic = ElbTraffic(client=session.client("elbv2"), resources=resources, clock=clock)
+    scaler = AppAutoScaler(
+        client=session.client("application-autoscaling"),
+        resources=resources,
+        clock=clock,
+        policy=scaling,
+    )
     compute = EcsCompute(
         client=session.client("ecs"),
         resources=resources,
@@ -130,6 +140,7 @@ def build_with(
         region=session.region,
         alarm_names=alarm_names,
         secret_arn_prefix=secret_arn_prefix,
+        on_desired_count=scaler.follow_desired,
     )
     metrics = CloudWatchMetrics(
         client=session.client("cloudwatch"),
@@ -138,9 +149,7 @@ def build_with(
         target_group=traffic.metric_ids,
     )
     extras: dict[str, object] = {
-        "scaler": AppAutoScaler(
-            client=session.client("application-autoscaling"), resources=resources, clock=clock
-        ),
+        "scaler": scaler,
         "aws_session": session,
         "aws_mode": mode,
     }

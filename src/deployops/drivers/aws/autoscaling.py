@@ -42,10 +42,41 @@ class AppAutoScaler:
     name: ClassVar[str] = "application-autoscaling"
     capabilities: ClassVar[frozenset[str]] = frozenset({"target_tracking", "set_capacity"})
 
-    def __init__(self, *, client: Any, resources: AwsResources, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        client: Any,
+        resources: AwsResources,
+        clock: Clock,
+        policy: ScalingPolicy | None = None,
+    ) -> None:
         self.client = client
         self.resources = resources
         self.clock = clock
+        self.policy = policy or ScalingPolicy()
+
+    def follow_desired(self, service: str, desired: int) -> None:
+        """Keep a registered scalable target from undoing a colour change: the colour going
+        idle gets min = max = 0, the colour going live the policy's bounds (IAC-3). A service
+        without a scalable target is left alone."""
+        rid = self.resource_id(service)
+        with map_aws_errors("application-autoscaling:DescribeScalableTargets", resource=rid):
+            found = self.client.describe_scalable_targets(
+                ServiceNamespace="ecs", ResourceIds=[rid]
+            ).get("ScalableTargets", [])
+        if not found:
+            return
+        low, high = (0, 0) if desired == 0 else (self.policy.min_capacity, self.policy.max_capacity)
+        if (found[0].get("MinCapacity"), found[0].get("MaxCapacity")) == (low, high):
+            return
+        with map_aws_errors("application-autoscaling:RegisterScalableTarget", resource=rid):
+            self.client.register_scalable_target(
+                ServiceNamespace="ecs",
+                ResourceId=rid,
+                ScalableDimension="ecs:service:DesiredCount",
+                MinCapacity=low,
+                MaxCapacity=max(low, high),
+            )
 
     def resource_id(self, service: str) -> str:
         return f"service/{self.resources.cluster}/{self.resources.ecs_service(service)}"

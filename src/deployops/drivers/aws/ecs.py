@@ -114,6 +114,7 @@ class EcsCompute:
         alarm_names: Sequence[str] = (),
         secret_arn_prefix: str = "",
         health_check_grace_s: int = 60,
+        on_desired_count: Callable[[str, int], None] | None = None,
     ) -> None:
         self.client = client
         self.resources = resources
@@ -123,6 +124,8 @@ class EcsCompute:
         self.alarm_names = tuple(alarm_names)
         self.secret_arn_prefix = secret_arn_prefix
         self.health_check_grace_s = health_check_grace_s
+        # Application Auto Scaling's bounds follow a colour going idle or live.
+        self.on_desired_count = on_desired_count
 
     @property
     def cluster(self) -> str:
@@ -292,6 +295,8 @@ class EcsCompute:
             )
         if desired_count is not None:
             request["desiredCount"] = desired_count
+            if self.on_desired_count is not None:
+                self.on_desired_count(name, desired_count)
         with map_aws_errors("ecs:UpdateService", resource=f"service {ecs_name}"):
             raw = self.client.update_service(**request)["service"]
         return self._state_from(name, raw, tasks=())
