@@ -65,9 +65,11 @@ def test_a_project_without_application_settings_validates(tmp_path: Path) -> Non
 
 
 def test_an_aws_environment_before_terraform_apply_is_a_clear_error(tmp_path: Path) -> None:
-    """The template's production runs on aws: without the Terraform outputs file the error
+    """A project written for aws: without the Terraform outputs file the error
     says how to write it (exit 2, nothing changed)."""
-    subprocess.run([DEPLOYOPS, "init"], cwd=tmp_path, check=True, capture_output=True)
+    subprocess.run(
+        [DEPLOYOPS, "init", "--platform", "aws"], cwd=tmp_path, check=True, capture_output=True
+    )
     out = subprocess.run(
         [DEPLOYOPS, "deploy", "-e", "production", "--version", "1.0.0"],
         cwd=tmp_path,
