@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit bench deps system-deps clean format
+.PHONY: demo test lint unit bench faults deps system-deps clean format
 
 demo: deps
 	$(BIN)/python examples/demo.py
@@ -24,6 +24,12 @@ lint: deps
 format: deps
 	$(BIN)/ruff format src tests bench examples tools
 	$(BIN)/ruff check --fix src tests bench examples tools
+
+# The reliability suite at full strength: fuzzing at 500 examples per input kind, every fault.
+faults: deps
+	DEPLOYOPS_TEST_FUZZ_EXAMPLES=500 DEPLOYOPS_TEST_CRASH_MATRIX=full \
+	DEPLOYOPS_TEST_CRASH_REPORT=$(CURDIR)/.deployops-crash-matrix.md \
+	$(BIN)/python -m pytest tests/faults -s $(PYTEST_ARGS)
 
 bench: deps
 	@WITH_BENCH=1 bash tools/system-deps.sh

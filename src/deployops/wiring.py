@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import getpass
 import os
+import signal
 import socket
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from deployops.clock import Clock, SystemClock
 
@@ -18,14 +20,42 @@ if TYPE_CHECKING:
     from deployops.engine.controller import Controller
     from deployops.engine.deploy import Deployer
     from deployops.engine.events import Notify, Reporter
+    from deployops.engine.operation import HandlerTable
+    from deployops.engine.runner import Runner
     from deployops.store import StateStore
 
-__all__ = ["build_controller", "build_deployer", "build_notify", "owner_alive", "whoami"]
+__all__ = [
+    "build_controller",
+    "build_deployer",
+    "build_notify",
+    "build_runner",
+    "owner_alive",
+    "whoami",
+]
 
 
 def whoami() -> str:
     """``user@host:pid``: who holds a lock, so a stale one can be recognised."""
     return f"{getpass.getuser()}@{socket.gethostname()}:{os.getpid()}"
+
+
+CRASH_AT_VARIABLE = "DEPLOYOPS_TEST_CRASH_AT"
+
+
+def crash_point_from_environment() -> Callable[[str, int, str], None] | None:
+    """The reliability suite's fault point: with ``DEPLOYOPS_TEST_CRASH_AT=KIND:SEQ:WHERE``
+    (e.g. ``deploy:4:before-act``; WHERE is before-intent, before-act or before-outcome) this
+    process kills itself with SIGKILL at that point of that step, as a power cut would. Unset
+    (always, outside the tests) the runner has no fault point."""
+    spec = os.environ.get(CRASH_AT_VARIABLE, "")
+    if not spec:
+        return None
+
+    def crash(kind: str, seq: int, where: str) -> None:
+        if f"{kind}:{seq}:{where}" == spec:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return crash
 
 
 def owner_alive(owner: str) -> bool:
@@ -109,20 +139,19 @@ def build_deployer(
     clock: Clock | None = None,
     platform: Platform | None = None,
 ) -> Deployer:
-    from deployops.config.rollback import effective_rollback
     from deployops.drivers import build_platform
     from deployops.engine.deploy import Deployer
-    from deployops.engine.rules_observer import RulesObserver
+    from deployops.engine.observe.rules_observer import RulesObserver
+    from deployops.engine.planning.deploy import frozen_rollback
 
     clk = clock or SystemClock()
     plat = platform or build_platform(project, environment, clock=clk, store=store)
 
-    def observer(service: str) -> RulesObserver:
-        """RB-1: each deployment is judged by its service's rollback policy."""
+    def observer(service: str, settings: Mapping[str, Any]) -> RulesObserver:
+        """RB-1: each deployment is judged by the rollback policy frozen into its plan."""
+        _ = service
         return RulesObserver.from_settings(
-            compute=plat.compute,
-            metrics=plat.metrics,
-            settings=effective_rollback(project, service),
+            compute=plat.compute, metrics=plat.metrics, settings=frozen_rollback(settings)
         )
 
     return Deployer(
@@ -138,7 +167,46 @@ def build_deployer(
         notify=build_notify(project, environment, store, clk),
         observer=observer,
         app_environment=app_environment,
+        crash_point=crash_point_from_environment(),
     )
+
+
+def build_runner(
+    project: ProjectConfig,
+    environment: str,
+    *,
+    store: StateStore,
+    reporter: Reporter,
+    handlers: HandlerTable,
+    extra_ports: Mapping[type[Any], object] | None = None,
+    clock: Clock | None = None,
+    platform: Platform | None = None,
+) -> Runner:
+    """The operation runner of one environment with ``handlers`` (an operation kind's step
+    table) over the platform's ports plus ``extra_ports`` (looked up by type with
+    ``ctx.ports.get``), notifying as configured."""
+    from deployops.drivers import build_platform
+    from deployops.engine.operation import Env, Ports
+    from deployops.engine.runner import Runner
+
+    clk = clock or SystemClock()
+    plat = platform or build_platform(project, environment, clock=clk, store=store)
+    ports = Ports(
+        compute=plat.compute,
+        traffic=plat.traffic,
+        metrics=plat.metrics,
+        prober=plat.prober,
+        extra=dict(extra_ports or {}),
+    )
+    env = Env(
+        ports=ports,
+        store=store,
+        clock=clk,
+        reporter=reporter,
+        notify=build_notify(project, environment, store, clk),
+        crash_point=crash_point_from_environment(),
+    )
+    return Runner(env=env, handlers=handlers)
 
 
 def build_controller(
@@ -151,14 +219,17 @@ def build_controller(
     worker: str,
     tick_s: float = 1.0,
     job_interval_s: float = 5.0,
+    lease_ttl_s: float | None = None,
 ) -> Controller:
-    """The controller of one environment, wired from ``deployops.yaml``."""
+    """The controller of one environment, wired from ``deployops.yaml``. With ``lease_ttl_s``
+    it shares the store with other controllers of the environment: one acts at a time."""
     from deployops.config.monitoring import alarm_definitions, scaling_policy
     from deployops.domain.model import MetricName
     from deployops.engine.alarms import AlarmEvaluator, RoutedMetrics
     from deployops.engine.autoscaler import Autoscaler
     from deployops.engine.controller import Controller
     from deployops.engine.events import null_reporter
+    from deployops.engine.lease import LeaderLease, controller_lease_name
     from deployops.ports import Metrics
 
     services = list(project.services)
@@ -226,4 +297,13 @@ def build_controller(
         owner_alive=owner_alive,
         tick_s=tick_s,
         job_interval_s=job_interval_s,
+        lease=None
+        if lease_ttl_s is None
+        else LeaderLease(
+            store=store,
+            name=controller_lease_name(environment),
+            holder=worker,
+            clock=clock,
+            ttl_s=lease_ttl_s,
+        ),
     )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from deployops.clock import VirtualClock
-from deployops.config.rollback import effective_rollback
 from deployops.drivers.memory import (
     MemoryCloud,
     MemoryCompute,
@@ -15,7 +15,8 @@ from deployops.drivers.memory import (
     MemoryTraffic,
 )
 from deployops.engine.deploy import Deployer, DeployRequest
-from deployops.engine.rules_observer import RulesObserver
+from deployops.engine.observe.rules_observer import RulesObserver
+from deployops.engine.planning.deploy import frozen_rollback
 from deployops.store import DeploymentRecord, StateStore
 from tests.support.memory_rig import Rig, write_project
 
@@ -51,11 +52,10 @@ def rules_deployer(rig: Rig) -> Deployer:
     """A deployer as ``wiring.build_deployer`` makes it: one RulesObserver per deployment."""
     compute = MemoryCompute(cloud=rig.cloud)
 
-    def observer(service: str) -> RulesObserver:
+    def observer(service: str, settings: Mapping[str, Any]) -> RulesObserver:
+        _ = service
         return RulesObserver.from_settings(
-            compute=compute,
-            metrics=rig.metrics,
-            settings=effective_rollback(rig.project, service),
+            compute=compute, metrics=rig.metrics, settings=frozen_rollback(settings)
         )
 
     return Deployer(

@@ -68,6 +68,7 @@ def _global(
 def _register() -> None:
     from deployops.cli import (
         alarms_cmd,
+        cleanup_cmd,
         config_cmd,
         deploy_cmd,
         deployments_cmd,
@@ -89,6 +90,7 @@ def _register() -> None:
     local_cmd.register(app)
     alarms_cmd.register(app)
     serve_cmd.register(app)
+    cleanup_cmd.register(app)
 
 
 _register()

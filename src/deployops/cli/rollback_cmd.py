@@ -10,7 +10,7 @@ from deployops.cli._common import get_app
 
 if TYPE_CHECKING:
     from deployops.cli.app import App
-    from deployops.engine.rollback import RollbackPlan
+    from deployops.engine.planning.rollback import RollbackPlan
 
 ROLLBACK_HELP = """Roll back a deployment to the version it replaced (RB-3).
 
@@ -45,7 +45,7 @@ def rollback(
     reason: Annotated[str, typer.Option("--reason", help="Why (required with --force).")] = "",
 ) -> None:
     from deployops.cli.deploy_cmd import reporter_for
-    from deployops.engine.rollback import plan_rollback, run_rollback
+    from deployops.engine.planning.rollback import plan_rollback, run_rollback
     from deployops.errors import RolledBackError
     from deployops.wiring import build_deployer, whoami
 

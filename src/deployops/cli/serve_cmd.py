@@ -23,9 +23,21 @@ def serve(
     ),
     port: Annotated[int, typer.Option("--port", help="Port for /healthz and /metrics.")] = 8089,
     tick: Annotated[float, typer.Option("--tick", help="Seconds between scheduler ticks.")] = 1.0,
+    lease_ttl: Annotated[
+        float,
+        typer.Option(
+            "--lease-ttl",
+            min=1.0,
+            help="Controllers sharing one state store elect one to act; a standby takes over "
+            "this many seconds after the acting one dies.",
+        ),
+    ] = 15.0,
 ) -> None:
     """Run the controller: alarm evaluation every period, the autoscaler, deferred jobs
     (old target groups 24 h after a deploy); resumes interrupted deployments at start.
+
+    Several controllers may share one PostgreSQL state store for availability: one acts, the
+    others stand by and take over when it stops or dies.
 
     Example: deployops serve -e production --port 8089
     """
@@ -43,9 +55,21 @@ def serve(
     store = app.store
     platform = build_platform(app.project, env, clock=clock, store=store)
     controller = build_controller(
-        app.project, env, store=store, clock=clock, platform=platform, worker=whoami(), tick_s=tick
+        app.project,
+        env,
+        store=store,
+        clock=clock,
+        platform=platform,
+        worker=whoami(),
+        tick_s=tick,
+        lease_ttl_s=lease_ttl,
     )
     stop = threading.Event()
+    if controller.lease is not None:
+        # Renewed apart from the loop, so long work (resuming a deployment) keeps the lease.
+        threading.Thread(
+            target=controller.lease.keep, args=(stop,), name="lease", daemon=True
+        ).start()
     loop = threading.Thread(target=controller.run, args=(stop,), name="controller", daemon=True)
     # SIGTERM is the normal way to stop a service. uvicorn shuts down on it and then re-raises
     # it under the handler it found; with the default one the process would die right there,

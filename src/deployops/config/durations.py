@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -40,6 +41,9 @@ def parse_duration(value: object) -> float:
                 ) from None
     else:
         raise ValueError("a duration is a number of seconds or a string like 30s, 5m, 24h, 90d")
+    if not math.isfinite(seconds):
+        # "nan", "inf" and 1e400 parse as floats; no wait or window can be that long.
+        raise ValueError(f"{value!r} is not a finite duration; write e.g. 30s, 5m, 24h, 90d")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds

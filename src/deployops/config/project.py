@@ -10,7 +10,7 @@ import difflib
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -253,7 +253,16 @@ def load_project(path: Path | None = None) -> ProjectConfig:
             path=PROJECT_FILE,
             hint="run `deployops init` to write an annotated one, or pass -c PATH",
         )
-    text = file.read_text(encoding="utf-8")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            ConfigIssue(
+                path=f"byte {exc.start}",
+                message="not UTF-8 text; save the file as UTF-8",
+                file=str(file),
+            )
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -306,21 +315,32 @@ def _known_fields(loc: list[str]) -> list[str]:
     """Field names allowed at ``loc`` in the schema (for "did you mean")."""
     model: Any = ProjectConfig
     i = 0
-    while i < len(loc) and model is not None:
+    while i < len(loc):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
         field = model.model_fields.get(loc[i])
         if field is None:
             return []
-        ann = field.annotation
-        origin = getattr(ann, "__origin__", None)
-        if origin is dict:
-            model = ann.__args__[1]  # type: ignore[union-attr]
-            i += 2
-        else:
-            model = ann
-            i += 1
+        model, step = _item_model(field.annotation)
+        i += step
     if isinstance(model, type) and issubclass(model, BaseModel):
         return [n for n in model.model_fields if n != "path"]
     return []
+
+
+def _item_model(ann: Any) -> tuple[Any, int]:
+    """The model a field's value is checked against, and how many path parts it spans:
+    ``dict[str, M]`` and ``tuple[M, ...]`` take a key or an index after the field's name;
+    ``M | None`` is ``M``."""
+    args = [a for a in getattr(ann, "__args__", ()) if a is not type(None) and a is not Ellipsis]
+    origin = getattr(ann, "__origin__", None)
+    if origin is dict and len(args) == 2:
+        return args[1], 2
+    if origin in (tuple, list) and args:
+        return args[0], 2
+    if origin in (None, Union) and args:  # X | None, Optional[X]
+        return _item_model(args[0])
+    return ann, 1
 
 
 def _cross_check(cfg: ProjectConfig, file: str) -> list[ConfigIssue]:

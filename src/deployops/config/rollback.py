@@ -29,7 +29,7 @@ Impossible windows and thresholds are reported with their path through
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,9 +43,6 @@ from deployops.domain.policy import (
     validate_policy,
 )
 from deployops.domain.rules import Comparison, MissingData, Rule
-
-if TYPE_CHECKING:
-    from deployops.config.project import ProjectConfig
 
 __all__ = [
     "RollbackRuleConfig",
@@ -261,7 +258,22 @@ def file_path(path: str) -> str:
     return f"{head}.{name}" if name and head else path
 
 
-def effective_rollback(project: ProjectConfig, service: str) -> RollbackSettings:
+class _ServiceRollback(Protocol):
+    @property
+    def rollback(self) -> RollbackSettings | None: ...
+
+
+class _ProjectRollback(Protocol):
+    """What :func:`effective_rollback` reads of a ``ProjectConfig`` (named structurally, so
+    this module and ``project`` do not import each other)."""
+
+    @property
+    def rollback(self) -> RollbackSettings | None: ...
+
+    def service(self, name: str) -> _ServiceRollback: ...
+
+
+def effective_rollback(project: _ProjectRollback, service: str) -> RollbackSettings:
     """The rollback settings of ``service``: defaults, the top-level section, the service's."""
     base = project.rollback or RollbackSettings()
     return base.merged(project.service(service).rollback)

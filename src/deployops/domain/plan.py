@@ -10,10 +10,19 @@ the runner from the earlier step's stored result.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from deployops.domain.model import HealthCheck, TaskDefinitionSpec
+from deployops.domain.names import (
+    COLOURS,
+    colour_of,
+    other_colour,
+    prod_listener,
+    target_group,
+    test_listener,
+)
 
 __all__ = [
     "FROM_CONTEXT",
@@ -36,28 +45,22 @@ __all__ = [
     "blue_green_plan",
     "colour_of",
     "other_colour",
+    "register_step_type",
     "rolling_plan",
     "step_from_json",
 ]
 
 FROM_CONTEXT = "@task_definition"  # "use the task definition registered earlier in this plan"
 
-COLOURS = ("blue", "green")
-
-
-def other_colour(colour: str) -> str:
-    return "green" if colour == "blue" else "blue"
-
-
-def colour_of(target_group: str) -> str:
-    """``web-green`` -> ``green`` (empty when the name carries no colour)."""
-    tail = target_group.rsplit("-", 1)[-1]
-    return tail if tail in COLOURS else ""
+_ = COLOURS  # re-exported for callers that import the colours from here
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
     phase: ClassVar[str] = ""
+    # (port, capability) pairs a driver must declare for this step to run on it; checked when
+    # the plan is made, so a platform that cannot do it refuses the plan before any change.
+    requires: ClassVar[frozenset[tuple[str, str]]] = frozenset()
 
     @property
     def kind(self) -> str:
@@ -131,6 +134,7 @@ class WaitHealthy(Step):
     desired_count: int
     timeout_s: float
     task_definition: str = FROM_CONTEXT
+    interval_s: float = 0.5  # how often health is read (half the health-check interval)
 
     def describe(self) -> str:
         return (
@@ -171,6 +175,7 @@ class CheckTrafficMoved(Step):
     listener: str
     target_group: str
     previous_target_group: str
+    health_path: str = "/health"  # probed through the listener: a healthy new container answers
 
     def describe(self) -> str:
         return f"confirm all traffic of {self.listener} reaches {self.target_group}"
@@ -218,6 +223,7 @@ class ScheduleDeleteTargetGroup(Step):
 @dataclass(frozen=True, slots=True)
 class RollingUpdate(Step):
     phase: ClassVar[str] = "deploy"
+    requires: ClassVar[frozenset[tuple[str, str]]] = frozenset({("compute", "rolling_update")})
     service: str
     target_group: str
     desired_count: int
@@ -233,29 +239,60 @@ class RollingUpdate(Step):
         )
 
 
-STEP_TYPES: dict[str, type[Step]] = {
-    cls.__name__: cls
-    for cls in (
-        RegisterTaskDefinition,
-        UseTaskDefinition,
-        CreateTargetGroup,
-        StartService,
-        WaitHealthy,
-        SmokeTest,
-        SwitchListener,
-        CheckTrafficMoved,
-        Observe,
-        ScaleService,
-        ScheduleDeleteTargetGroup,
-        RollingUpdate,
-    )
-}
+STEP_TYPES: dict[str, type[Step]] = {}
+
+_S = TypeVar("_S", bound=type[Step])
 
 
-def step_from_json(data: dict[str, Any]) -> Step:
+def register_step_type(cls: _S) -> _S:
+    """Make a step type storable: :func:`step_from_json` rebuilds it by its class name.
+
+    Every step type an operation kind plans is registered once (a class decorator works)::
+
+        @register_step_type
+        @dataclass(frozen=True, slots=True)
+        class TakeBackup(Step):
+            phase: ClassVar[str] = "prepare"
+            stanza: str
+    """
+    known = STEP_TYPES.get(cls.__name__)
+    if known is not None and known is not cls:
+        raise ValueError(f"step type {cls.__name__} is registered twice")
+    STEP_TYPES[cls.__name__] = cls
+    return cls
+
+
+for _cls in (
+    RegisterTaskDefinition,
+    UseTaskDefinition,
+    CreateTargetGroup,
+    StartService,
+    WaitHealthy,
+    SmokeTest,
+    SwitchListener,
+    CheckTrafficMoved,
+    Observe,
+    ScaleService,
+    ScheduleDeleteTargetGroup,
+    RollingUpdate,
+):
+    register_step_type(_cls)
+
+
+def _tuples(value: Any) -> Any:
+    """JSON lists back to the tuples frozen steps hold."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def step_from_json(data: Mapping[str, Any]) -> Step:
     """Rebuild a step stored by :meth:`Step.to_json` (for ``resume``)."""
     payload = {k: v for k, v in data.items() if k not in ("step", "phase")}
-    cls = STEP_TYPES[data["step"]]
+    try:
+        cls = STEP_TYPES[data["step"]]
+    except KeyError:
+        raise ValueError(f"unknown step type {data.get('step')!r} in a stored plan") from None
     if cls is RegisterTaskDefinition:
         spec = dict(payload["spec"])
         spec["health_check"] = HealthCheck(**spec["health_check"])
@@ -267,21 +304,52 @@ def step_from_json(data: dict[str, Any]) -> Step:
             target_group=payload["target_group"],
             health_check=HealthCheck(**payload["health_check"]),
         )
-    if cls is SmokeTest:
-        payload["checks"] = tuple(tuple(c) for c in payload["checks"])
-    return cls(**payload)
+    return cls(**{k: _tuples(v) for k, v in payload.items()})
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """A frozen plan: its steps and every setting they need (``settings``, JSON values).
+
+    ``settings`` is what a resumed run, a rollback and an incident report read instead of the
+    live ``deployops.yaml``: the rollback rules with their windows, the smoke checks, the
+    notification routes, whatever the operation kind's steps look up.
+    """
+
     strategy: str
     steps: tuple[Step, ...]
     target_group: str
     previous_target_group: str
     notes: tuple[str, ...] = field(default=())
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> list[dict[str, Any]]:
         return [s.to_json() for s in self.steps]
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything needed to run the plan again, as JSON (stored with the operation)."""
+        return {
+            "strategy": self.strategy,
+            "steps": self.to_json(),
+            "target_group": self.target_group,
+            "previous_target_group": self.previous_target_group,
+            "notes": list(self.notes),
+            "settings": _jsonable(dict(self.settings)),
+        }
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> Plan:
+        return cls(
+            strategy=str(data.get("strategy", "")),
+            steps=tuple(step_from_json(s) for s in data.get("steps", ())),
+            target_group=str(data.get("target_group", "")),
+            previous_target_group=str(data.get("previous_target_group", "")),
+            notes=tuple(data.get("notes", ())),
+            settings=dict(data.get("settings", {})),
+        )
+
+    def with_settings(self, **settings: Any) -> Plan:
+        return dataclasses.replace(self, settings={**self.settings, **settings})
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +368,11 @@ class BlueGreenParams:
     max_error_rate: float = 1.0
 
 
+def _health_poll_s(hc: HealthCheck) -> float:
+    """How often a wait reads health: half the health-check interval, within 0.1..1 s."""
+    return max(0.1, min(1.0, hc.interval_s / 2))
+
+
 def blue_green_plan(p: BlueGreenParams) -> Plan:
     """The guide's four phases (DEP-1..DEP-4).
 
@@ -312,7 +385,7 @@ def blue_green_plan(p: BlueGreenParams) -> Plan:
     """
     new = other_colour(p.active_colour) if p.has_active else p.active_colour
     old = p.active_colour
-    new_tg, old_tg = f"{p.service}-{new}", f"{p.service}-{old}"
+    new_tg, old_tg = target_group(p.service, new), target_group(p.service, old)
     new_svc, old_svc = new_tg, old_tg
     steps: list[Step] = [
         RegisterTaskDefinition(spec=p.spec),
@@ -323,13 +396,17 @@ def blue_green_plan(p: BlueGreenParams) -> Plan:
             target_group=new_tg,
             desired_count=p.desired_count,
             timeout_s=p.health_timeout_s,
+            interval_s=_health_poll_s(p.health_check),
         ),
-        SmokeTest(listener=f"{p.service}-test", target_group=new_tg, checks=p.smoke_checks),
+        SmokeTest(listener=test_listener(p.service), target_group=new_tg, checks=p.smoke_checks),
         SwitchListener(
-            listener=f"{p.service}-prod", target_group=new_tg, previous_target_group=old_tg
+            listener=prod_listener(p.service), target_group=new_tg, previous_target_group=old_tg
         ),
         CheckTrafficMoved(
-            listener=f"{p.service}-prod", target_group=new_tg, previous_target_group=old_tg
+            listener=prod_listener(p.service),
+            target_group=new_tg,
+            previous_target_group=old_tg,
+            health_path=p.health_check.path,
         ),
     ]
     if p.stability_window_s > 0:
@@ -380,7 +457,7 @@ class RollingParams:
 def rolling_plan(p: RollingParams) -> Plan:
     """Rolling update in place (IAC-4): up to ``maximum_percent`` running, never below
     ``minimum_healthy_percent`` healthy. A first deployment starts the service instead."""
-    tg = f"{p.service}-{p.active_colour}"
+    tg = target_group(p.service, p.active_colour)
     svc = tg
     steps: list[Step] = [RegisterTaskDefinition(spec=p.spec)]
     if p.has_active:
@@ -403,9 +480,12 @@ def rolling_plan(p: RollingParams) -> Plan:
                 target_group=tg,
                 desired_count=p.desired_count,
                 timeout_s=p.health_timeout_s,
+                interval_s=_health_poll_s(p.health_check),
             ),
-            SmokeTest(listener=f"{p.service}-test", target_group=tg, checks=p.smoke_checks),
-            SwitchListener(listener=f"{p.service}-prod", target_group=tg, previous_target_group=""),
+            SmokeTest(listener=test_listener(p.service), target_group=tg, checks=p.smoke_checks),
+            SwitchListener(
+                listener=prod_listener(p.service), target_group=tg, previous_target_group=""
+            ),
         ]
     if p.stability_window_s > 0:
         steps.append(

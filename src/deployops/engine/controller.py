@@ -7,7 +7,9 @@ It keeps watching after the CLI has exited. Each :meth:`Controller.tick` runs wh
 - deferred jobs, e.g. deleting the previous target group 24 h after a deploy (DEP-4).
 
 At :meth:`Controller.start` it puts back jobs claimed by a controller that died (SIGKILL) and
-resumes interrupted deployments whose owner no longer runs. Jobs are rows in the store, claimed
+resumes interrupted deployments whose owner no longer runs. With a :class:`LeaderLease`,
+several controllers can share one store: only the lease holder ticks its loops, and a standby
+does that recovery when it takes the lease over. Jobs are rows in the store, claimed
 atomically, and their handlers are idempotent (look first, then act), so a restart neither
 loses nor repeats one.
 
@@ -27,9 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployops.clock import Clock
+from deployops.domain.names import lock_key
 from deployops.engine.alarms import AlarmEvaluator
 from deployops.engine.autoscaler import Autoscaler
-from deployops.engine.deploy import JOB_DELETE_TARGET_GROUP
+from deployops.engine.cleanup import JOB_DELETE_TARGET_GROUP, WAITING, JobOutcome, run_deletion
+from deployops.engine.lease import LeaderLease
 from deployops.errors import DeployopsError
 from deployops.ports import Compute, Traffic
 from deployops.store import EventRecord, JobRecord, StateStore
@@ -37,14 +41,6 @@ from deployops.store import EventRecord, JobRecord, StateStore
 __all__ = ["Controller", "JobHandler", "JobOutcome", "LoopStats"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class JobOutcome:
-    """``status`` is ``done``, ``skipped`` (with the reason) or ``failed``."""
-
-    status: str
-    result: str
 
 
 JobHandler = Callable[[JobRecord], JobOutcome]
@@ -84,6 +80,8 @@ class Controller:
     tick_s: float = 1.0
     handlers: Mapping[str, JobHandler] = field(default_factory=dict)
     stats: dict[str, LoopStats] = field(default_factory=dict)
+    # None: this controller is the only one and always acts.
+    lease: LeaderLease | None = None
 
     def __post_init__(self) -> None:
         self._handlers: dict[str, JobHandler] = {
@@ -99,10 +97,36 @@ class Controller:
             self.stats.setdefault(name, LoopStats())
         self.started = False
         self.last_tick: float | None = None  # monotonic
+        self.leading = self.lease is None
+        self._recovered = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Recover from a previous controller's death: release its jobs, resume deployments."""
+        """Recover from a previous controller's death: release its jobs, resume deployments.
+        A standby (another controller holds the lease) does this when it takes over."""
+        if self._lead():
+            self._recover()
+        self.started = True
+
+    def _lead(self) -> bool:
+        """Hold or renew the lease; events when leadership changes hands."""
+        if self.lease is None:
+            return True
+        was = self.leading
+        self.leading = self.lease.hold()
+        if self.leading and not was:
+            self._event("controller.leading", f"{self.worker} is now the acting controller")
+        elif was and not self.leading:
+            self._recovered = False
+            self._event(
+                "controller.standby",
+                f"{self.worker} lost the lease to {self.lease.leader}; standing by",
+                level="warning",
+            )
+        return self.leading
+
+    def _recover(self) -> None:
+        self._recovered = True
         for job in self.store.release_stale_jobs(alive=self.owner_alive):
             self._event(
                 "controller.job_released",
@@ -112,7 +136,6 @@ class Controller:
             )
         if self.resume is not None:
             self.resume_interrupted()
-        self.started = True
 
     def resume_interrupted(self) -> list[str]:
         """Resume every ``running`` deployment of the environment whose lock owner is gone."""
@@ -121,7 +144,7 @@ class Controller:
         for rec in self.store.list_deployments(
             environment=self.environment, status=["running"], limit=100
         ):
-            held = self.store.get_lock(f"{rec.environment}/{rec.service}")
+            held = self.store.get_lock(lock_key(rec.environment, rec.service))
             if held is not None and self.owner_alive(held.owner):
                 continue  # someone is still running it
             try:
@@ -145,17 +168,27 @@ class Controller:
         if not self.started:
             self.start()
         ticks = 0
-        while not stop.is_set():
-            self.tick()
-            ticks += 1
-            if max_ticks is not None and ticks >= max_ticks:
-                return
-            # Through the injected clock (virtual in tests); a stop is noticed within a tick.
-            self.clock.sleep(self.tick_s)
+        try:
+            while not stop.is_set():
+                self.tick()
+                ticks += 1
+                if max_ticks is not None and ticks >= max_ticks:
+                    return
+                # Through the injected clock (virtual in tests); a stop is noticed within a tick.
+                self.clock.sleep(self.tick_s)
+        finally:
+            if self.lease is not None and self.leading and stop.is_set():
+                self.lease.release()  # a clean stop: the standby takes over at once
+                self.leading = False
 
     def tick(self) -> None:
-        """Run each loop that is due."""
+        """Run each loop that is due (only while this controller holds the lease)."""
         now = self.clock.monotonic()
+        if not self._lead():
+            self.last_tick = self.clock.monotonic()
+            return
+        if self.lease is not None and not self._recovered:
+            self._recover()  # taken over from a controller that stopped or died
         loops: dict[str, Callable[[], object]] = {"jobs": self.run_jobs}
         if self.evaluator is not None:
             loops["alarms"] = self.evaluator.evaluate
@@ -188,11 +221,20 @@ class Controller:
         """Claim due jobs atomically and run each; the outcome is stored on the job."""
         done: list[tuple[JobRecord, JobOutcome]] = []
         while True:
-            jobs = self.store.claim_due_jobs(now=self.clock.now(), worker=self.worker, limit=10)
+            jobs = self.store.claim_due_jobs(
+                now=self.clock.now(),
+                worker=self.worker,
+                limit=10,
+                ids=None if not done else [j.id for j in self._pending_due(done)],
+            )
             if not jobs:
                 return done
             for job in jobs:
                 outcome = self._run_job(job)
+                if outcome.status in WAITING:
+                    # Put back by run_deletion: it runs once the lock is free.
+                    done.append((job, outcome))
+                    continue
                 self.store.finish_job(
                     job.id, status=outcome.status, result=outcome.result, now=self.clock.now()
                 )
@@ -217,29 +259,19 @@ class Controller:
             return JobOutcome("failed", f"unexpected {type(exc).__name__}: {exc}")
 
     def delete_target_group(self, job: JobRecord) -> JobOutcome:
-        """DEP-4: delete the previous colour's target group, but only once nothing uses it:
-        no listener forwards to it and its compute service runs no task. Idempotent."""
-        p: dict[str, Any] = job.payload
-        group = str(p.get("target_group", ""))
-        service = str(p.get("service", ""))
-        if not group:
-            return JobOutcome("failed", "the job names no target group")
-        if self.traffic.describe_target_group(group) is None:
-            return JobOutcome("done", f"{group} is already deleted")
-        for listener in (f"{service}-prod", f"{service}-test"):
-            try:
-                forwards = self.traffic.describe_listener(listener).forwards
-            except DeployopsError:
-                continue
-            if any(tg == group and weight > 0 for tg, weight in forwards):
-                return JobOutcome("skipped", f"{listener} still forwards traffic to {group}")
-        svc = self.compute.describe_service(group)
-        if svc is not None and svc.desired > 0:
-            return JobOutcome(
-                "skipped", f"{group} still runs {svc.desired} desired task(s); not deleting it"
-            )
-        self.traffic.delete_target_group(group)
-        return JobOutcome("done", f"deleted target group {group}")
+        """DEP-4: delete the previous colour's target group under the service's deploy lock,
+        once nothing uses it (:func:`deployops.engine.cleanup.delete_target_group`)."""
+        return run_deletion(
+            self.store, self.traffic, self.compute, job, owner=self.worker, now=self.clock.now()
+        )
+
+    def _pending_due(self, done: list[tuple[JobRecord, JobOutcome]]) -> list[JobRecord]:
+        """Due jobs not tried in this run yet (a locked job waits for the next run)."""
+        tried = {j.id for j, _ in done}
+        now = self.clock.now()
+        return [
+            j for j in self.store.jobs(status="pending") if j.due_at <= now and j.id not in tried
+        ]
 
     # ------------------------------------------------------------------ helpers
     def _event(

@@ -7,8 +7,11 @@ the store's record of the deployment (steps, events, decisions with their eviden
 Markdown report with the timeline, the evidence and the user impact; it is stored as an event
 (``incident.report``) and written to ``<project root>/.deployops/reports/<deployment-id>.md``.
 
->>> checked = verify_rollback(deployer, rec, target_group="web-blue")  # doctest: +SKIP
->>> write_incident_report(deployer, rec, rollback_id=rb_id, flip=flip, verification=checked,
+Both read the settings frozen into the deployment's plan (``ctx.settings``: smoke checks,
+rollback rules, the reports folder), never the live ``deployops.yaml``.
+
+>>> checked = verify_rollback(ctx, rec, target_group="web-blue")  # doctest: +SKIP
+>>> write_incident_report(ctx, rec, rollback_id=rb_id, flip=flip, verification=checked,
 ...                       trigger=verdict, error=message)  # doctest: +SKIP
 """
 
@@ -18,16 +21,15 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from deployops.config.rollback import effective_rollback
 from deployops.domain.model import MetricName, MetricQuery, Statistic
-from deployops.engine.observe import Verdict
+from deployops.domain.names import prod_listener
+from deployops.engine.observe.health import Verdict
+from deployops.engine.operation import StepContext
+from deployops.engine.planning.deploy import frozen_rollback, frozen_smoke_checks
 from deployops.errors import DeploymentError
 from deployops.store import DecisionRecord, DeploymentRecord, EventRecord, StepRecord
-
-if TYPE_CHECKING:
-    from deployops.engine.deploy import Deployer
 
 __all__ = [
     "measure_impact",
@@ -39,19 +41,19 @@ __all__ = [
 
 # ---------------------------------------------------------------------- verification
 def verify_rollback(
-    deployer: Deployer, rec: DeploymentRecord, *, target_group: str, wait_s: float = 0.0
+    ctx: StepContext, rec: DeploymentRecord, *, target_group: str, wait_s: float = 0.0
 ) -> dict[str, Any]:
     """Health, traffic, smoke checks and metrics of the version production went back to.
 
     ``wait_s`` (one sample interval) lets the metric source see requests served after the
     flip before they are judged. Metrics without data yet are reported, not failed.
     """
-    clock = deployer.clock
+    clock = ctx.clock
     began = clock.now()
     if wait_s > 0:
         clock.sleep(wait_s)
     now = clock.now()
-    ports = deployer.ports
+    ports = ctx.ports
     checks: list[dict[str, Any]] = []
 
     def check(name: str, ok: bool | None, detail: str) -> None:
@@ -67,23 +69,22 @@ def verify_rollback(
             svc.desired > 0 and svc.healthy >= svc.desired,
             f"{svc.healthy}/{svc.desired} containers of {target_group} healthy",
         )
-    prod = f"{rec.service}-prod"
+    prod = prod_listener(rec.service)
     listener = ports.traffic.describe_listener(prod)
     check(
         "traffic",
         listener.target_group == target_group,
         f"{prod} forwards to {listener.target_group or 'nothing'}",
     )
-    cfg = deployer.project.service(rec.service)
-    for smoke in cfg.blue_green.smoke_checks:
-        url = f"http://{listener.host}:{listener.port}{smoke.path}"
+    for path, status in frozen_smoke_checks(ctx.settings):
+        url = f"http://{listener.host}:{listener.port}{path}"
         res = ports.prober.get(url, timeout_s=5.0)
         check(
-            f"smoke {smoke.path}",
-            res.status == smoke.status,
-            f"{url} answered {res.status or res.error}, expected {smoke.status}",
+            f"smoke {path}",
+            res.status == status,
+            f"{url} answered {res.status or res.error}, expected {status}",
         )
-    policy = effective_rollback(deployer.project, rec.service).policy()
+    policy = frozen_rollback(ctx.settings).policy()
     for rr in policy.rules:
         rule = rr.rule
         span = wait_s if wait_s > 0 else float(rule.period_s)
@@ -133,7 +134,7 @@ def verify_rollback(
 
 # ---------------------------------------------------------------------- report
 def write_incident_report(
-    deployer: Deployer,
+    ctx: StepContext,
     rec: DeploymentRecord,
     *,
     rollback_id: str,
@@ -145,8 +146,8 @@ def write_incident_report(
 ) -> Path:
     """Render the report, store it as an ``incident.report`` event and write it to
     ``.deployops/reports/<deployment-id>.md``. Returns the file's path."""
-    store = deployer.store
-    impact = dict(impact) if impact is not None else measure_impact(deployer, rec, flip)
+    store = ctx.store
+    impact = dict(impact) if impact is not None else measure_impact(ctx, rec, flip)
     text = render_incident_report(
         rec,
         steps=store.steps_for(rec.id),
@@ -158,9 +159,9 @@ def write_incident_report(
         impact=impact,
         trigger=trigger,
         error=error,
-        generated_at=deployer.clock.now(),
+        generated_at=ctx.clock.now(),
     )
-    folder = deployer.project.state_dir / "reports"
+    folder = Path(str(ctx.settings.get("reports_dir") or ".deployops/reports"))
     path = folder / f"{rec.id}.md"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -173,7 +174,7 @@ def write_incident_report(
     finally:
         store.add_event(
             EventRecord(
-                ts=deployer.clock.now(),
+                ts=ctx.clock.now(),
                 kind="incident.report",
                 level="warning",
                 deployment_id=rec.id,
@@ -192,7 +193,7 @@ def write_incident_report(
 
 
 def measure_impact(
-    deployer: Deployer, rec: DeploymentRecord, flip: Mapping[str, Any] | None
+    ctx: StepContext, rec: DeploymentRecord, flip: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """Who was affected: how long the new version had production traffic, how many requests
     it served in that time and how many of them failed (from the metric source). Measured
@@ -200,12 +201,12 @@ def measure_impact(
     switched = next(
         (
             s.result.get("switched_at")
-            for s in deployer.store.steps_for(rec.id)
+            for s in ctx.store.steps_for(rec.id)
             if s.name == "SwitchListener" and s.status == "succeeded"
         ),
         None,
     )
-    end = datetime.fromisoformat(str(flip["at"])) if flip else deployer.clock.now()
+    end = datetime.fromisoformat(str(flip["at"])) if flip else ctx.clock.now()
     if not switched:
         return {"exposed_s": 0.0, "note": "production traffic never reached the new version"}
     start = datetime.fromisoformat(str(switched))
@@ -221,7 +222,7 @@ def measure_impact(
     period = max(1, math.ceil(exposed))
 
     def total(metric: MetricName, stat: Statistic) -> tuple[float, int] | str:
-        m = deployer.ports.metrics.query(
+        m = ctx.ports.metrics.query(
             MetricQuery(
                 metric=metric,
                 scope=rec.target_group,
@@ -235,7 +236,7 @@ def measure_impact(
             return m.error
         return sum(d.value for d in m.datapoints), sum(d.samples for d in m.datapoints)
 
-    errors = deployer.ports.metrics.query(
+    errors = ctx.ports.metrics.query(
         MetricQuery(
             metric=MetricName.ERROR_RATE,
             scope=rec.target_group,

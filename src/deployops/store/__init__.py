@@ -1,4 +1,5 @@
-"""deployops' own state: deployments, steps, events, decisions, locks, samples, audit, jobs.
+"""deployops' own state: operations (deployments and every other kind), steps, events,
+decisions, locks, samples, audit, jobs.
 
 SQLite by default (``.deployops/state.db`` beside ``deployops.yaml``); PostgreSQL when
 ``DEPLOYOPS_DATABASE_URL`` or ``state.url`` says so. Schema changes are Alembic migrations.
@@ -12,8 +13,10 @@ from deployops.store.records import (
     DeploymentRecord,
     EventRecord,
     JobRecord,
+    LeaseInfo,
     LockInfo,
     MetricSample,
+    OperationRecord,
     ScalingActivity,
     StepRecord,
 )
@@ -27,8 +30,10 @@ __all__ = [
     "DeploymentRecord",
     "EventRecord",
     "JobRecord",
+    "LeaseInfo",
     "LockInfo",
     "MetricSample",
+    "OperationRecord",
     "ScalingActivity",
     "StateStore",
     "StepRecord",

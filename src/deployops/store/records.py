@@ -14,11 +14,61 @@ __all__ = [
     "DeploymentRecord",
     "EventRecord",
     "JobRecord",
+    "LeaseInfo",
     "LockInfo",
     "MetricSample",
+    "OperationRecord",
     "ScalingActivity",
     "StepRecord",
 ]
+
+# The operation kinds a deployment record stands for (``deployops deployments`` lists them).
+DEPLOYMENT_KINDS = ("deploy", "rollback")
+
+# The fields of a deployment kept in an operation's ``detail`` (everything a deploy adds to
+# the generic operation).
+_DEPLOYMENT_DETAIL = (
+    "version",
+    "strategy",
+    "task_definition",
+    "target_group",
+    "previous_version",
+    "previous_task_definition",
+    "previous_target_group",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRecord:
+    """One operation of any kind (deploy, rollback, restore, drill, rotate, gate).
+
+    ``target`` is what the operation changes (a service, a database, a secret); the lock is
+    held per ``(environment, target)``. ``plan`` is the frozen plan
+    (:meth:`deployops.domain.plan.Plan.to_record`); ``detail`` holds what the kind adds
+    (a deployment's versions and target groups).
+    """
+
+    id: str
+    kind: str
+    environment: str
+    target: str
+    status: str  # running | succeeded | failed | rolled_back
+    created_at: datetime
+    updated_at: datetime
+    phase: str = ""
+    owner: str = ""
+    reverts: str | None = None
+    plan: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    finished_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +101,62 @@ class DeploymentRecord:
             out[name] = value.isoformat() if isinstance(value, datetime) else value
         return out
 
+    def to_operation(self, *, settings: dict[str, Any] | None = None) -> OperationRecord:
+        """This deployment as the generic operation the store keeps."""
+        return OperationRecord(
+            id=self.id,
+            kind=self.kind,
+            environment=self.environment,
+            target=self.service,
+            status=self.status,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            phase=self.phase,
+            owner=self.owner,
+            reverts=self.reverts,
+            plan={
+                "strategy": self.strategy,
+                "steps": list(self.plan),
+                "target_group": self.target_group,
+                "previous_target_group": self.previous_target_group,
+                "notes": [],
+                "settings": dict(settings or {}),
+            },
+            detail={name: getattr(self, name) for name in _DEPLOYMENT_DETAIL},
+            error=self.error,
+            finished_at=self.finished_at,
+        )
+
+    @classmethod
+    def from_operation(cls, op: OperationRecord) -> DeploymentRecord:
+        d = op.detail
+        return cls(
+            id=op.id,
+            environment=op.environment,
+            service=op.target,
+            version=str(d.get("version", "")),
+            strategy=str(d.get("strategy", op.plan.get("strategy", ""))),
+            status=op.status,
+            created_at=op.created_at,
+            updated_at=op.updated_at,
+            kind=op.kind,
+            phase=op.phase,
+            owner=op.owner,
+            task_definition=str(d.get("task_definition", "")),
+            target_group=str(d.get("target_group", "")),
+            previous_version=str(d.get("previous_version", "")),
+            previous_task_definition=str(d.get("previous_task_definition", "")),
+            previous_target_group=str(d.get("previous_target_group", "")),
+            reverts=op.reverts,
+            plan=list(op.plan.get("steps", [])),
+            error=op.error,
+            finished_at=op.finished_at,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class StepRecord:
-    deployment_id: str
+    operation_id: str
     seq: int
     name: str
     status: str
@@ -97,6 +199,16 @@ class LockInfo:
     reason: str
     acquired_at: datetime
     deployment_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """Who acts for ``name`` and until when (POSIX seconds) unless renewed."""
+
+    name: str
+    holder: str
+    acquired_at: datetime
+    expires_at: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,12 +26,13 @@ __all__ = [
     "alarm_states",
     "audit_log",
     "decisions",
-    "deployments",
     "events",
     "jobs",
+    "leases",
     "locks",
     "metadata",
     "metric_samples",
+    "operations",
     "scaling_activities",
     "steps",
 ]
@@ -58,37 +59,34 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 metadata = MetaData()
 
-deployments = Table(
-    "deployments",
+# Every operation that changes production (deploy, rollback, restore, drill, rotate, gate):
+# one row each, whatever its kind; ``plan`` is the frozen plan, ``detail`` what the kind adds.
+operations = Table(
+    "operations",
     metadata,
     Column("id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
     Column("environment", String(64), nullable=False),
-    Column("service", String(128), nullable=False),
-    Column("version", String(128), nullable=False),
-    Column("strategy", String(32), nullable=False),
-    Column("kind", String(32), nullable=False, server_default="deploy"),  # deploy | rollback
+    Column("target", String(128), nullable=False),
     Column("status", String(32), nullable=False),
     Column("phase", String(64), nullable=False, server_default=""),
     Column("owner", String(256), nullable=False, server_default=""),
-    Column("task_definition", String(256), nullable=False, server_default=""),
-    Column("target_group", String(256), nullable=False, server_default=""),
-    Column("previous_version", String(128), nullable=False, server_default=""),
-    Column("previous_task_definition", String(256), nullable=False, server_default=""),
-    Column("previous_target_group", String(256), nullable=False, server_default=""),
     Column("reverts", String(64), nullable=True),
-    Column("plan", Text, nullable=False, server_default="[]"),
+    Column("plan", Text, nullable=False, server_default="{}"),
+    Column("detail", Text, nullable=False, server_default="{}"),
     Column("error", Text, nullable=False, server_default=""),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     Column("finished_at", UtcDateTime(), nullable=True),
-    Index("ix_deployments_env_service", "environment", "service", "created_at"),
+    Index("ix_operations_env_target", "environment", "target", "created_at"),
+    Index("ix_operations_kind_status", "kind", "status"),
 )
 
 steps = Table(
     "steps",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("deployment_id", String(64), ForeignKey("deployments.id"), nullable=False),
+    Column("operation_id", String(64), ForeignKey("operations.id"), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("name", String(64), nullable=False),
     Column("phase", String(64), nullable=False, server_default=""),
@@ -98,7 +96,7 @@ steps = Table(
     Column("error", Text, nullable=False, server_default=""),
     Column("started_at", UtcDateTime(), nullable=False),
     Column("finished_at", UtcDateTime(), nullable=True),
-    UniqueConstraint("deployment_id", "seq", name="uq_steps_deployment_seq"),
+    UniqueConstraint("operation_id", "seq", name="uq_steps_operation_seq"),
 )
 
 events = Table(
@@ -135,6 +133,17 @@ locks = Table(
     Column("reason", Text, nullable=False, server_default=""),
     Column("deployment_id", String(64), nullable=True),
     Column("acquired_at", UtcDateTime(), nullable=False),
+)
+
+# One controller acts per lease name (``controller/<environment>``): the holder renews it every
+# tick; another controller takes it over once ``expires_at`` (POSIX seconds) has passed.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("holder", String(256), nullable=False),
+    Column("acquired_at", UtcDateTime(), nullable=False),
+    Column("expires_at", Float, nullable=False),
 )
 
 metric_samples = Table(

@@ -17,12 +17,14 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    case,
     create_engine,
     delete,
     event,
     func,
     insert,
     inspect,
+    or_,
     select,
     text,
     update,
@@ -33,6 +35,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 from deployops.errors import ConfigError, DriverError, LockHeldError, NotFoundError
 from deployops.store import schema as t
 from deployops.store.records import (
+    DEPLOYMENT_KINDS,
     AlarmHistoryRecord,
     AlarmStateRecord,
     AuditRecord,
@@ -40,8 +43,10 @@ from deployops.store.records import (
     DeploymentRecord,
     EventRecord,
     JobRecord,
+    LeaseInfo,
     LockInfo,
     MetricSample,
+    OperationRecord,
     ScalingActivity,
     StepRecord,
 )
@@ -52,7 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["HEAD_REVISION", "StateStore"]
 
 # The newest migration in migrations/versions; the store migrates when the database is behind.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0008"
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -75,9 +80,21 @@ def _dump(value: Any) -> str:
 
 _R = TypeVar("_R", bound="DataclassInstance")
 
+_DEPLOYMENT_DETAIL_FIELDS = frozenset(
+    {
+        "version",
+        "strategy",
+        "task_definition",
+        "target_group",
+        "previous_version",
+        "previous_task_definition",
+        "previous_target_group",
+    }
+)
+
 # The record fields stored as JSON text; every other field is stored as it is.
 _JSON_FIELDS: dict[type[Any], frozenset[str]] = {
-    DeploymentRecord: frozenset({"plan"}),
+    OperationRecord: frozenset({"plan", "detail"}),
     StepRecord: frozenset({"params", "result"}),
     EventRecord: frozenset({"data"}),
     DecisionRecord: frozenset({"evidence"}),
@@ -216,9 +233,10 @@ class StateStore:
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         try:
-            with self._engine.begin() as conn:
+            with self._engine.connect() as conn, _transactional_ddl(conn):
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+                conn.commit()
         except OperationalError as exc:
             raise DriverError(
                 "state-store",
@@ -227,44 +245,101 @@ class StateStore:
                 hint=f"check that the state database {self.url} is reachable and writable",
             ) from exc
 
-    # ------------------------------------------------------------------ deployments
-    def create_deployment(self, rec: DeploymentRecord) -> None:
+    # ------------------------------------------------------------------ operations
+    def create_operation(self, rec: OperationRecord) -> None:
         with self._tx() as conn:
-            conn.execute(insert(t.deployments).values(**_values(rec, exclude=())))
+            conn.execute(insert(t.operations).values(**_values(rec, exclude=())))
 
-    def update_deployment(self, deployment_id: str, **fields: Any) -> None:
-        if "plan" in fields:
-            fields["plan"] = _dump(fields["plan"])
+    def update_operation(self, operation_id: str, **fields: Any) -> None:
+        """Set columns of an operation; ``detail`` is merged into the stored one."""
         with self._tx() as conn:
+            if "detail" in fields:
+                stored = conn.execute(
+                    select(t.operations.c.detail).where(t.operations.c.id == operation_id)
+                ).scalar_one_or_none()
+                fields["detail"] = _dump({**json.loads(stored or "{}"), **fields["detail"]})
+            if "plan" in fields:
+                fields["plan"] = _dump(fields["plan"])
             conn.execute(
-                update(t.deployments).where(t.deployments.c.id == deployment_id).values(**fields)
+                update(t.operations).where(t.operations.c.id == operation_id).values(**fields)
             )
 
-    def get_deployment(self, deployment_id: str) -> DeploymentRecord | None:
+    def get_operation(self, operation_id: str) -> OperationRecord | None:
         with self._tx() as conn:
             row = (
-                conn.execute(select(t.deployments).where(t.deployments.c.id == deployment_id))
+                conn.execute(select(t.operations).where(t.operations.c.id == operation_id))
                 .mappings()
                 .first()
             )
-        return _record(DeploymentRecord, row) if row else None
+        return _record(OperationRecord, row) if row else None
+
+    def find_operation(
+        self, prefix: str, *, kinds: Sequence[str] | None = None
+    ) -> OperationRecord | None:
+        """By full id, or by a unique prefix of one (of ``kinds``, when given)."""
+        exact = self.get_operation(prefix)
+        if exact is not None and (not kinds or exact.kind in kinds):
+            return exact
+        if len(prefix) < 4:
+            return None
+        q = select(t.operations).where(t.operations.c.id.startswith(prefix, autoescape=True))
+        if kinds:
+            q = q.where(t.operations.c.kind.in_(list(kinds)))
+        with self._tx() as conn:
+            rows = conn.execute(q.limit(2)).mappings().all()
+        return _record(OperationRecord, rows[0]) if len(rows) == 1 else None
+
+    def list_operations(
+        self,
+        *,
+        kinds: Sequence[str] | None = None,
+        environment: str | None = None,
+        target: str | None = None,
+        status: Sequence[str] | None = None,
+        limit: int = 20,
+    ) -> list[OperationRecord]:
+        c = t.operations.c
+        q = select(t.operations)
+        if kinds:
+            q = q.where(c.kind.in_(list(kinds)))
+        if environment:
+            q = q.where(c.environment == environment)
+        if target:
+            q = q.where(c.target == target)
+        if status:
+            q = q.where(c.status.in_(list(status)))
+        q = q.order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+        with self._tx() as conn:
+            return [_record(OperationRecord, r) for r in conn.execute(q).mappings().all()]
+
+    # ------------------------------------------------------------------ deployments
+    # A deployment is an operation of kind deploy or rollback, seen with its versions.
+    def create_deployment(self, rec: DeploymentRecord) -> None:
+        self.create_operation(rec.to_operation())
+
+    def update_deployment(self, deployment_id: str, **fields: Any) -> None:
+        detail = {k: fields.pop(k) for k in list(fields) if k in _DEPLOYMENT_DETAIL_FIELDS}
+        if "service" in fields:
+            fields["target"] = fields.pop("service")
+        if "plan" in fields:
+            stored = self.get_operation(deployment_id)
+            plan = dict(stored.plan) if stored else {}
+            plan["steps"] = fields["plan"]
+            fields["plan"] = plan
+        if detail:
+            fields["detail"] = detail
+        self.update_operation(deployment_id, **fields)
+
+    def get_deployment(self, deployment_id: str) -> DeploymentRecord | None:
+        op = self.get_operation(deployment_id)
+        if op is None or op.kind not in DEPLOYMENT_KINDS:
+            return None
+        return DeploymentRecord.from_operation(op)
 
     def find_deployment(self, prefix: str) -> DeploymentRecord | None:
         """By full id, or by a unique prefix of one."""
-        exact = self.get_deployment(prefix)
-        if exact or len(prefix) < 4:
-            return exact
-        with self._tx() as conn:
-            rows = (
-                conn.execute(
-                    select(t.deployments)
-                    .where(t.deployments.c.id.startswith(prefix, autoescape=True))
-                    .limit(2)
-                )
-                .mappings()
-                .all()
-            )
-        return _record(DeploymentRecord, rows[0]) if len(rows) == 1 else None
+        op = self.find_operation(prefix, kinds=DEPLOYMENT_KINDS)
+        return DeploymentRecord.from_operation(op) if op is not None else None
 
     def require_deployment(self, prefix: str) -> DeploymentRecord:
         """:meth:`find_deployment`, or :class:`NotFoundError` naming the id."""
@@ -285,16 +360,14 @@ class StateStore:
         status: Sequence[str] | None = None,
         limit: int = 20,
     ) -> list[DeploymentRecord]:
-        q = select(t.deployments)
-        if environment:
-            q = q.where(t.deployments.c.environment == environment)
-        if service:
-            q = q.where(t.deployments.c.service == service)
-        if status:
-            q = q.where(t.deployments.c.status.in_(list(status)))
-        q = q.order_by(t.deployments.c.created_at.desc(), t.deployments.c.id.desc()).limit(limit)
-        with self._tx() as conn:
-            return [_record(DeploymentRecord, r) for r in conn.execute(q).mappings().all()]
+        ops = self.list_operations(
+            kinds=DEPLOYMENT_KINDS,
+            environment=environment,
+            target=service,
+            status=status,
+            limit=limit,
+        )
+        return [DeploymentRecord.from_operation(op) for op in ops]
 
     # ------------------------------------------------------------------ steps
     def record_step_intent(
@@ -311,7 +384,7 @@ class StateStore:
         with self._tx() as conn:
             found = conn.execute(
                 select(t.steps.c.id).where(
-                    and_(t.steps.c.deployment_id == deployment_id, t.steps.c.seq == seq)
+                    and_(t.steps.c.operation_id == deployment_id, t.steps.c.seq == seq)
                 )
             ).first()
             values = {
@@ -326,7 +399,7 @@ class StateStore:
             if found:
                 conn.execute(update(t.steps).where(t.steps.c.id == found[0]).values(**values))
             else:
-                conn.execute(insert(t.steps).values(deployment_id=deployment_id, seq=seq, **values))
+                conn.execute(insert(t.steps).values(operation_id=deployment_id, seq=seq, **values))
 
     def record_step_outcome(
         self,
@@ -341,7 +414,7 @@ class StateStore:
         with self._tx() as conn:
             conn.execute(
                 update(t.steps)
-                .where(and_(t.steps.c.deployment_id == deployment_id, t.steps.c.seq == seq))
+                .where(and_(t.steps.c.operation_id == deployment_id, t.steps.c.seq == seq))
                 .values(status=status, result=_dump(result or {}), error=error, finished_at=now)
             )
 
@@ -350,7 +423,7 @@ class StateStore:
             rows = (
                 conn.execute(
                     select(t.steps)
-                    .where(t.steps.c.deployment_id == deployment_id)
+                    .where(t.steps.c.operation_id == deployment_id)
                     .order_by(t.steps.c.seq)
                 )
                 .mappings()
@@ -472,6 +545,63 @@ class StateStore:
         )
         return held
 
+    # ------------------------------------------------------------------ leases
+    def hold_lease(self, name: str, *, holder: str, now: datetime, ttl_s: float) -> LeaseInfo:
+        """Take or renew lease ``name`` for ``holder`` until ``now + ttl_s``, unless someone
+        else holds it unexpired; returns whoever holds it afterwards. Atomic on every backend:
+        one conditional UPDATE (or the primary key of an INSERT) decides, not a read."""
+        c = t.leases.c
+        until = now.timestamp() + ttl_s
+        for _ in range(3):
+            with self._tx() as conn:
+                took = conn.execute(
+                    update(t.leases)
+                    .where(
+                        and_(
+                            c.name == name,
+                            or_(c.holder == holder, c.expires_at < now.timestamp()),
+                        )
+                    )
+                    .values(
+                        holder=holder,
+                        expires_at=until,
+                        acquired_at=case((c.holder == holder, c.acquired_at), else_=now),
+                    )
+                ).rowcount
+                row = conn.execute(select(t.leases).where(c.name == name)).mappings().first()
+            if took or row is not None:
+                assert row is not None
+                return _record(LeaseInfo, row)
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(
+                        insert(t.leases).values(
+                            name=name, holder=holder, acquired_at=now, expires_at=until
+                        )
+                    )
+            except IntegrityError:
+                continue  # another controller inserted it first: read who holds it
+            return LeaseInfo(name=name, holder=holder, acquired_at=now, expires_at=until)
+        raise DriverError(
+            "state-store",
+            "lease",
+            f"lease {name!r} changed hands three times while being read",
+            retryable=True,
+        )
+
+    def get_lease(self, name: str) -> LeaseInfo | None:
+        with self._tx() as conn:
+            r = conn.execute(select(t.leases).where(t.leases.c.name == name)).mappings().first()
+        return _record(LeaseInfo, r) if r else None
+
+    def release_lease(self, name: str, *, holder: str) -> bool:
+        """Give the lease up (a clean shutdown), so another controller takes over at once."""
+        with self._tx() as conn:
+            res = conn.execute(
+                delete(t.leases).where(and_(t.leases.c.name == name, t.leases.c.holder == holder))
+            )
+            return bool(res.rowcount)
+
     # ------------------------------------------------------------------ metric samples
     def add_samples(self, samples: Iterable[MetricSample]) -> int:
         rows = [_values(s) for s in samples]
@@ -528,16 +658,22 @@ class StateStore:
             return False
         return True
 
-    def claim_due_jobs(self, *, now: datetime, worker: str, limit: int = 10) -> list[JobRecord]:
-        """Atomically claim pending jobs due by ``now``: a job is claimed by one worker only."""
+    def claim_due_jobs(
+        self,
+        *,
+        now: datetime,
+        worker: str,
+        limit: int = 10,
+        ids: Sequence[int] | None = None,
+    ) -> list[JobRecord]:
+        """Atomically claim pending jobs due by ``now`` (only ``ids``, when given): a job is
+        claimed by one worker only."""
         claimed: list[JobRecord] = []
+        q = select(t.jobs.c.id).where(and_(t.jobs.c.status == "pending", t.jobs.c.due_at <= now))
+        if ids is not None:
+            q = q.where(t.jobs.c.id.in_(list(ids)))
         with self._tx() as conn:
-            candidates = conn.execute(
-                select(t.jobs.c.id)
-                .where(and_(t.jobs.c.status == "pending", t.jobs.c.due_at <= now))
-                .order_by(t.jobs.c.due_at)
-                .limit(limit)
-            ).all()
+            candidates = conn.execute(q.order_by(t.jobs.c.due_at).limit(limit)).all()
         for (job_id,) in candidates:
             with self._tx() as conn:
                 res = conn.execute(
@@ -558,6 +694,23 @@ class StateStore:
                 .where(t.jobs.c.id == job_id)
                 .values(status=status, result=result, done_at=now)
             )
+
+    def requeue_job(self, job_id: int, *, worker: str) -> bool:
+        """Put a job ``worker`` claimed back to ``pending`` (it could not run now, e.g. its
+        lock is held); it runs at a later claim."""
+        with self._tx() as conn:
+            res = conn.execute(
+                update(t.jobs)
+                .where(
+                    and_(
+                        t.jobs.c.id == job_id,
+                        t.jobs.c.status == "claimed",
+                        t.jobs.c.claimed_by == worker,
+                    )
+                )
+                .values(status="pending", claimed_by=None, claimed_at=None)
+            )
+            return bool(res.rowcount)
 
     def jobs(self, *, status: str | None = None) -> list[JobRecord]:
         q = select(t.jobs).order_by(t.jobs.c.due_at)
@@ -592,9 +745,11 @@ class StateStore:
 
     def deployment_counts(self) -> dict[tuple[str, str, str], int]:
         """``(environment, kind, status) -> count`` over all deployments (for /metrics)."""
-        c = t.deployments.c
-        q = select(c.environment, c.kind, c.status, func.count()).group_by(
-            c.environment, c.kind, c.status
+        c = t.operations.c
+        q = (
+            select(c.environment, c.kind, c.status, func.count())
+            .where(c.kind.in_(list(DEPLOYMENT_KINDS)))
+            .group_by(c.environment, c.kind, c.status)
         )
         with self._tx() as conn:
             return {(r[0], r[1], r[2]): int(r[3]) for r in conn.execute(q).all()}
@@ -684,6 +839,30 @@ class StateStore:
         tbl = t.metadata.tables[table]
         with self._tx() as conn:
             return int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
+
+
+@contextmanager
+def _transactional_ddl(conn: Connection) -> Iterator[None]:
+    """Run a migration as one transaction, so a process killed half-way leaves the previous
+    revision whole. PostgreSQL does this by itself; Python's sqlite3 module commits before
+    every CREATE / ALTER / DROP (its legacy transaction handling), so a kill between two of a
+    migration's statements would leave a half-built schema with the old revision stamped and
+    every later open failing. Here the module is told to stay out of it and the transaction is
+    opened explicitly (IMMEDIATE: a second process migrating at the same time waits, then finds
+    the schema current)."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw: Any = conn.connection.dbapi_connection
+    saved = raw.isolation_level
+    raw.isolation_level = None
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+    finally:
+        if raw.in_transaction:
+            raw.rollback()
+        raw.isolation_level = saved
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _connection_record: Any) -> None:

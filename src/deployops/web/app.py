@@ -109,6 +109,9 @@ def create_app(
         body = {
             "status": "ok" if ok else "stalled" if controller.started else "starting",
             "environment": controller.environment,
+            # several controllers on one store: which one acts (the others stand by)
+            "acting": controller.leading,
+            "leader": controller.lease.leader if controller.lease else controller.worker,
             "last_tick_age_s": age,
             "loops": {name: st.runs for name, st in controller.stats.items()},
         }

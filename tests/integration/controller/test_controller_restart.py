@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from deployops.engine.deploy import JOB_DELETE_TARGET_GROUP
+from deployops.engine.cleanup import JOB_DELETE_TARGET_GROUP
 from deployops.store import StateStore
 
 pytestmark = pytest.mark.integration

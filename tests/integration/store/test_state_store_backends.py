@@ -353,7 +353,7 @@ def test_open_twice_is_idempotent_and_keeps_data(empty_url: str) -> None:
         assert second.current_revision() == HEAD_REVISION
         assert [d.id for d in second.list_deployments()] == ["dep-20261129-174501-0001"]
         second.migrate()  # explicit re-run is a no-op too
-        assert second.count("deployments") == 1
+        assert second.count("operations") == 1
     finally:
         second.close()
 

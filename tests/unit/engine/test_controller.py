@@ -20,8 +20,8 @@ from deployops.domain.scaling import ScalingPolicy
 from deployops.drivers.memory import MemoryCloud, MemoryCompute, MemoryTraffic
 from deployops.engine.alarms import AlarmEvaluator
 from deployops.engine.autoscaler import Autoscaler
+from deployops.engine.cleanup import JOB_DELETE_TARGET_GROUP
 from deployops.engine.controller import Controller
-from deployops.engine.deploy import JOB_DELETE_TARGET_GROUP
 from deployops.store import StateStore
 from deployops.web import create_app
 from tests.support.scripted_metrics import ScriptedMetrics

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from deployops.engine.deploy import DeployRequest
-from deployops.engine.rollback import plan_rollback, run_rollback
+from deployops.engine.planning.rollback import plan_rollback, run_rollback
 from deployops.errors import ConfigError
 from tests.support.memory_rig import Rig, make_rig, write_project
 

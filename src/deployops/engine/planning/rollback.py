@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
+from deployops.clock import Clock
+from deployops.config.project import ProjectConfig
 from deployops.domain.model import MetricName, MetricQuery, Statistic
+from deployops.domain.names import prod_listener
 from deployops.domain.plan import (
     BlueGreenParams,
     CheckTrafficMoved,
@@ -26,11 +29,32 @@ from deployops.domain.plan import (
     blue_green_plan,
 )
 from deployops.domain.version import Version
-from deployops.engine.deploy import Deployer, DeployRequest, LiveState
+from deployops.engine.operation import Ports
+from deployops.engine.planning.capabilities import require_capabilities
+from deployops.engine.planning.deploy import (
+    DeployRequest,
+    LiveState,
+    deployment_settings,
+)
 from deployops.errors import ConfigError
-from deployops.store import DeploymentRecord
+from deployops.store import DeploymentRecord, StateStore
 
 __all__ = ["Check", "RollbackPlan", "plan_rollback", "run_rollback"]
+
+
+class Deployer(Protocol):
+    """What planning and starting a rollback needs of the deployment front door
+    (:class:`deployops.engine.deploy.Deployer`)."""
+
+    project: ProjectConfig
+    environment: str
+    ports: Ports
+    store: StateStore
+    clock: Clock
+
+    def live_state(self, service: str) -> LiveState: ...
+
+    def start(self, request: DeployRequest, plan: Plan, live: LiveState) -> DeploymentRecord: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +147,8 @@ def plan_rollback(deployer: Deployer, deployment_id: str) -> RollbackPlan:
         and prev_svc.healthy >= prev_svc.desired
         and prev_svc.task_definition == prev_td.ref
     )
-    prod = f"{rec.service}-prod"
+    prod = prod_listener(rec.service)
+    settings = deployment_settings(deployer.project, rec.service)
     if flip:
         plan = Plan(
             strategy="flip",
@@ -138,6 +163,7 @@ def plan_rollback(deployer: Deployer, deployment_id: str) -> RollbackPlan:
             ),
             target_group=prev_tg,
             previous_target_group=live.target_group,
+            settings=settings,
         )
     else:
         cfg = deployer.project.service(rec.service)
@@ -166,7 +192,9 @@ def plan_rollback(deployer: Deployer, deployment_id: str) -> RollbackPlan:
             ),
             target_group=plan.target_group,
             previous_target_group=plan.previous_target_group,
+            settings=settings,
         )
+    require_capabilities(plan, deployer.ports, where="DEPLOYMENT_ID")
     checks.append(_impact_check(deployer, live.target_group, flip))
     return RollbackPlan(
         deployment=rec,

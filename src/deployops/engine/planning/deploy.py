@@ -1,0 +1,248 @@
+"""Planning a deployment: the request, the live state, the strategy, the frozen settings.
+
+:class:`DeployPlanner` reads ``deployops.yaml`` once, when the plan is made, and freezes every
+setting the steps, the failure handling and the incident report will need into
+``Plan.settings`` (see :func:`deployment_settings`). Nothing after this reads the live config.
+
+>>> plan, live = planner.plan(DeployRequest(service="web", version="1.4.0"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from deployops.clock import Clock
+from deployops.config.project import ProjectConfig, ServiceConfig
+from deployops.config.rollback import RollbackSettings, effective_rollback
+from deployops.domain.model import HealthCheck, ServiceState, TaskDefinitionSpec
+from deployops.domain.names import colour_of, prod_listener, target_group
+from deployops.domain.plan import (
+    BlueGreenParams,
+    Plan,
+    RollingParams,
+    blue_green_plan,
+    rolling_plan,
+)
+from deployops.domain.version import Version
+from deployops.engine.operation import Ports
+from deployops.engine.planning.capabilities import require_capabilities
+from deployops.errors import ConfigError
+
+__all__ = [
+    "STRATEGIES",
+    "AppEnvironment",
+    "DeployPlanner",
+    "DeployRequest",
+    "LiveState",
+    "deployment_settings",
+    "frozen_rollback",
+    "frozen_smoke_checks",
+    "health_check_of",
+]
+
+AppEnvironment = Callable[[ProjectConfig, str], tuple[dict[str, str], dict[str, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeployRequest:
+    service: str
+    version: str
+    strategy: str | None = None  # None: the service's configured strategy
+    force: bool = False
+    owner: str = "deployops"
+    reverts: str | None = None  # set when this deployment is a rollback of another
+    kind: str = "deploy"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """What serves production now, read from the platform (not from our records)."""
+
+    target_group: str
+    colour: str
+    service: ServiceState | None
+    version: str
+    task_definition: str
+
+    @property
+    def active(self) -> bool:
+        return self.service is not None and self.service.desired > 0
+
+
+def health_check_of(cfg: ServiceConfig) -> HealthCheck:
+    h = cfg.health_check
+    return HealthCheck(
+        path=h.path,
+        interval_s=h.interval,
+        timeout_s=h.timeout,
+        healthy_threshold=h.healthy_threshold,
+        unhealthy_threshold=h.unhealthy_threshold,
+    )
+
+
+def deployment_settings(project: ProjectConfig, service: str) -> dict[str, Any]:
+    """Every setting a deployment's steps and its failure handling read, frozen as JSON:
+    the rollback rules with their windows (RB-1), the smoke checks the verification repeats,
+    whether a failed colour is torn down, where incident reports go."""
+    cfg = project.service(service)
+    return {
+        "rollback": effective_rollback(project, service).model_dump(mode="json"),
+        "smoke_checks": [[c.path, c.status] for c in cfg.blue_green.smoke_checks],
+        "teardown_on_failure": cfg.blue_green.teardown_on_failure,
+        "health_path": cfg.health_check.path,
+        "reports_dir": str(project.state_dir / "reports"),
+    }
+
+
+def _blue_green(
+    request: DeployRequest, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
+) -> Plan:
+    bg = cfg.blue_green
+    return blue_green_plan(
+        BlueGreenParams(
+            service=request.service,
+            spec=spec,
+            health_check=health_check_of(cfg),
+            desired_count=bg.desired_count or cfg.desired_count,
+            active_colour=live.colour,
+            has_active=live.active,
+            health_timeout_s=bg.health_timeout,
+            stability_window_s=bg.stability_window,
+            sample_interval_s=bg.sample_interval,
+            target_group_retention_s=bg.target_group_retention,
+            smoke_checks=tuple((c.path, c.status) for c in bg.smoke_checks),
+            max_error_rate=bg.max_error_rate,
+        )
+    )
+
+
+def _rolling(
+    request: DeployRequest, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
+) -> Plan:
+    bg = cfg.blue_green
+    return rolling_plan(
+        RollingParams(
+            service=request.service,
+            spec=spec,
+            health_check=health_check_of(cfg),
+            desired_count=cfg.desired_count,
+            active_colour=live.colour,
+            has_active=live.active,
+            maximum_percent=cfg.rolling.maximum_percent,
+            minimum_healthy_percent=cfg.rolling.minimum_healthy_percent,
+            health_timeout_s=cfg.rolling.health_timeout,
+            stability_window_s=bg.stability_window,
+            sample_interval_s=bg.sample_interval,
+            max_error_rate=bg.max_error_rate,
+            smoke_checks=tuple((c.path, c.status) for c in bg.smoke_checks),
+        )
+    )
+
+
+# A strategy turns (request, service settings, task definition, live state) into a plan.
+Strategy = Callable[[DeployRequest, ServiceConfig, TaskDefinitionSpec, LiveState], Plan]
+STRATEGIES: dict[str, Strategy] = {"blue-green": _blue_green, "rolling": _rolling}
+
+
+class DeployPlanner:
+    """Validates deploy requests and plans them against what is live. Changes nothing."""
+
+    def __init__(
+        self,
+        *,
+        project: ProjectConfig,
+        environment: str,
+        ports: Ports,
+        clock: Clock,
+        app_environment: AppEnvironment | None = None,
+    ) -> None:
+        self.project = project
+        self.environment = environment
+        self.ports = ports
+        self.clock = clock
+        self._app_environment = app_environment
+
+    def live_state(self, service: str) -> LiveState:
+        listener = self.ports.traffic.describe_listener(prod_listener(service))
+        tg = listener.target_group or target_group(service, "blue")
+        svc = self.ports.compute.describe_service(tg)
+        version = td = ""
+        if svc is not None and svc.task_definition:
+            td = svc.task_definition
+            version = self.ports.compute.describe_task_definition(td).spec.version
+        return LiveState(
+            target_group=tg,
+            colour=colour_of(tg) or "blue",
+            service=svc,
+            version=version,
+            task_definition=td,
+        )
+
+    def plan(self, request: DeployRequest) -> tuple[Plan, LiveState]:
+        """Validate the request and build its plan, settings frozen in. Changes nothing."""
+        cfg = self.project.service(request.service)
+        try:
+            version = Version.parse(request.version)
+        except ValueError as exc:
+            raise ConfigError(
+                str(exc), path="--version", hint="pass a semantic version such as 1.4.0"
+            ) from None
+        strategy = request.strategy or cfg.strategy
+        build = STRATEGIES.get(strategy)
+        if build is None:
+            raise ConfigError(
+                f"unknown strategy {strategy!r}",
+                path="--strategy",
+                hint=f"use {' or '.join(STRATEGIES)}",
+            )
+        spec = self.task_definition_spec(request.service, cfg, str(version))
+        live = self.live_state(request.service)
+        if live.active and live.version == str(version) and not request.force:
+            raise ConfigError(
+                f"{request.service} {version} is already live in {self.environment} "
+                f"({live.task_definition} on {live.target_group})",
+                path="--version",
+                hint="pass --force to deploy the same version again",
+            )
+        plan = build(request, cfg, spec, live)
+        require_capabilities(plan, self.ports)
+        return plan.with_settings(**deployment_settings(self.project, request.service)), live
+
+    def task_definition_spec(
+        self, service: str, cfg: ServiceConfig, version: str
+    ) -> TaskDefinitionSpec:
+        env: dict[str, str] = {}
+        secrets: dict[str, str] = {}
+        if self._app_environment is not None:
+            env, secrets = self._app_environment(self.project, self.environment)
+        env.update(cfg.environment)
+        env.update(cfg.version_environment.get(version, {}))
+        env["APP_VERSION"] = version
+        image = cfg.image.replace("{version}", version) if cfg.image else ""
+        container_port = int(env.get("PORT", "3000"))
+        return TaskDefinitionSpec(
+            family=cfg.task_family or service,
+            version=version,
+            port=container_port,
+            command=tuple(cfg.command),
+            image=image,
+            environment=tuple(sorted(env.items())),
+            secrets=tuple(sorted(secrets.items())),
+            health_check=health_check_of(cfg),
+            working_dir=str((self.project.root / cfg.working_dir).resolve()),
+        )
+
+
+# ---------------------------------------------------------------------- reading them back
+def frozen_rollback(settings: Mapping[str, Any]) -> RollbackSettings:
+    """The rollback settings frozen into a plan (the guide's defaults when it has none)."""
+    raw = settings.get("rollback")
+    return RollbackSettings.model_validate(raw) if raw else RollbackSettings()
+
+
+def frozen_smoke_checks(settings: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The smoke checks frozen into a plan (``/health`` -> 200 when it has none)."""
+    raw = settings.get("smoke_checks") or [["/health", 200]]
+    return tuple((str(path), int(status)) for path, status in raw)
