@@ -21,7 +21,7 @@ from deployops.clock import VirtualClock
 from deployops.config.project import ProjectConfig, load_project
 from deployops.drivers.aws import build_with, resources_for
 from deployops.engine.deploy import Deployer, DeployRequest
-from deployops.engine.rollback import plan_rollback, run_rollback
+from deployops.engine.planning.rollback import plan_rollback, run_rollback
 from deployops.errors import DeploymentError, RolledBackError
 from deployops.store import EventRecord, StateStore
 from tests.integration.aws.moto_rig import (
