@@ -34,6 +34,7 @@ __all__ = [
     "DeploymentError",
     "DeployopsError",
     "DriverError",
+    "GateFailedError",
     "LockHeldError",
     "NotFoundError",
     "PlatformUnavailableError",
@@ -113,6 +114,17 @@ class NotFoundError(ConfigError):
     """A named thing (deployment, service, environment) does not exist (exit 2)."""
 
 
+class GateFailedError(ConfigError):
+    """A checklist gate refused the deploy (exit 2, nothing changed): one issue per failing
+    item with its evidence; ``outcome`` is the whole gate as JSON."""
+
+    def __init__(
+        self, issues: Iterable[ConfigIssue], *, hint: str | None, outcome: dict[str, object]
+    ) -> None:
+        super().__init__(issues, hint=hint)
+        self.outcome = outcome
+
+
 class UnsupportedError(ConfigError):
     """The platform's driver lacks a capability the operation needs (exit 2)."""
 
@@ -169,17 +181,38 @@ class LockHeldError(DeployopsError):
 
     exit_code = EXIT_LOCK_HELD
 
-    def __init__(self, key: str, owner: str, reason: str, since: str, age_seconds: float):
-        super().__init__(
-            f"lock {key!r} is held by {owner} since {since} ({age_seconds:.0f}s ago): {reason}",
-            hint="wait for it to finish, or if it is stale run "
-            f"`deployops lock release {key} --force --reason '...'`",
-        )
+    def __init__(
+        self,
+        key: str,
+        owner: str,
+        reason: str,
+        since: str,
+        age_seconds: float,
+        *,
+        holder_dead: bool = False,
+        deployment_id: str | None = None,
+    ):
+        if holder_dead:
+            # The holding process is gone: the operation was interrupted, resume finishes it.
+            target = deployment_id or f"-e {key.partition('/')[0]}"
+            super().__init__(
+                f"lock {key!r} is held by {owner} since {since} ({age_seconds:.0f}s ago), "
+                f"but that process is no longer running: {reason} was interrupted",
+                hint=f"`deployops resume {target}` takes the lock over and finishes it",
+            )
+        else:
+            super().__init__(
+                f"lock {key!r} is held by {owner} since {since} ({age_seconds:.0f}s ago): {reason}",
+                hint="wait for it to finish (`deployops lock list` shows the holder); if its "
+                f"host is gone, `deployops lock release {key} --force --reason '...'`",
+            )
         self.key = key
         self.owner = owner
         self.reason = reason
         self.since = since
         self.age_seconds = age_seconds
+        self.holder_dead = holder_dead
+        self.deployment_id = deployment_id
 
 
 class BackupError(DeployopsError):

@@ -20,8 +20,11 @@ if TYPE_CHECKING:
     from deployops.engine.controller import Controller
     from deployops.engine.deploy import Deployer
     from deployops.engine.events import Notify, Reporter
+    from deployops.engine.observe.checklist_gate import DuringGate
+    from deployops.engine.observe.health import Observer
     from deployops.engine.operation import HandlerTable
     from deployops.engine.runner import Runner
+    from deployops.ports import Metrics
     from deployops.store import StateStore
 
 __all__ = [
@@ -147,11 +150,21 @@ def build_deployer(
     clk = clock or SystemClock()
     plat = platform or build_platform(project, environment, clock=clk, store=store)
 
-    def observer(service: str, settings: Mapping[str, Any]) -> RulesObserver:
-        """RB-1: each deployment is judged by the rollback policy frozen into its plan."""
-        _ = service
-        return RulesObserver.from_settings(
+    def observer(service: str, settings: Mapping[str, Any]) -> Observer:
+        """RB-1: each deployment is judged by the rollback policy frozen into its plan; with a
+        checklist, by its during-deploy items too, separately (CHK-2)."""
+        rules = RulesObserver.from_settings(
             compute=plat.compute, metrics=plat.metrics, settings=frozen_rollback(settings)
+        )
+        if not settings.get("checklist_during"):
+            return rules
+        from deployops.engine.observe.checklist_gate import GatedObserver
+
+        return GatedObserver(
+            rules=rules,
+            gate=during_gate(
+                environment, service, settings, store=store, metrics=plat.metrics, clock=clk
+            ),
         )
 
     return Deployer(
@@ -168,6 +181,34 @@ def build_deployer(
         observer=observer,
         app_environment=app_environment,
         crash_point=crash_point_from_environment(),
+    )
+
+
+def during_gate(
+    environment: str,
+    service: str,
+    settings: Mapping[str, Any],
+    *,
+    store: StateStore,
+    metrics: Metrics,
+    clock: Clock,
+) -> DuringGate:
+    """CHK-2's gate for the running deployment of ``service``: its items frozen into the plan,
+    each change of state kept with the deployment, holds decided through the store."""
+    from deployops.config.checklist import ResolvedItem
+    from deployops.engine.checklist import during_recorder, hold_decision
+    from deployops.engine.observe.checklist_gate import DuringGate
+    from deployops.engine.planning.deploy import frozen_rollback
+
+    rb = frozen_rollback(settings)
+    return DuringGate(
+        items=[ResolvedItem.from_json(i) for i in settings["checklist_during"]],
+        metrics=metrics,
+        clock=clock,
+        period_s=max(1, round(rb.period)),
+        min_requests=rb.min_requests,
+        record=during_recorder(store, clock, environment, service),
+        decision=hold_decision(store, environment, service),
     )
 
 
@@ -230,7 +271,6 @@ def build_controller(
     from deployops.engine.controller import Controller
     from deployops.engine.events import null_reporter
     from deployops.engine.lease import LeaderLease, controller_lease_name
-    from deployops.ports import Metrics
 
     services = list(project.services)
     env = project.environment(environment)

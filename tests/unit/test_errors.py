@@ -4,6 +4,7 @@ with ``-v``; secrets never appear in a message."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -160,7 +161,8 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     [
         ("failed", 1, "error: WaitHealthy: 2 of 4 replicas unhealthy after 60s"),
         ("config", 2, "error: 2 problems:"),
-        ("rolled_back", 3, "error: error rate 7.9% > 5% for 5m: rolled back to 1.3.2"),
+        # a rollback that worked is an outcome, not an error
+        ("rolled_back", 3, "error rate 7.9% > 5% for 5m: rolled back to 1.3.2"),
         ("lock", 4, "error: lock 'production/web' is held by alice@ci"),
         ("bug", 1, "error: internal error: RuntimeError: a bug"),
     ],
@@ -173,6 +175,41 @@ def test_cli_maps_each_error_to_its_exit_code_without_traceback(
     assert proc.stderr.splitlines()[0].startswith(first_line)
     assert "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "exit_code"),
+    [
+        ("failed", "deployment_failed", 1),
+        ("config", "bad_config", 2),
+        ("rolled_back", "rolled_back", 3),
+        ("lock", "lock_held", 4),
+        ("bug", "internal_error", 1),
+    ],
+)
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_every_failure_with_json_output_is_one_json_object_on_stdout(
+    kind: str, code: str, exit_code: int, where: str
+) -> None:
+    """`-o json` callers parse stdout: a failure is an object with code, message, fix, path."""
+    args = ("-o", "json", "boom", kind) if where == "before" else ("boom", kind, "-o", "json")
+    proc = _run(*args)
+    assert proc.returncode == exit_code
+    (line,) = proc.stdout.splitlines()
+    body = json.loads(line)
+    assert body["ok"] is False
+    assert (body["code"], body["exit_code"]) == (code, exit_code)
+    assert body["message"]
+    assert {"fix", "path"} <= set(body)
+    if kind == "config":
+        assert body["path"] == "services.web.port"
+        assert [i["path"] for i in body["issues"]] == [
+            "services.web.port",
+            "environments.prod.platfrom",
+        ]
+    if kind == "lock":
+        assert body["lock"]["key"] == "production/web"
+        assert body["fix"].startswith("wait for it to finish")
 
 
 def test_cli_success_is_exit_zero() -> None:
@@ -229,3 +266,28 @@ def test_usage_errors_exit_2() -> None:
 
 def test_config_error_without_a_path_is_just_the_message() -> None:
     assert str(ConfigError("breaking a lock needs --force")) == "breaking a lock needs --force"
+
+
+@pytest.mark.parametrize(
+    ("args", "fix"),
+    [
+        (("deploy", "-e", "staging"), "`deployops deploy --help` shows the options"),
+        (("no-such-command",), "`deployops --help` shows the commands"),
+        (("lock", "list", "--bogus"), "`deployops lock list --help` shows the options"),
+    ],
+)
+def test_a_usage_error_with_json_output_is_a_json_object_too(
+    tmp_path: Path, args: tuple[str, ...], fix: str
+) -> None:
+    proc = subprocess.run(
+        [str(VENV_BIN / "deployops"), "-o", "json", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    body = json.loads(proc.stdout)
+    assert (body["ok"], body["code"], body["exit_code"], body["fix"]) == (False, "usage", 2, fix)
+    assert body["message"]

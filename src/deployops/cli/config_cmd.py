@@ -105,7 +105,7 @@ def validate(
     file: FileOpt = None,
     offline: OfflineOpt = False,
 ) -> None:
-    from deployops.config.appconfig import Layer, load
+    from deployops.config.appconfig import Layer, load, uses_settings
     from deployops.errors import ConfigError
 
     app = get_app(ctx)
@@ -113,18 +113,27 @@ def validate(
     from deployops.config.monitoring import monitoring_warnings
 
     # MON-1 / IAC-5: an alarm scaling out on the metric target tracking holds makes them fight.
+    from deployops.config.rollback import rollback_warnings
+
     for path, message in monitoring_warnings(app.project.alarms, app.project.autoscaling):
         app.err.print(f"warning: {app.project.path.name}:{path}: {message}", markup=False)
+    # A rule that cannot act while the new version is observed protects nothing.
+    for path, message in rollback_warnings(app.project):
+        app.err.print(f"warning: {app.project.path.name}:{path}: {message}", markup=False)
     paths = _paths(app, folder, file)
-    if file is None and folder is None and not (paths.dir / "environments").is_dir():
-        # A project need not use application settings (CFG): deployops.yaml itself loaded
-        # and validated above; say so instead of failing on a folder it never had.
+    if file is None and folder is None and not uses_settings(app.project, name):
+        # A project (or one environment of it) need not use application settings (CFG):
+        # deployops.yaml itself loaded and validated above; say so instead of failing on a
+        # file it never had.
+        absent = paths.dir / "environments"
+        if absent.is_dir():
+            absent = paths.environment_file(name)
         if app.json:
             app.emit({"environment": name, "valid": True, "settings": 0, "files": []})
         else:
             app.console.print(
                 f"{name}: {app.project.path.name} is valid; no application settings "
-                f"({paths.dir / 'environments'} does not exist; see docs/configuration.md)"
+                f"({absent} does not exist; see docs/configuration.md)"
             )
         return
     resolved, issues = load(paths, name, resolve_secrets=not offline)

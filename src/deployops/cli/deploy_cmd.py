@@ -83,6 +83,16 @@ def deploy(
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait for the outcome (default) or detach.")
     ] = True,
+    override_gate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--override-gate",
+            help="Deploy although this pre-deploy checklist item fails (admin; repeatable).",
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why the item is overridden (audited).")
+    ] = None,
 ) -> None:
     from deployops.engine.deploy import DeployRequest
     from deployops.wiring import build_deployer, whoami
@@ -91,9 +101,22 @@ def deploy(
     env = app.environment_name()
     svc = app.service_name(service)
     _check_names(app, env, svc, cluster, task_definition)
+    version = normal_version(version)
     if not wait and not dry_run:
         _detach(app, env, svc)
         return
+    gate = None
+    if not dry_run:
+        from deployops.cli.checklist_cmd import before_deploy
+
+        gate = before_deploy(  # CHK-1: refused here (exit 2) while a pre-deploy item fails
+            app,
+            environment=env,
+            service=svc,
+            version=version,
+            overrides=override_gate or [],
+            reason=reason,
+        )
     deployer = build_deployer(app.project, env, store=app.store, reporter=reporter_for(app))
     request = DeployRequest(
         service=svc, version=version, strategy=strategy, force=force, owner=whoami()
@@ -125,8 +148,28 @@ def deploy(
             c.print(f"  note: {note}")
         c.print("dry run: nothing was changed")
         return
-    rec = deployer.deploy(request)
+    if gate is not None:
+        from deployops.cli.checklist_cmd import announce
+        from deployops.errors import ConfigError
+
+        try:  # bad input is refused before the deployment notice goes out
+            deployer.plan(request)
+        except ConfigError as exc:
+            deployer.refuse(request, exc)
+            raise
+        announce(app, gate)
+    try:
+        rec = deployer.deploy(request)
+    finally:
+        if gate is not None:
+            from deployops.cli.checklist_cmd import after_deploy
+
+            after_deploy(app, gate)
     _summary(app, rec.id)
+    if gate is not None:
+        from deployops.cli.checklist_cmd import after_success
+
+        after_success(app, rec.id)  # CHK-3: post-deploy checks and the completion report
 
 
 def _check_names(
@@ -151,6 +194,18 @@ def _check_names(
         )
     if issues:
         raise ConfigError("; ".join(issues), path="deploy")
+
+
+def normal_version(text: str) -> str:
+    """``v1.2.0`` -> ``1.2.0``: the one spelling of a version in messages, records, the task
+    definition and the version's settings. Text that is no version is left for the deploy's
+    own check to report."""
+    from deployops.domain.version import Version
+
+    try:
+        return str(Version.parse(text))
+    except ValueError:
+        return text
 
 
 def _detach(app: App, env: str, svc: str) -> None:
@@ -182,13 +237,32 @@ def _summary(app: App, deployment_id: str) -> None:
     rec = app.store.get_deployment(deployment_id)
     assert rec is not None
     took = (rec.finished_at - rec.created_at).total_seconds() if rec.finished_at else 0.0
+    judged = _judged(app, deployment_id)
     if app.json:
-        app.emit({"result": rec.to_json(), "seconds": round(took, 2)})
+        app.emit({"result": rec.to_json(), "seconds": round(took, 2), **judged})
         return
+    rules = (
+        f"; rules judged: {judged['rules_judged']} of {judged['rules_total']}"
+        if "rules_judged" in judged
+        else ""
+    )
     app.console.print(
         f"[bold green]deployed[/bold green] {rec.service} {rec.version} to {rec.environment} "
-        f"in {took:.1f}s ({rec.id}); live on {rec.target_group}"
+        f"in {took:.1f}s ({rec.id}); live on {rec.target_group}{rules}",
+        soft_wrap=True,
     )
+
+
+def _judged(app: App, deployment_id: str) -> dict[str, object]:
+    """How much of the rule set the observation judged (RB-1), from its step's result."""
+    for step in app.store.steps_for(deployment_id):
+        if step.name == "Observe" and "rules_judged" in step.result:
+            return {
+                "rules_judged": step.result["rules_judged"],
+                "rules_total": step.result["rules_total"],
+                "judged": step.result.get("judged", {}),
+            }
+    return {}
 
 
 def resume(

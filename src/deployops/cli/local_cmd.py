@@ -54,6 +54,8 @@ def _print_status(app: App, st: dict[str, Any]) -> None:
                 f"{'healthy' if t['healthy'] else 'unhealthy':<9} port {t['port']} "
                 f"pid {t['pid']}{note}"
             )
+            if t.get("log"):
+                app.console.print(f"      log: {t['log']}", markup=False)
 
 
 @group.command("up")

@@ -68,6 +68,7 @@ def _global(
 def _register() -> None:
     from deployops.cli import (
         alarms_cmd,
+        checklist_cmd,
         cleanup_cmd,
         config_cmd,
         deploy_cmd,
@@ -90,6 +91,7 @@ def _register() -> None:
     local_cmd.register(app)
     alarms_cmd.register(app)
     serve_cmd.register(app)
+    checklist_cmd.register(app)
     cleanup_cmd.register(app)
 
 
@@ -150,7 +152,10 @@ def main() -> None:
         for a in sys.argv[1:]
     )
     try:
-        app(args=hoist_global_options(sys.argv[1:]), prog_name="deployops")
+        if _json_output(sys.argv[1:]):
+            _run_json(hoist_global_options(sys.argv[1:]))
+        else:
+            app(args=hoist_global_options(sys.argv[1:]), prog_name="deployops")
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
@@ -164,6 +169,18 @@ def main() -> None:
         if isinstance(exc, DeployopsError):
             _render_error(exc)
             sys.exit(exc.exit_code)
+        if _json_output(sys.argv[1:]):
+            import json
+
+            internal = {
+                "ok": False,
+                "code": "internal_error",
+                "exit_code": EXIT_FAILED,
+                "message": f"internal error: {type(exc).__name__}: {exc}",
+                "fix": "run again with -v for the traceback",
+                "path": "",
+            }
+            sys.stdout.write(json.dumps(internal) + "\n")
         sys.stderr.write(
             f"error: internal error: {type(exc).__name__}: {exc}\n"
             "  (run again with -v for the traceback)\n"
@@ -171,10 +188,118 @@ def main() -> None:
         sys.exit(EXIT_FAILED)
 
 
-def _render_error(exc: Exception) -> None:
-    from deployops.errors import ConfigError, DeployopsError
+def _run_json(args: list[str]) -> None:
+    """Run with ``-o json``: a usage error (unknown command or option, missing value) is a
+    JSON object on stdout too, not only the usage text on stderr."""
+    import json
+
+    from deployops.errors import EXIT_USAGE, DeployopsError
+
+    try:
+        result = app(args=args, prog_name="deployops", standalone_mode=False)
+    except Exception as exc:
+        # The command-line parser's errors carry format_message() and exit_code.
+        if isinstance(exc, DeployopsError) or not hasattr(exc, "format_message"):
+            raise
+        message = str(exc.format_message())
+        ctx = getattr(exc, "ctx", None)
+        where = str(getattr(ctx, "command_path", "") or "deployops")
+        if "No such command" in message:
+            where = "deployops"
+        fix = f"`{where} --help` shows the {'commands' if where == 'deployops' else 'options'}"
+        code = int(getattr(exc, "exit_code", EXIT_USAGE) or EXIT_USAGE)
+        param = getattr(exc, "param", None)
+        body = {
+            "ok": False,
+            "code": "usage",
+            "exit_code": code,
+            "message": message,
+            "fix": fix,
+            "path": str(getattr(param, "name", "") or ""),
+        }
+        sys.stdout.write(json.dumps(body) + "\n")
+        sys.stderr.write(f"error: {message}\n  fix: {fix}\n")
+        sys.exit(code)
+    if isinstance(result, int) and result:
+        sys.exit(result)
+
+
+def _json_output(argv: list[str]) -> bool:
+    """Whether ``-o json`` was asked for (wherever on the line)."""
+    args = hoist_global_options(argv)
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg in ("-o", "--output") and i + 1 < len(args) and args[i + 1] == "json":
+            return True
+        if arg in ("-ojson", "--output=json", "-o=json"):
+            return True
+    return False
+
+
+_ERROR_CODES = {
+    "ConfigError": "bad_config",
+    "NotFoundError": "not_found",
+    "UnsupportedError": "unsupported",
+    "PlatformUnavailableError": "platform_unavailable",
+    "DriverError": "driver_failed",
+    "TimeoutError_": "timeout",
+    "DeploymentError": "deployment_failed",
+    "RolledBackError": "rolled_back",
+    "RollbackError": "rollback_failed",
+    "LockHeldError": "lock_held",
+    "BackupError": "backup_failed",
+    "RotationError": "rotation_failed",
+}
+
+
+def error_json(exc: Exception) -> dict[str, object]:
+    """A failure as one JSON object (``-o json``): code, exit code, message, fix and path, and
+    every issue of a bad configuration."""
+    from deployops.errors import ConfigError, DeployopsError, LockHeldError
 
     assert isinstance(exc, DeployopsError)
+    code = next(
+        (_ERROR_CODES[c.__name__] for c in type(exc).__mro__ if c.__name__ in _ERROR_CODES),
+        "failed",
+    )
+    out: dict[str, object] = {
+        "ok": False,
+        "code": code,
+        "exit_code": exc.exit_code,
+        "message": exc.message,
+        "fix": exc.hint or "",
+        "path": exc.path if isinstance(exc, ConfigError) else "",
+    }
+    if isinstance(exc, ConfigError):
+        out["issues"] = [
+            {"path": i.path, "message": i.message, "file": i.file or ""} for i in exc.issues
+        ]
+    if isinstance(exc, LockHeldError):
+        out["lock"] = {
+            "key": exc.key,
+            "owner": exc.owner,
+            "reason": exc.reason,
+            "since": exc.since,
+            "holder_running": not exc.holder_dead,
+            "deployment_id": exc.deployment_id,
+        }
+    return out
+
+
+def _render_error(exc: Exception) -> None:
+    import json
+
+    from deployops.errors import ConfigError, DeployopsError, RolledBackError
+
+    assert isinstance(exc, DeployopsError)
+    if _json_output(sys.argv[1:]):
+        sys.stdout.write(json.dumps(error_json(exc)) + "\n")
+        sys.stdout.flush()
+    if isinstance(exc, RolledBackError):
+        # A rollback that worked is an outcome (exit 3), not an error.
+        sys.stderr.write(f"{exc}\n")
+        return
     if isinstance(exc, ConfigError) and len(exc.issues) > 1:
         sys.stderr.write(f"error: {len(exc.issues)} problems:\n")
         for issue in exc.issues:

@@ -57,7 +57,17 @@ class TextReporter:
 
     def __call__(self, event: EventRecord) -> None:
         if event.kind == "progress":
-            if self.quiet or not self.console.is_terminal:
+            if self.quiet:
+                return
+            if event.data.get("line"):
+                # While observing, a line every few seconds: each rule against its threshold
+                # and the time left (a log or CI shows what is being judged, not silence).
+                left = event.data.get("seconds_left")
+                tail = f" ({left:.0f}s left)" if left else ""
+                self.console.print(
+                    f"    {event.message}{tail}", highlight=False, markup=False, soft_wrap=True
+                )
+            if not self.console.is_terminal:
                 return
             left = event.data.get("seconds_left")
             text = f"{event.message}  [dim]({left:.0f}s left)[/dim]" if left else event.message

@@ -10,6 +10,11 @@ level (every service) and under a service (that service; its keys win, rule by r
       max_replicas: 10         # scale-out never goes above this (IAC-3)
       scale_out_step: 2        # replicas added per scale-out
       scale_out_cooldown: 300s # IAC-5
+      insufficient_data:       # a rule without enough data is never a silent pass
+        action: synthetic      # synthetic | extend | fail | accept
+        max_extension: 5m      # extend: observe at most this much longer for data
+        synthetic_path: /      # synthetic: what the bounded requests ask for
+        synthetic_max_requests: 600
       rules:
         error-rate: {threshold: 5, window: 5m}
         p99-latency: {threshold: 1000, window: 3m, escalate_after: 10m}
@@ -45,12 +50,18 @@ from deployops.domain.policy import (
 from deployops.domain.rules import Comparison, MissingData, Rule
 
 __all__ = [
+    "InsufficientDataSettings",
     "RollbackRuleConfig",
     "RollbackSettings",
     "effective_rollback",
     "file_path",
     "rollback_issues",
+    "rollback_warnings",
 ]
+
+#: How long the deployment engine keeps observing past the stability window while a breach it
+#: has seen builds up (an escalation, a scale-out being judged): ``MAX_OBSERVE_HOLD_S``.
+OBSERVE_HOLD_LIMIT_S = 3600.0
 
 
 class _Model(BaseModel):
@@ -78,6 +89,24 @@ class RollbackRuleConfig(_Model):
     scale_out_grace: Duration | None = None
 
 
+class InsufficientDataSettings(_Model):
+    """What happens when the observation ends with rules that had too little data to judge.
+
+    ``synthetic`` (default): send bounded requests through the test listener (only the new
+    version answers them) and then the production listener, enough for each unjudged rule's
+    minimum per period over its window, and judge again; ``extend``: keep observing, at most
+    ``max_extension`` longer, until real traffic judges them; ``fail``: roll back at once;
+    ``accept``: deploy anyway, the final line saying what was not judged. Whatever the action,
+    a rule still unjudged after it fails the deployment (except with ``accept``).
+    """
+
+    action: Literal["synthetic", "extend", "fail", "accept"] = "synthetic"
+    max_extension: Duration = 300.0
+    synthetic_path: str = "/"
+    synthetic_max_requests: int = Field(default=600, ge=1, le=100_000)
+    synthetic_timeout: Duration = 5.0
+
+
 class RollbackSettings(_Model):
     """Automatic rollback (RB-1, RB-2). The guide's numbers are the defaults."""
 
@@ -87,6 +116,7 @@ class RollbackSettings(_Model):
     max_replicas: int = Field(default=10, ge=1, le=1000)  # IAC-3
     scale_out_step: int = Field(default=2, ge=1, le=100)
     scale_out_cooldown: Duration = 300.0  # IAC-5
+    insufficient_data: InsufficientDataSettings = InsufficientDataSettings()
     rules: dict[str, RollbackRuleConfig] = Field(default_factory=dict)
 
     def merged(self, override: RollbackSettings | None) -> RollbackSettings:
@@ -99,6 +129,10 @@ class RollbackSettings(_Model):
         rules: dict[str, dict[str, Any]] = {k: dict(v) for k, v in base.get("rules", {}).items()}
         for name, fields in top.pop("rules", {}).items():
             rules.setdefault(name, {}).update(fields)
+        if "insufficient_data" in top:
+            below = dict(base.get("insufficient_data", {}))
+            below.update(top.pop("insufficient_data"))
+            base["insufficient_data"] = below
         base.update(top)
         base["rules"] = rules
         return RollbackSettings.model_validate(base)
@@ -198,6 +232,20 @@ def _issues(settings: RollbackSettings, path: str) -> list[tuple[str, str]]:
         issues.append((f"{path}.period", "must be a whole number of seconds, at least 1s"))
     if settings.scale_out_cooldown < 0:
         issues.append((f"{path}.scale_out_cooldown", "must be 0 or more seconds"))
+    nodata = settings.insufficient_data
+    if nodata.max_extension < 0:
+        issues.append((f"{path}.insufficient_data.max_extension", "must be 0 or more seconds"))
+    if not nodata.synthetic_path.startswith("/"):
+        issues.append(
+            (
+                f"{path}.insufficient_data.synthetic_path",
+                f"must be a path starting with /, e.g. /, not {nodata.synthetic_path!r}",
+            )
+        )
+    if nodata.synthetic_timeout <= 0:
+        issues.append(
+            (f"{path}.insufficient_data.synthetic_timeout", "must be more than 0 seconds")
+        )
     defaults = {r.name for r in default_rollback_rules()}
     broken: set[str] = set()
     for name, cfg in settings.rules.items():
@@ -256,6 +304,50 @@ def file_path(path: str) -> str:
     head, _, last = path.rpartition(".")
     name = _FIELD_NAMES.get(last)
     return f"{head}.{name}" if name and head else path
+
+
+def rollback_warnings(project: Any) -> list[tuple[str, str]]:
+    """Rules that can never act inside a service's observation, as ``(path, message)``.
+
+    The observation lasts the stability window; once a rule has seen a breaching period it is
+    extended while the breach builds up, up to :data:`OBSERVE_HOLD_LIMIT_S` more. So a rule
+    never acts when its period is longer than the window (no breaching period is seen in time)
+    or when the breach it needs (window, breach duration, escalation, scale-out grace) is longer
+    than the window and the extension together. ``project`` is a ``ProjectConfig`` (not
+    imported: this module and ``project`` do not import each other)."""
+    out: list[tuple[str, str]] = []
+    for name, svc in project.services.items():
+        settings = effective_rollback(project, name)
+        if not settings.enabled or rollback_issues(settings, "rollback"):
+            continue
+        window = svc.blue_green.stability_window
+        where = f"services.{name}.rollback.rules"
+        for rr in settings.policy().rules:
+            rule = rr.rule
+            needed = max(rule.window_s, rule.breach_duration_s, rule.escalate_after_s or 0.0)
+            if rr.action is RuleAction.SCALE_OUT_THEN_ROLLBACK:
+                needed = max(needed, rule.window_s + rr.scale_out_grace_s)
+            if rule.period_s > window:
+                out.append(
+                    (
+                        f"{where}.{rr.name}.period",
+                        f"{rr.name} judges periods of {rule.period_s}s, longer than "
+                        f"services.{name}.blue_green.stability_window ({window:g}s): no period "
+                        "ends while the new version is observed, so it never acts; shorten "
+                        "the period or lengthen the stability window",
+                    )
+                )
+            elif needed > window + OBSERVE_HOLD_LIMIT_S:
+                out.append(
+                    (
+                        f"{where}.{rr.name}",
+                        f"{rr.name} needs {needed:g}s of breach before it acts, longer than the "
+                        f"stability window ({window:g}s) plus the longest extension of an "
+                        f"observation ({OBSERVE_HOLD_LIMIT_S:g}s): it never acts; shorten its "
+                        "window or escalation",
+                    )
+                )
+    return out
 
 
 class _ServiceRollback(Protocol):

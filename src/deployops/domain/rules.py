@@ -15,6 +15,15 @@ CloudWatch model it adds what an automatic rollback needs:
 - ``max_query_errors``: that many consecutive failed metric queries is its own verdict,
   ``QUERY_ERROR``, never mistaken for a breach or for health.
 
+A latency period with requests in flight and none completed is not "no data": a request that
+completes in a later period with a latency of ``L`` ms was in flight ``L`` ms before, so a
+``TargetResponseTime`` period without a datapoint takes the value of the nearest newer period
+whose latency reaches back into it (value ≥ k periods for the period k periods older). Such a
+period is marked ``in_flight``; its requests are counted once, in the period they completed.
+
+Every evaluation says what it judged on: ``judged on 1,240 requests in 3 periods`` or
+``not judged: 2 requests, minimum 5``.
+
 The window is anchored at ``now``: period ``i`` (0 = newest) holds the datapoints whose
 timestamp lies in ``[now - (i+1)·P, now - i·P)``. Several datapoints in one period are combined
 with the rule's statistic (sum for Sum/SampleCount, sample-weighted mean for Average, min for
@@ -236,6 +245,15 @@ class PeriodValue:
     value: float | None
     samples: int
     state: PeriodState
+    #: No request completed here, but requests completing later were in flight: the value
+    #: (and ``samples``, for the minimum) are those of the period they completed in.
+    in_flight: bool = False
+
+    @property
+    def observed(self) -> int:
+        """Observations that belong to this period (0 for an in-flight one: counted where
+        its requests completed)."""
+        return 0 if self.in_flight else self.samples
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -243,6 +261,7 @@ class PeriodValue:
             "value": self.value,
             "samples": self.samples,
             "state": self.state.value,
+            "in_flight": self.in_flight,
         }
 
 
@@ -266,6 +285,41 @@ class Evaluation:
     query_errors: int = 0
     retain: bool = False
 
+    @property
+    def window(self) -> tuple[PeriodValue, ...]:
+        """The evaluation window's periods, oldest first."""
+        n = self.rule.evaluation_periods
+        return self.periods[-n:] if n and self.periods else ()
+
+    @property
+    def judged_samples(self) -> int:
+        """Observations (requests for request metrics) in the window's judged periods."""
+        return sum(
+            p.observed for p in self.window if p.state in (PeriodState.BREACH, PeriodState.OK)
+        )
+
+    @property
+    def judged_periods(self) -> int:
+        """Judged periods of the window that had data of their own or requests in flight
+        (periods filled by the missing-data treatment are not evidence)."""
+        return sum(
+            1
+            for p in self.window
+            if p.state in (PeriodState.BREACH, PeriodState.OK) and p.value is not None
+        )
+
+    @property
+    def judged(self) -> bool:
+        """Whether the verdict rests on data (OK, warning and breaching on real periods)."""
+        if self.verdict in (Verdict.INSUFFICIENT_DATA, Verdict.QUERY_ERROR):
+            return False
+        return self.judged_periods > 0 or self.rule.missing_data is MissingData.BREACHING
+
+    def basis(self) -> str:
+        """What the verdict was judged on, for a user: ``judged on 1,240 requests in 3
+        periods`` or ``not judged: 2 requests, minimum 5``."""
+        return _basis(self)
+
     def evidence(self) -> dict[str, Any]:
         return {
             "rule": self.rule.to_dict(),
@@ -279,6 +333,10 @@ class Evaluation:
             "breach_duration_s": self.breach_duration_s,
             "query_errors": self.query_errors,
             "retain": self.retain,
+            "judged": self.judged,
+            "judged_samples": self.judged_samples,
+            "judged_periods": self.judged_periods,
+            "basis": self.basis(),
         }
 
 
@@ -321,14 +379,17 @@ def evaluate(rule: Rule, series: Series | Sequence[Datapoint], *, now: datetime)
             retain=retain,
         )
 
+    unit = _unit(rule)
     if not judged:
         if quiet:
+            seen = sum(p.samples for p in window)
             why = (
-                f"too little traffic to judge: {quiet} of {n} periods had fewer than "
-                f"{rule.min_samples} samples"
+                f"not judged, too little traffic: {_count(seen, unit)} in "
+                f"{_count(n, 'period')} of "
+                f"{rule.period_s}s, minimum {rule.min_samples} per period"
             )
         else:
-            why = f"no data in the last {n} periods of {rule.period_s}s"
+            why = f"not judged: no data in the last {_count(n, 'period')} of {rule.period_s}s"
         return result(Verdict.INSUFFICIENT_DATA, why, retain=ignore)
 
     if len(judged) >= m:
@@ -340,13 +401,15 @@ def evaluate(rule: Rule, series: Series | Sequence[Datapoint], *, now: datetime)
     else:
         return result(
             Verdict.INSUFFICIENT_DATA,
-            f"only {len(judged)} judged periods, all breaching; {m} needed",
+            f"not judged: only {len(judged)} judged periods, all breaching; {m} needed",
             retain=ignore,
         )
 
+    flight = _in_flight_note(window)
     if not hit:
         return result(
-            Verdict.OK, f"{breaches} of {len(judged)} periods breach; {m} of {n} needed to act"
+            Verdict.OK,
+            f"{breaches} of {len(judged)} periods breach; {m} of {n} needed to act{flight}",
         )
     if duration < rule.breach_duration_s:
         return result(
@@ -358,9 +421,11 @@ def evaluate(rule: Rule, series: Series | Sequence[Datapoint], *, now: datetime)
         return result(
             Verdict.WARNING,
             f"{condition} in {breaches} of {n} periods, for {duration:g}s; "
-            f"escalates at {rule.escalate_after_s:g}s",
+            f"escalates at {rule.escalate_after_s:g}s{flight}",
         )
-    return result(Verdict.BREACHING, f"{condition} in {breaches} of {n} periods, for {duration:g}s")
+    return result(
+        Verdict.BREACHING, f"{condition} in {breaches} of {n} periods, for {duration:g}s{flight}"
+    )
 
 
 def _periods(rule: Rule, datapoints: Sequence[Datapoint], now: datetime) -> list[PeriodValue]:
@@ -375,9 +440,22 @@ def _periods(rule: Rule, datapoints: Sequence[Datapoint], now: datetime) -> list
         index = math.ceil(age / p) - 1
         if index < count:
             buckets[index].append(d)
+    carried = _in_flight(rule, buckets)
     out: list[PeriodValue] = []
     for i, bucket in enumerate(buckets):
         start = now - timedelta(seconds=(i + 1) * p)
+        if not bucket and i in carried:
+            value, samples = carried[i]
+            out.append(
+                PeriodValue(
+                    start=start,
+                    value=value,
+                    samples=samples,
+                    state=_state(rule, value, samples),
+                    in_flight=True,
+                )
+            )
+            continue
         if not bucket:
             state = {
                 MissingData.BREACHING: PeriodState.BREACH,
@@ -387,14 +465,116 @@ def _periods(rule: Rule, datapoints: Sequence[Datapoint], now: datetime) -> list
             continue
         value = _combine(rule.statistic, bucket)
         samples = sum(d.samples for d in bucket)
-        if rule.min_samples and samples < rule.min_samples:
-            state = PeriodState.QUIET
-        elif rule.comparison.breaches(value, rule.threshold):
-            state = PeriodState.BREACH
-        else:
-            state = PeriodState.OK
-        out.append(PeriodValue(start=start, value=value, samples=samples, state=state))
+        out.append(
+            PeriodValue(
+                start=start, value=value, samples=samples, state=_state(rule, value, samples)
+            )
+        )
     return out
+
+
+def _state(rule: Rule, value: float, samples: int) -> PeriodState:
+    if rule.min_samples and samples < rule.min_samples:
+        return PeriodState.QUIET
+    if rule.comparison.breaches(value, rule.threshold):
+        return PeriodState.BREACH
+    return PeriodState.OK
+
+
+#: Latency statistics whose value bounds how long a period's requests were in flight.
+_IN_FLIGHT_STATISTICS = frozenset(
+    {
+        Statistic.AVERAGE,
+        Statistic.MINIMUM,
+        Statistic.MAXIMUM,
+        Statistic.P50,
+        Statistic.P90,
+        Statistic.P99,
+    }
+)
+
+
+def _in_flight(rule: Rule, buckets: Sequence[Sequence[Datapoint]]) -> dict[int, tuple[float, int]]:
+    """Latency attribution: the periods (index, newest first = 0) without a completed request
+    that requests completing later were in flight in, with the value and samples of the
+    nearest such later period.
+
+    A request completing in period ``j`` (at ``t`` in ``[s_j, s_j + P)``) with latency ``L`` was
+    in flight from ``t - L``; if ``L ≥ k·P`` that is before ``s_j - (k-1)·P``, inside period
+    ``j + k`` (k periods older). For a statistic that is a latency of real requests (a
+    percentile, the mean, the extremes), a value ``≥ k·P`` says such requests existed.
+    """
+    if rule.metric is not MetricName.RESPONSE_TIME or rule.statistic not in _IN_FLIGHT_STATISTICS:
+        return {}
+    period_ms = 1000.0 * max(rule.period_s, 1)
+    combined: dict[int, tuple[float, int]] = {
+        i: (_combine(rule.statistic, b), sum(d.samples for d in b))
+        for i, b in enumerate(buckets)
+        if b
+    }
+    out: dict[int, tuple[float, int]] = {}
+    for i, bucket in enumerate(buckets):
+        if bucket:
+            continue
+        for j in range(i - 1, -1, -1):  # the nearest newer period first
+            if j in combined and combined[j][0] >= (i - j) * period_ms:
+                out[i] = combined[j]
+                break
+    return out
+
+
+_PER_REQUEST = frozenset(
+    {
+        MetricName.ERROR_RATE,
+        MetricName.RESPONSE_TIME,
+        MetricName.REQUEST_COUNT,
+        MetricName.HTTP_5XX,
+    }
+)
+
+
+def _unit(rule: Rule) -> str:
+    return "request" if rule.metric in _PER_REQUEST else "sample"
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n:,} {unit}{'' if n == 1 else 's'}"
+
+
+def _in_flight_note(window: Sequence[PeriodValue]) -> str:
+    """``; 1 period with requests in flight and none completed`` (window newest first)."""
+    flying = [i for i, p in enumerate(window) if p.in_flight]
+    if not flying:
+        return ""
+    n = len(window)
+    which = ", ".join(str(n - i) for i in reversed(flying))
+    return (
+        f"; period {which} of {n} had requests in flight and none completed "
+        "(judged on the requests that completed later)"
+    )
+
+
+def _basis(ev: Evaluation) -> str:
+    rule = ev.rule
+    unit = _unit(rule)
+    if ev.verdict is Verdict.QUERY_ERROR:
+        return f"not judged: {ev.query_errors} metric queries failed in a row"
+    window = ev.window
+    if ev.verdict is Verdict.INSUFFICIENT_DATA or not ev.judged:
+        seen = sum(p.observed for p in window)
+        if rule.min_samples and seen:
+            return f"not judged: {_count(seen, unit)}, minimum {rule.min_samples} per period"
+        if seen:
+            return f"not judged: {_count(seen, unit)} in {_count(len(window), 'period')}"
+        return f"not judged: no data in {_count(len(window), 'period')} of {rule.period_s}s"
+    text = f"judged on {_count(ev.judged_samples, unit)} in {_count(ev.judged_periods, 'period')}"
+    filled = sum(
+        1 for p in window if p.value is None and p.state in (PeriodState.BREACH, PeriodState.OK)
+    )
+    if filled:
+        as_what = "good" if rule.missing_data is MissingData.NOT_BREACHING else "breaching"
+        text += f" ({_count(filled, 'period')} without data counted as {as_what})"
+    return text
 
 
 def _combine(statistic: Statistic, points: Sequence[Datapoint]) -> float:

@@ -144,7 +144,7 @@ class Runner:
                 key, owner=owner, reason=f"resume {op.id}", now=clock.now(), deployment_id=op.id
             )
         elif held.owner != owner:
-            if owner_alive(held.owner):
+            if owner_alive(held.owner) and store.lock_holder_alive(held):
                 raise LockHeldError(
                     key,
                     held.owner,

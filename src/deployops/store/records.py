@@ -10,6 +10,7 @@ __all__ = [
     "AlarmHistoryRecord",
     "AlarmStateRecord",
     "AuditRecord",
+    "ChecklistEntry",
     "DecisionRecord",
     "DeploymentRecord",
     "EventRecord",
@@ -199,6 +200,9 @@ class LockInfo:
     reason: str
     acquired_at: datetime
     deployment_id: str | None = None
+    holder_pid: int | None = None
+    holder_host: str | None = None
+    holder_started_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,3 +285,30 @@ class ScalingActivity:
     reason: str = ""
     error: str = ""
     id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChecklistEntry:
+    """One checklist verdict, sign-off, override or decision (CHK-1..CHK-3)."""
+
+    ts: datetime
+    environment: str
+    service: str
+    version: str
+    stage: str
+    item: str
+    status: str
+    deployment_id: str | None = None
+    actor: str = ""
+    note: str = ""
+    summary: str = ""
+    source: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
+        return out

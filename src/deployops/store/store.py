@@ -34,11 +34,13 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 
 from deployops.errors import ConfigError, DriverError, LockHeldError, NotFoundError
 from deployops.store import schema as t
+from deployops.store.locks import Holder, current_holder, holder_alive
 from deployops.store.records import (
     DEPLOYMENT_KINDS,
     AlarmHistoryRecord,
     AlarmStateRecord,
     AuditRecord,
+    ChecklistEntry,
     DecisionRecord,
     DeploymentRecord,
     EventRecord,
@@ -54,10 +56,10 @@ from deployops.store.records import (
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["HEAD_REVISION", "StateStore"]
+__all__ = ["HEAD_REVISION", "StateStore", "lock_held_error"]
 
 # The newest migration in migrations/versions; the store migrates when the database is behind.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0007"
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -101,6 +103,7 @@ _JSON_FIELDS: dict[type[Any], frozenset[str]] = {
     AuditRecord: frozenset({"detail"}),
     JobRecord: frozenset({"payload"}),
     AlarmHistoryRecord: frozenset({"evidence"}),
+    ChecklistEntry: frozenset({"evidence"}),
 }
 
 
@@ -128,6 +131,20 @@ def _values(rec: DataclassInstance, *, exclude: Iterable[str] = ("id",)) -> dict
         for f in dataclasses.fields(rec)
         if f.name not in skip
     }
+
+
+def lock_held_error(held: LockInfo, now: datetime) -> LockHeldError:
+    """The error for a lock someone else holds: a dead holder (checked on its host) says so
+    and names ``deployops resume`` as the way on."""
+    return LockHeldError(
+        held.key,
+        held.owner,
+        held.reason,
+        held.acquired_at.isoformat(timespec="seconds"),
+        (now - held.acquired_at).total_seconds(),
+        holder_dead=not holder_alive(held.holder_pid, held.holder_host, held.holder_started_at),
+        deployment_id=held.deployment_id,
+    )
 
 
 def _inserted_id(res: CursorResult[Any]) -> int:
@@ -454,6 +471,11 @@ class StateStore:
             rows = conn.execute(q).mappings().all()
         return [_record(EventRecord, r) for r in rows]
 
+    def last_event_id(self) -> int:
+        """The newest event's id (0 when there is none): where a live stream starts."""
+        with self._tx() as conn:
+            return int(conn.execute(select(func.max(t.events.c.id))).scalar() or 0)
+
     # ------------------------------------------------------------------ decisions
     def add_decision(self, d: DecisionRecord) -> int:
         with self._tx() as conn:
@@ -476,11 +498,21 @@ class StateStore:
         reason: str,
         now: datetime,
         deployment_id: str | None = None,
+        holder: Holder | None = None,
     ) -> LockInfo:
         """Take ``key`` or raise :class:`LockHeldError` naming the holder. Atomic on every
-        backend: the primary key decides, not a read-then-write."""
+        backend: the primary key decides, not a read-then-write. The row records the holding
+        process (``holder``, default this one), so a holder that died is reported as such."""
+        me = holder or current_holder()
         lock = LockInfo(
-            key=key, owner=owner, reason=reason, acquired_at=now, deployment_id=deployment_id
+            key=key,
+            owner=owner,
+            reason=reason,
+            acquired_at=now,
+            deployment_id=deployment_id,
+            holder_pid=me.pid,
+            holder_host=me.host,
+            holder_started_at=me.started_at,
         )
         try:
             with self._engine.begin() as conn:
@@ -489,16 +521,19 @@ class StateStore:
             held = self.get_lock(key)
             if held is None:  # released between our insert and our read: try once more
                 return self.acquire_lock(
-                    key, owner=owner, reason=reason, now=now, deployment_id=deployment_id
+                    key,
+                    owner=owner,
+                    reason=reason,
+                    now=now,
+                    deployment_id=deployment_id,
+                    holder=holder,
                 )
-            raise LockHeldError(
-                key,
-                held.owner,
-                held.reason,
-                held.acquired_at.isoformat(timespec="seconds"),
-                (now - held.acquired_at).total_seconds(),
-            ) from None
+            raise lock_held_error(held, now) from None
         return lock
+
+    def lock_holder_alive(self, lock: LockInfo) -> bool:
+        """Whether the process holding ``lock`` still runs (checked on its own host only)."""
+        return holder_alive(lock.holder_pid, lock.holder_host, lock.holder_started_at)
 
     def get_lock(self, key: str) -> LockInfo | None:
         with self._tx() as conn:
@@ -518,10 +553,20 @@ class StateStore:
             )
             return bool(res.rowcount)
 
-    def transfer_lock(self, key: str, *, new_owner: str) -> None:
-        """Hand a lock to a resuming process (``deployops resume``)."""
+    def transfer_lock(self, key: str, *, new_owner: str, holder: Holder | None = None) -> None:
+        """Hand a lock to a resuming process (``deployops resume``): it becomes the holder."""
+        me = holder or current_holder()
         with self._tx() as conn:
-            conn.execute(update(t.locks).where(t.locks.c.key == key).values(owner=new_owner))
+            conn.execute(
+                update(t.locks)
+                .where(t.locks.c.key == key)
+                .values(
+                    owner=new_owner,
+                    holder_pid=me.pid,
+                    holder_host=me.host,
+                    holder_started_at=me.started_at,
+                )
+            )
 
     def force_release_lock(self, key: str, *, actor: str, reason: str, now: datetime) -> LockInfo:
         """Break a lock whoever holds it; audited with the actor and reason."""
@@ -833,6 +878,61 @@ class StateStore:
         with self._tx() as conn:
             rows = conn.execute(q).mappings().all()
         return [_record(cls, r) for r in reversed(rows)]
+
+    # ------------------------------------------------------------------ checklist (CHK)
+    def add_checklist_entry(self, entry: ChecklistEntry) -> int:
+        with self._tx() as conn:
+            return _inserted_id(conn.execute(insert(t.checklist_entries).values(**_values(entry))))
+
+    def checklist_entries(
+        self,
+        *,
+        deployment_id: str | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+        version: str | None = None,
+        unlinked: bool = False,
+        stage: str | None = None,
+    ) -> list[ChecklistEntry]:
+        """Entries oldest first: of a deployment, or of a release (``unlinked``: those not yet
+        attached to a deployment, i.e. sign-offs waiting for the deploy)."""
+        c = t.checklist_entries.c
+        q = select(t.checklist_entries)
+        if deployment_id:
+            q = q.where(c.deployment_id == deployment_id)
+        if environment:
+            q = q.where(c.environment == environment)
+        if service:
+            q = q.where(c.service == service)
+        if version:
+            q = q.where(c.version == version)
+        if unlinked:
+            q = q.where(c.deployment_id.is_(None))
+        if stage:
+            q = q.where(c.stage == stage)
+        q = q.order_by(c.id)
+        with self._tx() as conn:
+            return [_record(ChecklistEntry, r) for r in conn.execute(q).mappings().all()]
+
+    def link_checklist(
+        self, *, environment: str, service: str, version: str, deployment_id: str
+    ) -> int:
+        """Attach a release's waiting sign-offs to the deployment that ships it."""
+        c = t.checklist_entries.c
+        with self._tx() as conn:
+            res = conn.execute(
+                update(t.checklist_entries)
+                .where(
+                    and_(
+                        c.environment == environment,
+                        c.service == service,
+                        c.version == version,
+                        c.deployment_id.is_(None),
+                    )
+                )
+                .values(deployment_id=deployment_id)
+            )
+            return int(res.rowcount or 0)
 
     def count(self, table: str) -> int:
         """Rows in ``table`` (for tests and status output)."""

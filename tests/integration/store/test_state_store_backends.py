@@ -5,10 +5,15 @@ RB-1 decisions with evidence, metric samples, the audit log and the deferred-job
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
+import psutil
 import pytest
 
 from deployops.clock import VirtualClock
@@ -22,6 +27,7 @@ from deployops.store import (
     MetricSample,
     StateStore,
 )
+from deployops.store.locks import Holder, current_holder
 from deployops.store.store import HEAD_REVISION
 
 T0 = datetime(2026, 11, 29, 17, 45, 1, 123456, tzinfo=UTC)
@@ -472,3 +478,63 @@ def test_times_with_any_offset_keep_their_instant(store: StateStore) -> None:
     assert store.claim_due_jobs(now=datetime(2026, 11, 30, 2, 0, tzinfo=jst), worker="w") == []
     due = store.claim_due_jobs(now=datetime(2026, 11, 30, 2, 46, tzinfo=jst), worker="w")
     assert [j.due_at for j in due] == [T0]
+
+
+def _dead_process() -> Holder:
+    """A process of this host that ran and exited (its pid and start time, as a holder)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = psutil.Process(proc.pid).create_time()
+    proc.wait(timeout=30)
+    return Holder(pid=proc.pid, host=socket.gethostname(), started_at=started)
+
+
+def test_a_lock_whose_holder_died_says_so_and_points_to_resume_dep7(store: StateStore) -> None:
+    """A deploy killed mid-way leaves its lock; the next one is told the holder is gone and
+    that `deployops resume` finishes the interrupted deployment."""
+    store.acquire_lock(
+        "staging/web",
+        owner="alice@ci-7:4242",
+        reason="deploy web 1.4.0 (dep-20261129-084501-7f3a)",
+        now=T0,
+        deployment_id="dep-20261129-084501-7f3a",
+        holder=_dead_process(),
+    )
+    held = store.get_lock("staging/web")
+    assert held is not None and held.holder_host == socket.gethostname()
+    assert store.lock_holder_alive(held) is False
+    with pytest.raises(LockHeldError) as caught:
+        store.acquire_lock("staging/web", owner="bob", reason="deploy", now=T0)
+    err = caught.value
+    assert err.holder_dead is True
+    assert err.exit_code == 4
+    assert "no longer running" in str(err)
+    assert err.hint == (
+        "`deployops resume dep-20261129-084501-7f3a` takes the lock over and finishes it"
+    )
+    # resume takes it over: this process becomes the holder
+    store.transfer_lock("staging/web", new_owner="bob")
+    mine = store.get_lock("staging/web")
+    assert mine is not None and mine.owner == "bob" and mine.holder_pid == os.getpid()
+    assert store.lock_holder_alive(mine) is True
+
+
+def test_a_running_holder_a_reused_pid_and_another_host(store: StateStore) -> None:
+    me = current_holder()
+    store.acquire_lock("production/web", owner="me", reason="deploy", now=T0)
+    held = store.get_lock("production/web")
+    assert held is not None and held.holder_pid == me.pid
+    assert store.lock_holder_alive(held) is True
+    with pytest.raises(LockHeldError) as caught:
+        store.acquire_lock("production/web", owner="bob", reason="deploy", now=T0)
+    assert caught.value.holder_dead is False
+    assert "lock release production/web --force" in (caught.value.hint or "")
+    # the pid runs, but it is another process than the one that took the lock
+    reused = Holder(pid=me.pid, host=me.host, started_at=(me.started_at or 0.0) - 3600)
+    store.acquire_lock("production/api", owner="x", reason="deploy", now=T0, holder=reused)
+    api = store.get_lock("production/api")
+    assert api is not None and store.lock_holder_alive(api) is False
+    # another host's process cannot be checked from here: it counts as running
+    far = Holder(pid=1, host="build-host-elsewhere", started_at=0.0)
+    store.acquire_lock("production/jobs", owner="y", reason="deploy", now=T0, holder=far)
+    jobs = store.get_lock("production/jobs")
+    assert jobs is not None and store.lock_holder_alive(jobs) is True

@@ -68,7 +68,9 @@ def test_cleanup_with_the_platform_down_keeps_the_deletion_scheduled(
     try:
         out = cli(project, "-o", "json", "-e", "development", "cleanup")
         assert out.returncode == 1
-        doc = json.loads(out.stdout)
+        # JSON lines: what ran, then the failure as a JSON object of its own
+        doc, failure = (json.loads(line) for line in out.stdout.splitlines())
+        assert (failure["ok"], failure["exit_code"]) == (False, 1)
         (ran,) = doc["ran"]
         assert ran["target_group"] == "web-blue" and ran["status"] == "unavailable"
         assert "deployops local up" in out.stderr

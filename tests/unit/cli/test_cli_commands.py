@@ -107,6 +107,24 @@ def test_init_writes_a_valid_file_named_after_the_folder(
     assert "# " in (project / "deployops.yaml").read_text()  # annotated
 
 
+def test_init_writes_environments_that_all_run_on_the_local_platform_and_validate_clean(
+    project: Path, cli: Callable[..., Result]
+) -> None:
+    """A new user can deploy every environment `init` wrote on this machine: none needs AWS,
+    and each validates without a warning."""
+    cfg = load_project(project / "deployops.yaml")
+    assert set(cfg.environments) == {"development", "staging", "production"}
+    assert {name: env.platform for name, env in cfg.environments.items()} == {
+        "development": "local",
+        "staging": "local",
+        "production": "local",
+    }
+    for env in cfg.environments:
+        proc = cli(project, "config", "validate", "-e", env, "--offline")
+        assert proc.returncode == 0, (env, proc.stderr)
+        assert "warning" not in proc.stderr, (env, proc.stderr)
+
+
 def test_init_refuses_to_overwrite_without_force(project: Path, cli: Callable[..., Result]) -> None:
     path = project / "deployops.yaml"
     path.write_text(path.read_text() + "# my edits\n")

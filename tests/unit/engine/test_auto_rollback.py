@@ -222,14 +222,30 @@ def test_rb2_detection_starts_within_one_sample_interval(tmp_path: Path) -> None
     assert began and 0 < decided - began[0] <= 1.0 + 1e-6
 
 
-def test_silent_metric_source_is_neither_healthy_nor_a_breach(tmp_path: Path) -> None:
-    """Bad input: the metric source answers with no data. The rules are not judged; a clear
-    'metrics-silent' decision is stored and notified once; nothing is rolled back."""
+def test_silent_metric_source_is_never_a_silent_pass_rb1(tmp_path: Path) -> None:
+    """Bad input: the metric source answers with no data. The rules are not judged, and a
+    release nobody could judge is not a success: by default it is rolled back, saying so."""
     rig = make_rules_rig(tmp_path)
     deploy(rig, "1.0.0")
     rig.metrics.silent = True
-    rec = deploy(rig, "2.0.0")  # would fail 20 % of requests, but nobody can see it
+    with pytest.raises(RolledBackError) as caught:
+        deploy(rig, "2.0.0")  # would fail 20 % of requests, but nobody can see it
+    assert "web-green was not judged: error-rate (not judged: no data" in str(caught.value)
+    assert rig.prod() == "web-blue"
+
+
+def test_silent_metric_source_accepted_is_neither_healthy_nor_a_breach(tmp_path: Path) -> None:
+    """With rollback.insufficient_data.action: accept the release goes live unjudged: a clear
+    'metrics-silent' decision is stored and notified once, and the observation says what it
+    did not judge."""
+    rig = make_rules_rig(tmp_path, rollback={"insufficient_data": {"action": "accept"}})
+    deploy(rig, "1.0.0")
+    rig.metrics.silent = True
+    rec = deploy(rig, "2.0.0")
     assert rec.status == "succeeded"
+    (observe,) = [s for s in rig.store.steps_for(rec.id) if s.name == "Observe"]
+    assert observe.result["rules_judged"] == 0
+    assert observe.result["judgement"].startswith("judged 0 of 5 rules; not judged: error-rate")
     (decision,) = rig.store.decisions(deployment_id=rec.id)
     assert decision.rule == "metrics-silent" and decision.action == "notify"
     assert "not judged" in decision.verdict
@@ -239,7 +255,7 @@ def test_silent_metric_source_is_neither_healthy_nor_a_breach(tmp_path: Path) ->
 def test_failing_metric_queries_are_their_own_verdict(tmp_path: Path) -> None:
     """Bad input: every query fails. After max_query_errors (3) in a row the verdict is
     query_error -> notify; never a rollback, never 'ok'."""
-    rig = make_rules_rig(tmp_path)
+    rig = make_rules_rig(tmp_path, rollback={"insufficient_data": {"action": "accept"}})
     deploy(rig, "1.0.0")
     rig.metrics.fail_queries = True
     rec = deploy(rig, "2.0.0")

@@ -51,6 +51,7 @@ __all__ = [
     "render",
     "resolve",
     "resolve_for_deploy",
+    "uses_settings",
 ]
 
 APP_CONFIG_DIR = "config"
@@ -73,12 +74,26 @@ def resolve_for_deploy(
 
     Raises :class:`~deployops.errors.ConfigError` with every issue. Returns the settings for the
     task definition: ``.environment`` (plain values) and ``.secrets`` (key → ``secret://NAME``).
-    A project without ``config/environments/`` does not use CFG: the result is empty.
+    A project without ``config/environments/`` does not use CFG: the result is empty. So is an
+    environment of ``deployops.yaml`` without its own file: environment files are independent
+    (adding ``production.yaml`` does not oblige staging to have one).
     """
     paths = paths_for(project)
-    if not (paths.dir / "environments").is_dir():
+    if not uses_settings(project, environment):
         return ResolvedConfig.empty(environment)
     return resolve(paths, environment, secrets=secrets, environ=environ)
+
+
+def uses_settings(project: ProjectConfig, environment: str) -> bool:
+    """Whether ``environment`` has application settings: ``config/environments/ENV.yaml``
+    exists, or the environment is not one of ``deployops.yaml`` (then the loader reports the
+    missing file, with the names that do exist)."""
+    paths = paths_for(project)
+    if not (paths.dir / "environments").is_dir():
+        return False
+    return paths.environment_file(environment).is_file() or (
+        environment not in project.environments
+    )
 
 
 _ = Path  # re-exported for the doctest above

@@ -191,7 +191,10 @@ class FieldSpec:
         value = text
         if self.type == "int":
             if not _INT.match(text.strip()):
-                return None, [f"expected a whole number, got {shown}; write e.g. {self.key}: 5432"]
+                example = _INT_EXAMPLES.get(self.key, self.default or self.min or 3)
+                return None, [
+                    f"expected a whole number, got {shown}; write e.g. {self.key}: {example}"
+                ]
             number = int(text.strip())
             value = str(number)
             if self.min is not None and number < self.min:
@@ -230,6 +233,10 @@ class FieldSpec:
                 f"{shown} must equal the environment's name; write {self.key}: {environment}"
             )
         return (None, problems) if problems else (value, [])
+
+
+#: The example a "not a whole number" message shows, per built-in key (PORT is not 5432).
+_INT_EXAMPLES = {"PORT": "3000", "DB_PORT": "5432", "REDIS_PORT": "6379"}
 
 
 @dataclass(frozen=True, slots=True)

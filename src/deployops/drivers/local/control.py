@@ -128,8 +128,19 @@ def status(project: ProjectConfig, environment: str) -> dict[str, Any]:
         "syslog_port": info.get("syslog_port"),
         "metrics": live.get("metrics", False),
         "listeners": live.get("listeners", []),
-        "services": live.get("services", []),
+        "services": [_with_logs(paths, s) for s in live.get("services", [])],
+        "logs": str(paths.logs),
     }
+
+
+def _with_logs(paths: LocalPaths, service: dict[str, Any]) -> dict[str, Any]:
+    """A service of ``status`` with each task's log file (what a failed health wait points
+    the user to)."""
+    tasks = [
+        {**t, "log": str(paths.task_log(service["name"], t["task_id"]))}
+        for t in service.get("tasks", [])
+    ]
+    return {**service, "tasks": tasks}
 
 
 def down(

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from deployops.config.rollback import RollbackSettings
+from deployops.config.rollback import InsufficientDataSettings, RollbackSettings
 from deployops.domain.model import Datapoint, Measurement, MetricQuery
 from deployops.domain.plan import Observe
 from deployops.domain.policy import (
@@ -59,6 +59,9 @@ class _RuleState:
     last_error: str = ""
     scale: ScaleOutProgress | None = None
     scale_desired: int = 0
+    judged: bool = False  # judged on data at least once in this observation
+    judged_samples: int = 0  # the most observations one judgement rested on
+    basis: str = ""  # what the latest judgement rested on
 
 
 class RulesObserver:
@@ -78,7 +81,9 @@ class RulesObserver:
         max_replicas: int = 10,
         scale_out_step: int = 2,
         scale_out_cooldown_s: float = 300.0,
+        insufficient_data: InsufficientDataSettings | None = None,
     ) -> None:
+        self.insufficient_data = insufficient_data or InsufficientDataSettings()
         self._compute = compute
         self._metrics = metrics
         self.policy = policy
@@ -99,7 +104,24 @@ class RulesObserver:
             max_replicas=settings.max_replicas,
             scale_out_step=settings.scale_out_step,
             scale_out_cooldown_s=settings.scale_out_cooldown,
+            insufficient_data=settings.insufficient_data,
         )
+
+    # ------------------------------------------------------------------ judgement
+    def judgement(self) -> dict[str, dict[str, Any]]:
+        """Per rule of this observation: whether it was judged on data, on how much, and
+        what its latest evaluation rested on."""
+        return {
+            rr.name: {
+                "judged": self._states.get(rr.name, _RuleState()).judged,
+                "judged_samples": self._states.get(rr.name, _RuleState()).judged_samples,
+                "basis": self._states.get(rr.name, _RuleState()).basis or "not evaluated",
+                "min_samples": rr.rule.min_samples,
+                "period_s": rr.rule.period_s,
+                "lookback_s": rr.rule.lookback_s,
+            }
+            for rr in self.policy.rules
+        }
 
     # ------------------------------------------------------------------ ScaleAware
     def scale_limits(self) -> tuple[int, int]:
@@ -150,14 +172,29 @@ class RulesObserver:
                 decision = replace(
                     decision,
                     verdict=RuleVerdict.INSUFFICIENT_DATA,
-                    reason=f"no data in the last {rr.rule.window_s:g}s: not judged",
+                    reason=f"not judged: no data in the last {rr.rule.window_s:g}s",
                 )
             decisions.append(decision)
+            ev = decision.evaluation
+            unjudged = (RuleVerdict.INSUFFICIENT_DATA, RuleVerdict.QUERY_ERROR)
+            judged = ev.judged and decision.verdict not in unjudged
+            basis = ev.basis() if judged == ev.judged else decision.reason
+            if judged:
+                state.judged = True
+                state.judged_samples = max(state.judged_samples, ev.judged_samples)
+            state.basis = basis
+            newest = next((p for p in reversed(ev.window) if p.value is not None), None)
             notes[rr.name] = {
                 "verdict": decision.verdict.value,
                 "action": decision.action.value,
                 "reason": decision.reason,
                 "scope": step.target_group,
+                "judged": judged,
+                "basis": basis,
+                "value": newest.value if newest is not None else None,
+                "threshold": rr.rule.threshold,
+                "comparison": rr.rule.comparison.value,
+                "metric": rr.rule.metric.value,
                 **({"baseline": baseline_note} if baseline_note else {}),
             }
             hold = max(hold, _hold(rr, decision, state, now))

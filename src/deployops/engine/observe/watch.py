@@ -9,8 +9,12 @@ step; the operation's failure handler (:mod:`deployops.engine.recovery`) flips t
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, runtime_checkable
 
+from deployops.config.rollback import InsufficientDataSettings
+from deployops.domain.names import prod_listener, test_listener
 from deployops.domain.plan import Observe
 from deployops.domain.policy import Action
 from deployops.engine.events import Notice
@@ -25,11 +29,22 @@ from deployops.engine.operation import StepContext
 from deployops.errors import DeploymentError
 from deployops.store import DecisionRecord
 
-__all__ = ["MAX_OBSERVE_HOLD_S", "ObserveHandler", "decide", "operation_fields"]
+__all__ = [
+    "MAX_OBSERVE_HOLD_S",
+    "Judging",
+    "ObserveHandler",
+    "decide",
+    "judged_summary",
+    "operation_fields",
+    "rules_line",
+]
 
 # The longest an observation may run past its stability window while an escalation or a
 # scale-out waits to be judged (a flapping metric must not hold a deploy forever).
 MAX_OBSERVE_HOLD_S = 3600.0
+
+# A progress line (text and -o json) at most this often while observing.
+PROGRESS_LINE_EVERY_S = 3.0
 
 # The key of the verdict that failed the step, in ``StepContext.state``.
 ROLLBACK_VERDICT = "rollback_verdict"
@@ -91,6 +106,113 @@ def decide(ctx: StepContext, verdict: Verdict, *, send: bool = True) -> Notice |
     return notice
 
 
+@runtime_checkable
+class Judging(Protocol):
+    """An observer that says which rules it judged on data (the rules observer)."""
+
+    insufficient_data: InsufficientDataSettings
+
+    def judgement(self) -> dict[str, dict[str, Any]]: ...
+
+
+def rules_line(verdict: Verdict) -> str:
+    """Each rule's value against its threshold, or what it lacks to be judged."""
+    rules = verdict.evidence.get("rules")
+    if not isinstance(rules, dict) or not rules:
+        return verdict.reason
+    parts: list[str] = []
+    for name, note in rules.items():
+        value = note.get("value")
+        if note.get("judged") and value is not None:
+            parts.append(f"{name} {value:.4g} (limit {note['comparison']} {note['threshold']:g})")
+        else:
+            basis = str(note.get("basis") or note.get("reason") or "not judged")
+            parts.append(f"{name} {basis}")
+    return "; ".join(parts)
+
+
+def judged_summary(judgement: dict[str, dict[str, Any]]) -> str:
+    """``judged 3 of 5 rules: ...; not judged: ...`` (the observation's last word)."""
+    done = [n for n, j in judgement.items() if j["judged"]]
+    not_done = [f"{n} ({j['basis']})" for n, j in judgement.items() if not j["judged"]]
+    text = f"judged {len(done)} of {len(judgement)} rules"
+    if done:
+        text += ": " + ", ".join(done)
+    if not_done:
+        text += "; not judged: " + ", ".join(not_done)
+    return text
+
+
+class _Synthetic:
+    """Bounded synthetic requests through one listener while the rules wait for data: enough
+    per second for each unjudged rule's minimum per period, at most ``budget`` in all."""
+
+    def __init__(self, url: str, *, rate_per_s: float, budget: int, timeout_s: float) -> None:
+        self.url = url
+        self.rate_per_s = rate_per_s
+        self.budget = budget
+        self.timeout_s = timeout_s
+        self.sent = 0
+        self.answered = 0
+        self.failed = 0
+        self._owed = 0.0
+
+    def send(self, ctx: StepContext, seconds: float) -> None:
+        self._owed += self.rate_per_s * seconds
+        n = min(int(self._owed), self.budget - self.sent)
+        if n <= 0:
+            return
+        self._owed -= n
+        prober = ctx.ports.prober
+        with ThreadPoolExecutor(max_workers=min(8, n)) as pool:
+            results = list(
+                pool.map(lambda _: prober.get(self.url, timeout_s=self.timeout_s), range(n))
+            )
+        self.sent += n
+        self.answered += sum(1 for r in results if r.status)
+        self.failed += sum(1 for r in results if r.status >= 500 or not r.status)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "sent": self.sent,
+            "answered": self.answered,
+            "failed": self.failed,
+        }
+
+
+def _synthetic_for(
+    ctx: StepContext,
+    step: Observe,
+    listener: str,
+    judgement: dict[str, dict[str, Any]],
+    settings: InsufficientDataSettings,
+) -> tuple[_Synthetic, float] | None:
+    """The synthetic traffic for the unjudged rules through ``listener`` and how long it must
+    run (their longest window and one period more), or ``None`` if that listener does not
+    forward to the new version."""
+    try:
+        lst = ctx.ports.traffic.describe_listener(listener)
+    except Exception:  # noqa: BLE001 - a listener that does not exist sends nothing
+        return None
+    if lst.target_group != step.target_group:
+        return None
+    pending = [j for j in judgement.values() if not j["judged"]]
+    rate = max(
+        (math.ceil(max(j["min_samples"], 1) / max(j["period_s"], 1)) + 1 for j in pending),
+        default=1,
+    )
+    duration = max((j["lookback_s"] + j["period_s"] for j in pending), default=step.interval_s)
+    url = f"http://{lst.host}:{lst.port}{settings.synthetic_path}"
+    synth = _Synthetic(
+        url,
+        rate_per_s=float(rate),
+        budget=settings.synthetic_max_requests,
+        timeout_s=settings.synthetic_timeout,
+    )
+    return synth, float(duration)
+
+
 class ObserveHandler:
     """Handles ``Observe`` steps; ``factory`` builds each deployment's observer from the
     plan's frozen settings (without one, the checklist's :class:`HealthObserver`)."""
@@ -116,11 +238,31 @@ class ObserveHandler:
         checks = 0
         told: dict[str, tuple[Action, str]] = {}  # rule -> (action, verdict) last recorded
         decisions = 0
+        last_line = -math.inf
+        # Rules without enough data: what was done about it (RB-1: never a silent pass).
+        stage = ""  # "" | extend | synthetic via test | synthetic via production
+        synthetic: _Synthetic | None = None
+        sent: list[dict[str, Any]] = []
         while True:
             left = end - clock.monotonic()
             if left <= 0:
-                break
-            clock.sleep(min(step.interval_s, left))
+                if not isinstance(observer, Judging):
+                    break
+                more = self._not_judged(ctx, step, observer, stage, limit)
+                if synthetic is not None:
+                    sent.append(synthetic.to_json())
+                    synthetic = None
+                if more is None:
+                    break
+                stage, extra, synthetic = more
+                end = min(limit, clock.monotonic() + extra)
+                continue
+            slice_s = min(step.interval_s, left)
+            if synthetic is not None:
+                t0 = clock.monotonic()
+                synthetic.send(ctx, slice_s)
+                slice_s = max(0.0, slice_s - (clock.monotonic() - t0))
+            clock.sleep(slice_s)
             verdict = observer.evaluate(step, since=since, now=clock.now())
             checks += 1
             mono = clock.monotonic()
@@ -136,18 +278,30 @@ class ObserveHandler:
             # Never shorten a hold already granted: a rule whose newest period is still being
             # collected must not lose the time it was given one sample ago.
             end = max(end, new_end)
+            remaining = max(0.0, end - clock.monotonic())
+            line = mono - last_line >= PROGRESS_LINE_EVERY_S
+            if line:
+                last_line = mono
             ctx.progress(
-                f"observing {step.target_group}: {verdict.reason}",
-                max(0.0, end - clock.monotonic()),
+                f"observing {step.target_group}: {rules_line(verdict)}",
+                remaining,
                 stage="observe",
+                line=line,
+                rules=verdict.evidence.get("rules", {}),
+                **({"insufficient_data": stage} if stage else {}),
             )
             if verdict.action is Action.ROLLBACK:
                 ctx.state[ROLLBACK_VERDICT] = verdict
                 notice = decide(ctx, verdict, send=False)
                 if notice is not None:
                     ctx.pending.append(notice)
+                judged = ""
+                if isinstance(observer, Judging):
+                    j = observer.judgement()
+                    done = sum(1 for r in j.values() if r["judged"])
+                    judged = f" (rules judged: {done} of {len(j)})"
                 raise DeploymentError(
-                    f"{step.target_group} broke a rule while observed: {verdict.reason}"
+                    f"{step.target_group} broke a rule while observed: {verdict.reason}{judged}"
                 )
             if verdict.action is Action.NONE:
                 continue
@@ -161,12 +315,84 @@ class ObserveHandler:
                 decide(ctx, verdict)
                 decisions += 1
             told[verdict.rule] = key
-        return {
+        result: dict[str, Any] = {
             "observed_s": round(clock.monotonic() - began, 3),
             "checks": checks,
             "extended_s": round(max(0.0, end - base_end), 3),
             "decisions": decisions,
         }
+        if isinstance(observer, Judging):
+            judgement = observer.judgement()
+            summary = judged_summary(judgement)
+            result["rules_judged"] = sum(1 for j in judgement.values() if j["judged"])
+            result["rules_total"] = len(judgement)
+            result["judged"] = {n: j["basis"] for n, j in judgement.items()}
+            result["judgement"] = summary
+            if stage or sent:
+                result["insufficient_data"] = {"stage": stage, "synthetic": sent}
+            ctx.event(
+                "observe.judged",
+                f"{step.target_group}: {summary}",
+                level="info" if result["rules_judged"] == len(judgement) else "warning",
+                data={"judged": result["judged"], "rules_judged": result["rules_judged"]},
+            )
+        return result
+
+    def _not_judged(
+        self, ctx: StepContext, step: Observe, observer: Judging, stage: str, limit: float
+    ) -> tuple[str, float, _Synthetic | None] | None:
+        """The observation is over: with rules still unjudged, the configured action's next
+        stage (and for how long), ``None`` to end; fails the step when nothing is left."""
+        judgement = observer.judgement()
+        pending = {n: j for n, j in judgement.items() if not j["judged"]}
+        if not pending:
+            return None
+        settings = observer.insufficient_data
+        what = ", ".join(f"{n} ({j['basis']})" for n, j in pending.items())
+        room = max(0.0, limit - ctx.clock.monotonic())
+        if settings.action == "accept":
+            ctx.event(
+                "observe.not_judged",
+                f"{step.target_group}: accepted without judging {what} "
+                "(rollback.insufficient_data.action: accept)",
+                level="warning",
+            )
+            return None
+        if settings.action == "extend" and not stage and settings.max_extension > 0:
+            ctx.event(
+                "observe.extended",
+                f"not judged yet: {what}; observing up to {settings.max_extension:g}s longer "
+                "for real traffic",
+                level="warning",
+                data={"insufficient_data": "extend"},
+            )
+            return "extend", min(room, settings.max_extension), None
+        if settings.action == "synthetic":
+            order = []
+            if not stage:
+                order = [("synthetic via test", test_listener(ctx.op.target))]
+            if stage in ("", "synthetic via test"):
+                order.append(("synthetic via production", prod_listener(ctx.op.target)))
+            for name, listener in order:
+                made = _synthetic_for(ctx, step, listener, judgement, settings)
+                if made is None:
+                    continue
+                synth, duration = made
+                ctx.event(
+                    "observe.synthetic",
+                    f"not judged yet: {what}; sending up to {synth.budget} synthetic requests "
+                    f"({synth.rate_per_s:g}/s for {duration:g}s) to {synth.url}",
+                    level="warning",
+                    data={"insufficient_data": name, "url": synth.url},
+                )
+                return name, min(room, duration), synth
+        raise DeploymentError(
+            f"{step.target_group} was not judged: {what}; a deployment without evidence is not "
+            f"a success (rollback.insufficient_data.action: {settings.action})",
+            hint="send traffic while it is observed, lower rollback.min_requests, or set "
+            "rollback.insufficient_data.action (synthetic, extend, fail, accept) in "
+            "deployops.yaml",
+        )
 
 
 def _scale_out(ctx: StepContext, step: Observe, verdict: Verdict, observer: Observer) -> None:
