@@ -121,6 +121,7 @@ module "ecs" {
   alb_deletion_protection = var.alb_deletion_protection
   log_retention_days      = var.log_retention_days
 
+  deployment_mode                    = var.deployment_mode
   deployment_maximum_percent         = var.deployment_maximum_percent
   deployment_minimum_healthy_percent = var.deployment_minimum_healthy_percent
 

@@ -105,3 +105,43 @@ output "alarm_names" {
   description = "CloudWatch alarm names by guide name (MON-1)."
   value       = module.monitoring.alarm_names
 }
+
+output "deployment_mode" {
+  description = "How deployops deploys (aws.mode in deployops.yaml): services or ecs-native."
+  value       = module.ecs.deployment_mode
+}
+
+output "service_names" {
+  description = "ECS service name by colour (or \"native\")."
+  value       = module.ecs.service_names
+}
+
+output "vpc_id" {
+  description = "VPC of the services and target groups."
+  value       = module.ecs.vpc_id
+}
+
+output "task_execution_role_arn" {
+  description = "Execution role of the task definitions deployops registers."
+  value       = module.ecs.execution_role_arn
+}
+
+output "task_role_arn" {
+  description = "Task role of the task definitions deployops registers."
+  value       = module.ecs.task_role_arn
+}
+
+output "prod_listener_rule_arn" {
+  description = "ecs-native: production listener rule ECS shifts (null in services mode)."
+  value       = module.ecs.prod_listener_rule_arn
+}
+
+output "test_listener_rule_arn" {
+  description = "ecs-native: test listener rule ECS shifts (null in services mode)."
+  value       = module.ecs.test_listener_rule_arn
+}
+
+output "ecs_infrastructure_role_arn" {
+  description = "ecs-native: role ECS uses to shift the listener rules (null in services mode)."
+  value       = module.ecs.ecs_infrastructure_role_arn
+}

@@ -428,3 +428,9 @@ variable "critical_https_endpoints" {
   type        = list(string)
   default     = []
 }
+
+variable "deployment_mode" {
+  description = "How deployops deploys: \"services\" (one ECS service per colour) or \"ecs-native\" (ECS BLUE_GREEN); must match aws.mode in deployops.yaml."
+  type        = string
+  default     = "services"
+}

@@ -313,11 +313,16 @@ def test_iac3_autoscaling_between_2_and_10_tasks() -> None:
     """IAC-3: Application Auto Scaling min 2, max 10; the service starts at the minimum."""
     ecs = tf("modules/ecs")
     target = ecs.resource("aws_appautoscaling_target", "this")
-    assert ecs.resolve(target["min_capacity"]) == 2
-    assert ecs.resolve(target["max_capacity"]) == 10
+    assert ecs.default("max_capacity") == 10
+    assert target["max_capacity"] == '${each.key == "green" ? 0 : var.max_capacity}'
     assert target["scalable_dimension"] == "ecs:service:DesiredCount"
     service = ecs.resource("aws_ecs_service", "this")
-    assert ecs.resolve(service["desired_count"]) == 2
+    # One service per colour (aws.mode: services): the live colour starts at the minimum,
+    # the idle colour (green) at 0 tasks and 0 capacity until deployops deploys to it.
+    assert service["for_each"] == "${local.service_keys}"
+    assert service["desired_count"] == '${each.key == "green" ? 0 : var.min_capacity}'
+    assert target["min_capacity"] == '${each.key == "green" ? 0 : var.min_capacity}'
+    assert ecs.default("min_capacity") == 2
 
 
 def test_iac3_deployops_owned_attributes_are_ignored_by_terraform() -> None:

@@ -12,6 +12,9 @@ data "aws_region" "current" {}
 data "aws_elb_service_account" "current" {}
 
 locals {
+  # One ECS service per colour, or one service that ECS itself deploys blue/green.
+  service_keys = var.deployment_mode == "services" ? toset(["blue", "green"]) : toset(["native"])
+
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
   region     = data.aws_region.current.name
@@ -601,10 +604,16 @@ resource "aws_wafv2_web_acl_logging_configuration" "this" {
 ################################################################################
 
 resource "aws_ecs_service" "this" {
-  name             = var.name
+  # deployment_mode "services" (the guide's procedure): one service per colour, each behind its
+  # own target group; green starts idle at 0 tasks and deployops moves the desired counts.
+  # "ecs-native": one service; deployops sets ECS's BLUE_GREEN strategy and the
+  # advancedConfiguration (alternate target group, listener rules, role) on each deployment.
+  for_each = local.service_keys
+
+  name             = var.deployment_mode == "services" ? "${var.name}-${each.key}" : var.name
   cluster          = aws_ecs_cluster.this.arn
   task_definition  = aws_ecs_task_definition.this.arn
-  desired_count    = var.min_capacity
+  desired_count    = each.key == "green" ? 0 : var.min_capacity
   launch_type      = "FARGATE"
   platform_version = "LATEST"
 
@@ -633,14 +642,17 @@ resource "aws_ecs_service" "this" {
   }
 
   load_balancer {
-    target_group_arn = aws_lb_target_group.this["blue"].arn
+    target_group_arn = aws_lb_target_group.this[each.key == "green" ? "green" : "blue"].arn
     container_name   = var.container_name
     container_port   = var.container_port
   }
 
+  tags = { Color = each.key }
+
   lifecycle {
-    # desired_count: auto scaling and deployops own it. task_definition: deployops registers
-    # each release. load_balancer: deployops may move the service between blue and green.
+    # desired_count: auto scaling and deployops own it (the idle colour runs 0 tasks).
+    # task_definition: deployops registers each release. load_balancer: in ecs-native mode
+    # deployops adds the advancedConfiguration.
     ignore_changes = [desired_count, task_definition, load_balancer]
   }
 
@@ -648,32 +660,88 @@ resource "aws_ecs_service" "this" {
   depends_on = [aws_lb_listener.production, aws_lb_listener.test, aws_iam_role_policy.execution]
 }
 
+# ecs-native: the listener rules ECS shifts between the two target groups, and the role it
+# uses to do so (AmazonECSInfrastructureRolePolicyForLoadBalancers).
+resource "aws_lb_listener_rule" "native" {
+  for_each = var.deployment_mode == "ecs-native" ? { production = aws_lb_listener.production.arn, test = aws_lb_listener.test.arn } : {}
+
+  listener_arn = each.value
+  priority     = 1
+
+  action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.this[each.key == "production" ? "blue" : "green"].arn
+  }
+
+  condition {
+    path_pattern {
+      values = ["/*"]
+    }
+  }
+
+  # ECS moves the forward weights during each deployment.
+  lifecycle {
+    ignore_changes = [action]
+  }
+}
+
+data "aws_iam_policy_document" "ecs_infrastructure_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "ecs_infrastructure" {
+  count = var.deployment_mode == "ecs-native" ? 1 : 0
+
+  name               = "${var.name}-ecs-infrastructure"
+  assume_role_policy = data.aws_iam_policy_document.ecs_infrastructure_assume.json
+}
+
+resource "aws_iam_role_policy_attachment" "ecs_infrastructure" {
+  count = var.deployment_mode == "ecs-native" ? 1 : 0
+
+  role       = aws_iam_role.ecs_infrastructure[0].name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers"
+}
+
 ################################################################################
 # Auto scaling (IAC-3, IAC-5)
 ################################################################################
 
 resource "aws_appautoscaling_target" "this" {
+  for_each = local.service_keys
+
   service_namespace  = "ecs"
   scalable_dimension = "ecs:service:DesiredCount"
-  resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.this.name}"
-  min_capacity       = var.min_capacity
-  max_capacity       = var.max_capacity
+  resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.this[each.key].name}"
+  # The idle colour is held at 0 by deployops (min = max = 0) until it is deployed to.
+  min_capacity = each.key == "green" ? 0 : var.min_capacity
+  max_capacity = each.key == "green" ? 0 : var.max_capacity
 
   lifecycle {
     precondition {
       condition     = var.min_capacity >= 1 && var.min_capacity <= var.max_capacity
       error_message = "min_capacity must be at least 1 and not above max_capacity."
     }
+    # deployops raises the new colour to min/max and lowers the old one to 0 at each switch.
+    ignore_changes = [min_capacity, max_capacity]
   }
 }
 
 # Keep average CPU at 70 % (IAC-5). ECS publishes the metric every minute.
 resource "aws_appautoscaling_policy" "cpu" {
-  name               = "${var.name}-cpu-target"
+  for_each = local.service_keys
+
+  name               = "${aws_ecs_service.this[each.key].name}-cpu-target"
   policy_type        = "TargetTrackingScaling"
-  service_namespace  = aws_appautoscaling_target.this.service_namespace
-  scalable_dimension = aws_appautoscaling_target.this.scalable_dimension
-  resource_id        = aws_appautoscaling_target.this.resource_id
+  service_namespace  = aws_appautoscaling_target.this[each.key].service_namespace
+  scalable_dimension = aws_appautoscaling_target.this[each.key].scalable_dimension
+  resource_id        = aws_appautoscaling_target.this[each.key].resource_id
 
   target_tracking_scaling_policy_configuration {
     target_value       = var.cpu_target
@@ -690,11 +758,13 @@ resource "aws_appautoscaling_policy" "cpu" {
 # (MON-1 "scale out"). Works next to target tracking: any policy may scale out, scale-in only
 # happens when target tracking asks for it.
 resource "aws_appautoscaling_policy" "scale_out" {
-  name               = "${var.name}-alarm-scale-out"
+  for_each = local.service_keys
+
+  name               = "${aws_ecs_service.this[each.key].name}-alarm-scale-out"
   policy_type        = "StepScaling"
-  service_namespace  = aws_appautoscaling_target.this.service_namespace
-  scalable_dimension = aws_appautoscaling_target.this.scalable_dimension
-  resource_id        = aws_appautoscaling_target.this.resource_id
+  service_namespace  = aws_appautoscaling_target.this[each.key].service_namespace
+  scalable_dimension = aws_appautoscaling_target.this[each.key].scalable_dimension
+  resource_id        = aws_appautoscaling_target.this[each.key].resource_id
 
   step_scaling_policy_configuration {
     adjustment_type         = "ChangeInCapacity"

@@ -9,8 +9,8 @@ output "cluster_arn" {
 }
 
 output "service_name" {
-  description = "Name of the ECS service."
-  value       = aws_ecs_service.this.name
+  description = "Base name of the ECS service(s): in \"services\" mode the colours are <name>-blue and <name>-green."
+  value       = var.name
 }
 
 output "task_definition_family" {
@@ -95,10 +95,40 @@ output "green_target_group_arn_suffix" {
 
 output "scale_out_policy_arn" {
   description = "ARN of the step-scaling policy that adds one task; the monitoring module's scale-out alarms call it."
-  value       = aws_appautoscaling_policy.scale_out.arn
+  value       = aws_appautoscaling_policy.scale_out[var.deployment_mode == "services" ? "blue" : "native"].arn
 }
 
 output "web_acl_arn" {
   description = "ARN of the WAF web ACL, or null when enable_waf is false."
   value       = var.enable_waf ? aws_wafv2_web_acl.this[0].arn : null
+}
+
+output "deployment_mode" {
+  description = "How deployops deploys this stack (\"services\" or \"ecs-native\"); aws.mode in deployops.yaml must match."
+  value       = var.deployment_mode
+}
+
+output "service_names" {
+  description = "ECS service name by colour (blue, green) or \"native\" in ecs-native mode."
+  value       = { for key, svc in aws_ecs_service.this : key => svc.name }
+}
+
+output "vpc_id" {
+  description = "VPC of the target groups."
+  value       = var.vpc_id
+}
+
+output "prod_listener_rule_arn" {
+  description = "ecs-native: the production listener rule ECS shifts; null in services mode."
+  value       = var.deployment_mode == "ecs-native" ? aws_lb_listener_rule.native["production"].arn : null
+}
+
+output "test_listener_rule_arn" {
+  description = "ecs-native: the test listener rule ECS shifts; null in services mode."
+  value       = var.deployment_mode == "ecs-native" ? aws_lb_listener_rule.native["test"].arn : null
+}
+
+output "ecs_infrastructure_role_arn" {
+  description = "ecs-native: the role ECS uses to modify the listener rules; null in services mode."
+  value       = var.deployment_mode == "ecs-native" ? aws_iam_role.ecs_infrastructure[0].arn : null
 }

@@ -176,6 +176,17 @@ variable "enable_waf" {
 # Deployment and scaling
 ################################################################################
 
+variable "deployment_mode" {
+  description = "How deployops deploys: \"services\" (one ECS service per colour, the guide's blue-green) or \"ecs-native\" (one service deployed by ECS's own BLUE_GREEN strategy); must match aws.mode in deployops.yaml."
+  type        = string
+  default     = "services"
+
+  validation {
+    condition     = contains(["services", "ecs-native"], var.deployment_mode)
+    error_message = "deployment_mode must be \"services\" or \"ecs-native\"."
+  }
+}
+
 variable "deployment_maximum_percent" {
   description = "Upper limit of running tasks during a rolling deployment, as a percentage of the desired count (IAC-4)."
   type        = number

@@ -13,7 +13,8 @@ group = typer.Typer(
         "Alarms (MON-1) and their state history.\n\n"
         "Examples:\n\n"
         "  deployops alarms status\n\n"
-        "  deployops alarms history HighErrorRate"
+        "  deployops alarms history HighErrorRate\n\n"
+        "  deployops alarms sync -e production --dry-run"
     ),
     no_args_is_help=True,
 )
@@ -126,3 +127,80 @@ def history(
             f"{fmt_time(h.ts)}  {h.service}  {h.previous} → {h.state}{action}: {h.reason}",
             markup=False,
         )
+
+
+@group.command("sync")
+def sync(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the changes; create or update nothing.")
+    ] = False,
+) -> None:
+    """Render the alarms of deployops.yaml to CloudWatch (aws environments) and print what
+    changed. Safe to run again: alarms that already match are left alone.
+
+    Examples:
+
+      deployops alarms sync -e production --dry-run
+
+      deployops alarms sync -e production -o json
+    """
+    from deployops.clock import SystemClock
+    from deployops.config.monitoring import alarm_definitions
+    from deployops.drivers import build_platform
+    from deployops.errors import UnsupportedError
+
+    app = get_app(ctx)
+    env = app.environment_name()
+    if app.project.environment(env).platform != "aws":
+        raise UnsupportedError(
+            f"environment {env!r} does not run on aws: its alarms are evaluated by "
+            "`deployops serve`, there is nothing to sync",
+            path=f"environments.{env}.platform",
+            hint="run `deployops alarms status` to see them, or pass -e with an aws environment",
+        )
+    from deployops.drivers.aws import alarm_sync
+
+    platform = build_platform(app.project, env, clock=SystemClock(), store=app.store)
+    try:
+        changes = alarm_sync(
+            platform,
+            alarm_definitions(app.project.alarms),
+            service=app.service_name(None),
+            dry_run=dry_run,
+        )
+    finally:
+        platform.close()
+    if app.json:
+        app.emit(
+            {
+                "environment": env,
+                "dry_run": dry_run,
+                "alarms": [
+                    {
+                        "name": c.name,
+                        "action": c.action,
+                        "changes": [{"field": f, "was": w, "becomes": b} for f, w, b in c.changes],
+                        "reason": c.reason,
+                    }
+                    for c in changes
+                ],
+            }
+        )
+        return
+    mark = {"create": "+", "update": "~", "unchanged": "=", "skipped": "-"}
+    for c in changes:
+        verb = (
+            c.action if not dry_run or c.action in ("unchanged", "skipped") else f"would {c.action}"
+        )
+        line = f"{mark[c.action]} {c.name}: {verb}"
+        if c.reason:
+            line += f" ({c.reason})"
+        app.console.print(line, markup=False)
+        for field, was, becomes in c.changes:
+            app.console.print(f"    {field}: {was} -> {becomes}", markup=False)
+    todo = sum(1 for c in changes if c.action in ("create", "update"))
+    if not todo:
+        app.info("every alarm already matches deployops.yaml; nothing changed")
+    elif dry_run:
+        app.info(f"{todo} alarm(s) would change; run without --dry-run to apply")

@@ -142,6 +142,13 @@ class AwsPlatform(_Model):
     cluster: str = ""
     terraform_outputs: str = ""
     endpoint_url: str = ""
+    # docs/aws.md: credentials come from the default chain, a named profile, or an assumed role
+    profile: str = ""
+    role_arn: str = ""
+    # services: one ECS service per colour (the guide); ecs-native: ECS's own BLUE_GREEN
+    mode: Literal["services", "ecs-native"] = "services"
+    # secret://NAME in a task definition becomes valueFrom = secret_arn_prefix + NAME
+    secret_arn_prefix: str = ""
 
 
 class EnvironmentConfig(_Model):

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from deployops.cli.main import hoist_global_options
 
@@ -65,12 +64,12 @@ def test_a_project_without_application_settings_validates(tmp_path: Path) -> Non
     assert "no application settings" in out.stdout
 
 
-def test_an_environment_on_a_platform_without_drivers_is_a_clear_error(tmp_path: Path) -> None:
-    subprocess.run([DEPLOYOPS, "init"], cwd=tmp_path, check=True, capture_output=True)
-    path = tmp_path / "deployops.yaml"
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    doc["environments"]["production"] = {"platform": "aws"}  # init writes local ones only
-    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+def test_an_aws_environment_before_terraform_apply_is_a_clear_error(tmp_path: Path) -> None:
+    """A project written for aws: without the Terraform outputs file the error
+    says how to write it (exit 2, nothing changed)."""
+    subprocess.run(
+        [DEPLOYOPS, "init", "--platform", "aws"], cwd=tmp_path, check=True, capture_output=True
+    )
     out = subprocess.run(
         [DEPLOYOPS, "deploy", "-e", "production", "--version", "1.0.0"],
         cwd=tmp_path,
@@ -79,5 +78,6 @@ def test_an_environment_on_a_platform_without_drivers_is_a_clear_error(tmp_path:
         check=False,
     )
     assert out.returncode == 2
-    assert "platform 'aws' has no drivers" in out.stderr
+    assert "cannot read the Terraform outputs file" in out.stderr
+    assert "terraform -chdir=infrastructure output -json > tf-outputs.json" in out.stderr
     assert "Traceback" not in out.stderr

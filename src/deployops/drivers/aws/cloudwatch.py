@@ -1,0 +1,483 @@
+"""``CloudWatchMetrics``: the ``Metrics`` port on CloudWatch ``GetMetricData``.
+
+The engine's metric names map onto ALB and ECS metrics so the RB-1 rules read the same
+:class:`~deployops.domain.model.Measurement` values they read locally:
+
+======================  =====================================================  =============
+engine metric           CloudWatch                                              unit
+======================  =====================================================  =============
+RequestCount            AWS/ApplicationELB RequestCount (Sum)                   requests
+HTTPCode_5XX            AWS/ApplicationELB HTTPCode_Target_5XX_Count (Sum)      requests
+ErrorRate               100 * 5XX / RequestCount per period                     percent
+TargetResponseTime      AWS/ApplicationELB TargetResponseTime (seconds * 1000)  milliseconds
+HealthyHostCount        AWS/ApplicationELB HealthyHostCount                     targets
+HealthCheckFailureRatio 100 * UnHealthy / (Healthy + UnHealthy)                 percent
+CPUUtilization          AWS/ECS CPUUtilization (ClusterName, ServiceName)       percent
+MemoryUtilization       AWS/ECS MemoryUtilization                               percent
+======================  =====================================================  =============
+
+The scope is a target group (``web-green``) for ALB metrics and the ECS service of that colour
+for ECS metrics. ``samples`` of each datapoint is the period's request count where requests
+are what the value summarises (error rate, latency), so a quiet period is not judged as a busy
+one. A failed query is a ``Measurement`` with ``error`` (never an exception).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from deployops.clock import Clock
+from deployops.domain.alarms import AlarmDefinition, Severity
+from deployops.domain.model import Datapoint, Measurement, MetricName, MetricQuery, Statistic
+from deployops.drivers.aws._errors import map_aws_errors
+from deployops.drivers.aws._resources import AwsResources
+from deployops.errors import DeployopsError
+
+__all__ = [
+    "AlarmChange",
+    "AlarmTargets",
+    "CloudWatchAlarms",
+    "CloudWatchMetrics",
+    "alb_dimensions",
+    "render_alarms",
+]
+
+ALB = "AWS/ApplicationELB"
+ECS = "AWS/ECS"
+
+
+def alb_dimensions(target_group_arn: str, load_balancer_arn: str) -> list[dict[str, str]]:
+    """CloudWatch's dimensions of a target group: the ARN suffixes ``targetgroup/...`` and
+    ``app/...``."""
+    dims = [{"Name": "TargetGroup", "Value": target_group_arn.split(":", 5)[-1]}]
+    if load_balancer_arn:
+        lb = load_balancer_arn.split(":", 5)[-1].removeprefix("loadbalancer/")
+        dims.append({"Name": "LoadBalancer", "Value": lb})
+    return dims
+
+
+class CloudWatchMetrics:
+    name: ClassVar[str] = "cloudwatch"
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"percentiles", "request_metrics", "service_metrics", "health_metrics"}
+    )
+
+    def __init__(
+        self,
+        *,
+        client: Any,
+        resources: AwsResources,
+        clock: Clock,
+        target_group: Callable[[str], tuple[str, str]],
+    ) -> None:
+        """``target_group(name)`` returns (target group ARN, load balancer ARN)."""
+        self.client = client
+        self.resources = resources
+        self.clock = clock
+        self.target_group = target_group
+
+    def query(self, query: MetricQuery) -> Measurement:
+        try:
+            return Measurement(query=query, datapoints=tuple(self._datapoints(query)))
+        except DeployopsError as exc:
+            return Measurement(query=query, error=exc.message)
+
+    # ------------------------------------------------------------------ per metric
+    def _datapoints(self, q: MetricQuery) -> list[Datapoint]:
+        if "/" in q.scope:
+            raise DeployopsError(
+                f"CloudWatch has no per-task series for {q.scope}; query the service or target "
+                "group"
+            )
+        m = q.metric
+        if m in (MetricName.CPU, MetricName.MEMORY):
+            dims = [
+                {"Name": "ClusterName", "Value": self.resources.cluster},
+                {"Name": "ServiceName", "Value": self.resources.ecs_service(q.scope)},
+            ]
+            series = self._get(q, {"v": (ECS, str(m), dims, _stat(q.statistic))})
+            return [Datapoint(t, v, 1) for t, v in series["v"]]
+        if m is MetricName.DB_CONNECTIONS:
+            raise DeployopsError(
+                "DatabaseConnections as a percentage is evaluated by the RDS alarm on aws"
+            )
+        tg_arn, lb_arn = self.target_group(q.scope)
+        dims = alb_dimensions(tg_arn, lb_arn)
+        if m is MetricName.REQUEST_COUNT:
+            s = self._get(q, {"r": (ALB, "RequestCount", dims, "Sum")})
+            return [Datapoint(t, v, int(v)) for t, v in s["r"]]
+        if m is MetricName.HTTP_5XX:
+            s = self._get(
+                q,
+                {
+                    "e": (ALB, "HTTPCode_Target_5XX_Count", dims, "Sum"),
+                    "r": (ALB, "RequestCount", dims, "Sum"),
+                },
+            )
+            reqs = dict(s["r"])
+            return [Datapoint(t, v, int(reqs.get(t, 0))) for t, v in s["e"]]
+        if m is MetricName.ERROR_RATE:
+            s = self._get(
+                q,
+                {
+                    "e": (ALB, "HTTPCode_Target_5XX_Count", dims, "Sum"),
+                    "r": (ALB, "RequestCount", dims, "Sum"),
+                },
+            )
+            errors = dict(s["e"])  # a period with requests and no 5XX datapoint had none
+            return [
+                Datapoint(t, 100.0 * errors.get(t, 0.0) / r, int(r)) for t, r in s["r"] if r > 0
+            ]
+        if m is MetricName.RESPONSE_TIME:
+            s = self._get(
+                q,
+                {
+                    "l": (ALB, "TargetResponseTime", dims, _stat(q.statistic)),
+                    "r": (ALB, "RequestCount", dims, "Sum"),
+                },
+            )
+            reqs = dict(s["r"])
+            return [Datapoint(t, v * 1000.0, int(reqs.get(t, 0))) for t, v in s["l"]]
+        if m is MetricName.HEALTHY_HOSTS:
+            s = self._get(q, {"h": (ALB, "HealthyHostCount", dims, _stat(q.statistic))})
+            return [Datapoint(t, v, 1) for t, v in s["h"]]
+        if m is MetricName.HEALTH_CHECK_FAILURES:
+            s = self._get(
+                q,
+                {
+                    "h": (ALB, "HealthyHostCount", dims, "Average"),
+                    "u": (ALB, "UnHealthyHostCount", dims, "Average"),
+                },
+            )
+            healthy = dict(s["h"])
+            out = []
+            for t, u in s["u"]:
+                total = u + healthy.get(t, 0.0)
+                out.append(Datapoint(t, 100.0 * u / total if total else 0.0, int(total)))
+            return out
+        raise DeployopsError(f"metric {m} has no CloudWatch equivalent")  # pragma: no cover
+
+    def _get(
+        self, q: MetricQuery, metrics: Mapping[str, tuple[str, str, list[dict[str, str]], str]]
+    ) -> dict[str, list[tuple[datetime, float]]]:
+        queries = [
+            {
+                "Id": key,
+                "MetricStat": {
+                    "Metric": {"Namespace": ns, "MetricName": name, "Dimensions": dims},
+                    "Period": _period(q.period_s),
+                    "Stat": stat,
+                },
+                "ReturnData": True,
+            }
+            for key, (ns, name, dims, stat) in metrics.items()
+        ]
+        out: dict[str, list[tuple[datetime, float]]] = {k: [] for k in metrics}
+        token = ""
+        while True:
+            request: dict[str, Any] = {
+                "MetricDataQueries": queries,
+                "StartTime": q.start,
+                "EndTime": q.end,
+                "ScanBy": "TimestampAscending",
+            }
+            if token:
+                request["NextToken"] = token
+            with map_aws_errors("cloudwatch:GetMetricData", resource=f"{q.metric} of {q.scope}"):
+                page = self.client.get_metric_data(**request)
+            for result in page.get("MetricDataResults", []):
+                if result.get("StatusCode") == "Forbidden":
+                    raise DeployopsError(f"CloudWatch refused {result.get('Id')}: Forbidden")
+                pairs = zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
+                out[str(result["Id"])].extend((t, float(v)) for t, v in pairs)
+            token = str(page.get("NextToken") or "")
+            if not token:
+                break
+        for series in out.values():
+            series.sort(key=lambda p: p[0])
+        return out
+
+    def close(self) -> None:
+        return None
+
+
+def _period(seconds: int) -> int:
+    """ALB and ECS publish at one-minute resolution: a period is a multiple of 60 s."""
+    return 60 * max(1, -(-int(seconds) // 60))
+
+
+def _stat(statistic: Statistic) -> str:
+    return str(statistic.value)
+
+
+# ---------------------------------------------------------------------- alarms (MON-1)
+_COMPARISON = {
+    ">": "GreaterThanThreshold",
+    ">=": "GreaterThanOrEqualToThreshold",
+    "<": "LessThanThreshold",
+    "<=": "LessThanOrEqualToThreshold",
+}
+_COMPARED = (
+    "AlarmDescription",
+    "ActionsEnabled",
+    "AlarmActions",
+    "OKActions",
+    "Namespace",
+    "MetricName",
+    "Dimensions",
+    "Statistic",
+    "ExtendedStatistic",
+    "Period",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "Metrics",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmChange:
+    """One alarm of ``alarms sync``: ``create``, ``update`` (with the fields that differ),
+    ``unchanged`` or ``skipped`` (with why)."""
+
+    name: str
+    action: str
+    changes: tuple[tuple[str, str, str], ...] = ()  # (field, was, becomes)
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmTargets:
+    """What the MON-1 alarms watch on AWS: the ALB, both colours' target groups and ECS
+    services (blue and green swap roles on every deploy, so the alarms cover both and never
+    need re-pointing after a switch)."""
+
+    prefix: str
+    load_balancer_arn: str
+    target_group_arns: tuple[str, ...]
+    cluster: str
+    ecs_services: tuple[str, ...]
+    warning_topic_arn: str
+    critical_topic_arn: str
+
+
+def render_alarms(
+    definitions: Sequence[AlarmDefinition], targets: AlarmTargets
+) -> list[dict[str, Any] | AlarmChange]:
+    """The ``PutMetricAlarm`` request of each alarm (or an ``AlarmChange`` "skipped")."""
+    lb = targets.load_balancer_arn.split(":", 5)[-1].removeprefix("loadbalancer/")
+    lb_dims = [{"Name": "LoadBalancer", "Value": lb}]
+    out: list[dict[str, Any] | AlarmChange] = []
+    for a in definitions:
+        rule = a.rule
+        name = f"{targets.prefix}-{rule.name}"
+        topic = (
+            targets.critical_topic_arn
+            if a.severity is Severity.CRITICAL
+            else targets.warning_topic_arn
+        )
+        request: dict[str, Any] = {
+            "AlarmName": name,
+            "AlarmDescription": f"MON-1 (deployops): {a.description or rule.describe()}",
+            "ActionsEnabled": True,
+            "AlarmActions": [topic] if topic else [],
+            "OKActions": [topic] if topic else [],
+            "EvaluationPeriods": rule.evaluation_periods,
+            "DatapointsToAlarm": rule.m_of_n[0],
+            "Threshold": float(rule.threshold),
+            "ComparisonOperator": _COMPARISON[rule.comparison.value],
+            "TreatMissingData": rule.missing_data.value,
+        }
+        period = _period(rule.period_s)
+        stat = rule.statistic.value
+
+        m = rule.metric
+        if m in (MetricName.HTTP_5XX, MetricName.REQUEST_COUNT):
+            metric = "HTTPCode_Target_5XX_Count" if m is MetricName.HTTP_5XX else "RequestCount"
+            request |= {
+                "Namespace": ALB,
+                "MetricName": metric,
+                "Dimensions": lb_dims,
+                "Statistic": stat,
+                "Period": period,
+            }
+        elif m is MetricName.RESPONSE_TIME:
+            request |= {
+                "Namespace": ALB,
+                "MetricName": "TargetResponseTime",
+                "Dimensions": lb_dims,
+                "Period": period,
+                "Threshold": float(rule.threshold) / 1000.0,
+            }
+            if stat.startswith("p"):
+                request["ExtendedStatistic"] = stat
+            else:
+                request["Statistic"] = stat
+        elif m is MetricName.ERROR_RATE:
+            request["Metrics"] = [
+                _stat_query(period, "errors", ALB, "HTTPCode_Target_5XX_Count", lb_dims, "Sum"),
+                _stat_query(period, "requests", ALB, "RequestCount", lb_dims, "Sum"),
+                {
+                    "Id": "rate",
+                    "Expression": "100 * FILL(errors, 0) / requests",
+                    "Label": "ErrorRate",
+                    "ReturnData": True,
+                },
+            ]
+        elif m is MetricName.HEALTHY_HOSTS:
+            queries = [
+                _stat_query(
+                    period,
+                    f"tg{i}",
+                    ALB,
+                    "HealthyHostCount",
+                    [{"Name": "TargetGroup", "Value": arn.split(":", 5)[-1]}, *lb_dims],
+                    stat,
+                )
+                for i, arn in enumerate(targets.target_group_arns)
+            ]
+            total = " + ".join(f"FILL(tg{i}, 0)" for i in range(len(queries)))
+            request["Metrics"] = [
+                *queries,
+                {
+                    "Id": "healthy",
+                    "Expression": total,
+                    "Label": "HealthyHostCount",
+                    "ReturnData": True,
+                },
+            ]
+        elif m in (MetricName.CPU, MetricName.MEMORY):
+            queries = [
+                _stat_query(
+                    period,
+                    f"svc{i}",
+                    ECS,
+                    m.value,
+                    [
+                        {"Name": "ClusterName", "Value": targets.cluster},
+                        {"Name": "ServiceName", "Value": svc},
+                    ],
+                    stat,
+                )
+                for i, svc in enumerate(targets.ecs_services)
+            ]
+            request["Metrics"] = [
+                *queries,
+                {
+                    "Id": "busiest",
+                    "Expression": "MAX(["
+                    + ", ".join(f"svc{i}" for i in range(len(queries)))
+                    + "])",
+                    "Label": m.value,
+                    "ReturnData": True,
+                },
+            ]
+        else:
+            out.append(
+                AlarmChange(
+                    name=name,
+                    action="skipped",
+                    reason="a percentage of max_connections needs the instance's limit: "
+                    "infrastructure/modules/monitoring renders this alarm",
+                )
+            )
+            continue
+        out.append(request)
+    return out
+
+
+def _stat_query(
+    period: int, qid: str, ns: str, metric: str, dims: list[dict[str, str]], stat: str
+) -> dict[str, Any]:
+    return {
+        "Id": qid,
+        "MetricStat": {
+            "Metric": {"Namespace": ns, "MetricName": metric, "Dimensions": dims},
+            "Period": period,
+            "Stat": stat,
+        },
+        "ReturnData": False,
+    }
+
+
+def _normal(value: Any) -> Any:
+    """A request or a DescribeAlarms entry in one comparable form."""
+    if isinstance(value, dict):
+        if set(value) == {"Name", "Value"}:
+            return {"Name": value["Name"], "Value": value["Value"]}
+        return {k: _normal(v) for k, v in sorted(value.items()) if v not in (None, [], "")}
+    if isinstance(value, list):
+        items = [_normal(v) for v in value]
+        if items and all(isinstance(i, dict) and "Name" in i and "Value" in i for i in items):
+            return sorted(items, key=lambda d: d["Name"])
+        return items
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+class CloudWatchAlarms:
+    """``alarms sync``: ``PutMetricAlarm`` for every alarm that differs, nothing otherwise."""
+
+    def __init__(self, *, client: Any) -> None:
+        self.client = client
+
+    def existing(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(names), 100):
+            with map_aws_errors("cloudwatch:DescribeAlarms"):
+                page = self.client.describe_alarms(
+                    AlarmNames=list(names[i : i + 100]), AlarmTypes=["MetricAlarm"]
+                )
+            for alarm in page.get("MetricAlarms", []):
+                found[str(alarm["AlarmName"])] = dict(alarm)
+        return found
+
+    def sync(
+        self, rendered: Sequence[dict[str, Any] | AlarmChange], *, dry_run: bool
+    ) -> list[AlarmChange]:
+        requests = [r for r in rendered if isinstance(r, dict)]
+        have = self.existing([str(r["AlarmName"]) for r in requests])
+        out: list[AlarmChange] = []
+        for item in rendered:
+            if isinstance(item, AlarmChange):
+                out.append(item)
+                continue
+            name = str(item["AlarmName"])
+            current = have.get(name)
+            if current is None:
+                change = AlarmChange(name=name, action="create")
+            else:
+                diffs = tuple(
+                    (key, _show(current.get(key)), _show(item.get(key)))
+                    for key in _COMPARED
+                    if _comparable(current.get(key)) != _comparable(item.get(key))
+                )
+                change = AlarmChange(
+                    name=name, action="update" if diffs else "unchanged", changes=diffs
+                )
+            if change.action != "unchanged" and not dry_run:
+                with map_aws_errors("cloudwatch:PutMetricAlarm", resource=f"alarm {name}"):
+                    self.client.put_metric_alarm(**item)
+            out.append(change)
+        return out
+
+
+def _comparable(value: Any) -> Any:
+    """Absent and empty are the same to CloudWatch (no actions, no dimensions)."""
+    found = _normal(value)
+    return None if found in ([], {}, "") else found
+
+
+def _show(value: Any) -> str:
+    if value is None or value == []:
+        return "-"
+    if isinstance(value, list | dict):
+        return json.dumps(_normal(value), sort_keys=True)
+    return str(value)
