@@ -241,22 +241,15 @@ def _served(
 ) -> tuple[int, int, str] | str:
     """Every request the failed version answered, from its first (a smoke check, the first
     production request) to its last (one still in flight at the flip): the proxy's own
-    per-request log, per replica where the metric source has it (a replica's requests are
-    its version's, whenever they came), else the target group's since the deployment began.
-    Waits (at most :data:`IMPACT_SETTLE_S`) until the source has written a sample that began
-    after the flip, so nothing answered before it is missing."""
+    per-request log of its target group since the deployment began. Waits (at most
+    :data:`IMPACT_SETTLE_S`) until the source has written a sample that began after the flip,
+    so nothing answered before it is missing."""
     metrics = ctx.ports.metrics
     scopes = [rec.target_group]
+    # The target group served nothing of this version before the deployment began, and the
+    # version it served before (the same colour, two deployments ago) was drained by then.
     source = f"proxy log of {rec.target_group} since {rec.created_at.isoformat()}"
-    if "per-replica" in getattr(metrics, "capabilities", frozenset()):
-        svc = ctx.ports.compute.describe_service(rec.target_group)
-        tasks = [t.task_id for t in svc.tasks] if svc is not None else []
-        if tasks:
-            scopes = [f"{rec.target_group}/{t}" for t in tasks]
-            source = f"proxy log of the {len(tasks)} replicas of {rec.version}"
-    start = rec.created_at - timedelta(seconds=IMPACT_SETTLE_S)
-    if scopes == [rec.target_group]:
-        start = rec.created_at
+    start = rec.created_at
 
     def count(metric: MetricName) -> tuple[int, datetime | None] | str:
         """Requests (``RequestCount``) or failed requests (``ErrorRate`` × requests)."""
