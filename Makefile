@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit bench faults deps system-deps clean format
+.PHONY: demo test lint unit bench faults deps system-deps web-vendor clean format
 
 demo: deps
 	$(BIN)/python examples/demo.py
@@ -27,16 +27,23 @@ format: deps
 
 # The reliability suite at full strength: fuzzing at 500 examples per input kind, every fault.
 faults: deps
-	DEPLOYOPS_TEST_FUZZ_EXAMPLES=500 $(BIN)/python -m pytest tests/faults $(PYTEST_ARGS)
+	DEPLOYOPS_TEST_FUZZ_EXAMPLES=500 DEPLOYOPS_TEST_CRASH_MATRIX=full \
+	DEPLOYOPS_TEST_CRASH_REPORT=$(CURDIR)/.deployops-crash-matrix.md \
+	$(BIN)/python -m pytest tests/faults -s $(PYTEST_ARGS)
 
 bench: deps
 	@WITH_BENCH=1 bash tools/system-deps.sh
 	$(BIN)/python bench/run_all.py
 
-deps: system-deps $(STAMP)
+deps: system-deps web-vendor $(STAMP)
 
 system-deps:
 	@bash tools/system-deps.sh
+
+# The dashboard's chart library (vendored into the package) and axe-core for the browser tests,
+# at the versions pinned in tools/web-vendor/package-lock.json.
+web-vendor: system-deps
+	@bash tools/vendor-web.sh
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -50,4 +57,4 @@ $(STAMP): pyproject.toml
 	.venv-checkov/bin/python -m pip install -q checkov
 
 clean:
-	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache tools/web-vendor/node_modules src/deployops/web/static/vendor

@@ -9,8 +9,12 @@ command -v haproxy >/dev/null 2>&1 || want+=(haproxy)
 command -v pgbackrest >/dev/null 2>&1 || want+=(pgbackrest)
 command -v restic >/dev/null 2>&1 || want+=(restic)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || want+=(postgresql-15)
+# The dashboard's browser tests drive Debian's Chromium (Playwright cannot download one here);
+# npm vendors the chart library and axe-core (tools/vendor-web.sh).
+command -v chromium >/dev/null 2>&1 || want+=(chromium)
+command -v npm >/dev/null 2>&1 || want+=(npm)
 if [ "${WITH_BROWSER:-0}" = 1 ]; then
-  command -v chromium >/dev/null 2>&1 || want+=(chromium chromium-driver)
+  command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)
 fi
 if [ "${WITH_BENCH:-0}" = 1 ]; then
   command -v wrk >/dev/null 2>&1 || want+=(wrk)

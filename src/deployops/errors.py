@@ -34,6 +34,7 @@ __all__ = [
     "DeploymentError",
     "DeployopsError",
     "DriverError",
+    "GateFailedError",
     "LockHeldError",
     "NotFoundError",
     "PlatformUnavailableError",
@@ -111,6 +112,17 @@ class ConfigError(DeployopsError):
 
 class NotFoundError(ConfigError):
     """A named thing (deployment, service, environment) does not exist (exit 2)."""
+
+
+class GateFailedError(ConfigError):
+    """A checklist gate refused the deploy (exit 2, nothing changed): one issue per failing
+    item with its evidence; ``outcome`` is the whole gate as JSON."""
+
+    def __init__(
+        self, issues: Iterable[ConfigIssue], *, hint: str | None, outcome: dict[str, object]
+    ) -> None:
+        super().__init__(issues, hint=hint)
+        self.outcome = outcome
 
 
 class UnsupportedError(ConfigError):

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import getpass
 import os
+import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from deployops.clock import Clock, SystemClock
@@ -19,8 +20,11 @@ if TYPE_CHECKING:
     from deployops.engine.controller import Controller
     from deployops.engine.deploy import Deployer
     from deployops.engine.events import Notify, Reporter
+    from deployops.engine.observe.checklist_gate import DuringGate
+    from deployops.engine.observe.health import Observer
     from deployops.engine.operation import HandlerTable
     from deployops.engine.runner import Runner
+    from deployops.ports import Metrics
     from deployops.store import StateStore
 
 __all__ = [
@@ -36,6 +40,25 @@ __all__ = [
 def whoami() -> str:
     """``user@host:pid``: who holds a lock, so a stale one can be recognised."""
     return f"{getpass.getuser()}@{socket.gethostname()}:{os.getpid()}"
+
+
+CRASH_AT_VARIABLE = "DEPLOYOPS_TEST_CRASH_AT"
+
+
+def crash_point_from_environment() -> Callable[[str, int, str], None] | None:
+    """The reliability suite's fault point: with ``DEPLOYOPS_TEST_CRASH_AT=KIND:SEQ:WHERE``
+    (e.g. ``deploy:4:before-act``; WHERE is before-intent, before-act or before-outcome) this
+    process kills itself with SIGKILL at that point of that step, as a power cut would. Unset
+    (always, outside the tests) the runner has no fault point."""
+    spec = os.environ.get(CRASH_AT_VARIABLE, "")
+    if not spec:
+        return None
+
+    def crash(kind: str, seq: int, where: str) -> None:
+        if f"{kind}:{seq}:{where}" == spec:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return crash
 
 
 def owner_alive(owner: str) -> bool:
@@ -127,11 +150,21 @@ def build_deployer(
     clk = clock or SystemClock()
     plat = platform or build_platform(project, environment, clock=clk, store=store)
 
-    def observer(service: str, settings: Mapping[str, Any]) -> RulesObserver:
-        """RB-1: each deployment is judged by the rollback policy frozen into its plan."""
-        _ = service
-        return RulesObserver.from_settings(
+    def observer(service: str, settings: Mapping[str, Any]) -> Observer:
+        """RB-1: each deployment is judged by the rollback policy frozen into its plan; with a
+        checklist, by its during-deploy items too, separately (CHK-2)."""
+        rules = RulesObserver.from_settings(
             compute=plat.compute, metrics=plat.metrics, settings=frozen_rollback(settings)
+        )
+        if not settings.get("checklist_during"):
+            return rules
+        from deployops.engine.observe.checklist_gate import GatedObserver
+
+        return GatedObserver(
+            rules=rules,
+            gate=during_gate(
+                environment, service, settings, store=store, metrics=plat.metrics, clock=clk
+            ),
         )
 
     return Deployer(
@@ -147,6 +180,35 @@ def build_deployer(
         notify=build_notify(project, environment, store, clk),
         observer=observer,
         app_environment=app_environment,
+        crash_point=crash_point_from_environment(),
+    )
+
+
+def during_gate(
+    environment: str,
+    service: str,
+    settings: Mapping[str, Any],
+    *,
+    store: StateStore,
+    metrics: Metrics,
+    clock: Clock,
+) -> DuringGate:
+    """CHK-2's gate for the running deployment of ``service``: its items frozen into the plan,
+    each change of state kept with the deployment, holds decided through the store."""
+    from deployops.config.checklist import ResolvedItem
+    from deployops.engine.checklist import during_recorder, hold_decision
+    from deployops.engine.observe.checklist_gate import DuringGate
+    from deployops.engine.planning.deploy import frozen_rollback
+
+    rb = frozen_rollback(settings)
+    return DuringGate(
+        items=[ResolvedItem.from_json(i) for i in settings["checklist_during"]],
+        metrics=metrics,
+        clock=clock,
+        period_s=max(1, round(rb.period)),
+        min_requests=rb.min_requests,
+        record=during_recorder(store, clock, environment, service),
+        decision=hold_decision(store, environment, service),
     )
 
 
@@ -183,6 +245,7 @@ def build_runner(
         clock=clk,
         reporter=reporter,
         notify=build_notify(project, environment, store, clk),
+        crash_point=crash_point_from_environment(),
     )
     return Runner(env=env, handlers=handlers)
 
@@ -197,15 +260,17 @@ def build_controller(
     worker: str,
     tick_s: float = 1.0,
     job_interval_s: float = 5.0,
+    lease_ttl_s: float | None = None,
 ) -> Controller:
-    """The controller of one environment, wired from ``deployops.yaml``."""
+    """The controller of one environment, wired from ``deployops.yaml``. With ``lease_ttl_s``
+    it shares the store with other controllers of the environment: one acts at a time."""
     from deployops.config.monitoring import alarm_definitions, scaling_policy
     from deployops.domain.model import MetricName
     from deployops.engine.alarms import AlarmEvaluator, RoutedMetrics
     from deployops.engine.autoscaler import Autoscaler
     from deployops.engine.controller import Controller
     from deployops.engine.events import null_reporter
-    from deployops.ports import Metrics
+    from deployops.engine.lease import LeaderLease, controller_lease_name
 
     services = list(project.services)
     env = project.environment(environment)
@@ -272,4 +337,13 @@ def build_controller(
         owner_alive=owner_alive,
         tick_s=tick_s,
         job_interval_s=job_interval_s,
+        lease=None
+        if lease_ttl_s is None
+        else LeaderLease(
+            store=store,
+            name=controller_lease_name(environment),
+            holder=worker,
+            clock=clock,
+            ttl_s=lease_ttl_s,
+        ),
     )

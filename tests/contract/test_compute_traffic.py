@@ -1,8 +1,9 @@
 """Contract for the ``Compute`` and ``Traffic`` ports, run on every driver.
 
-A handle gives ``compute``, ``traffic``, ``spec(version, **env)`` and ``wait_until``; names
-follow the blue/green convention: target groups ``web-blue``/``web-green``, listeners
-``web-prod``/``web-test``, compute services ``web-blue``/``web-green``.
+A handle (``tests/contract/conftest.py``) gives ``compute``, ``traffic``, ``spec(version,
+**env)`` and ``wait_until``; names follow the blue/green convention: target groups
+``web-blue``/``web-green``, listeners ``web-prod``/``web-test``, compute services
+``web-blue``/``web-green``. Run against the in-memory and the local drivers.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import pytest
 from deployops.domain.model import TargetState, TaskState
 from deployops.errors import DriverError, NotFoundError, UnsupportedError
 from deployops.ports import Compute, Traffic
-from tests.fixtures_local import FAST_HEALTH, LocalPlatformHandle
+from tests.contract.conftest import ContractPlatform as LocalPlatformHandle
+from tests.fixtures_local import FAST_HEALTH
 
 pytestmark = pytest.mark.integration
 
@@ -102,6 +104,7 @@ def test_rolling_update_keeps_minimum_healthy(platform_under_test: LocalPlatform
     p = platform_under_test
     old = p.compute.register_task_definition(p.spec("1.0.0"))
     new = p.compute.register_task_definition(p.spec("1.1.0"))
+    p.traffic.create_target_group("web-blue", health_check=FAST_HEALTH)
     p.compute.create_service(
         "web-blue", task_definition=old.ref, desired_count=2, target_group="web-blue"
     )

@@ -31,6 +31,7 @@ from deployops.drivers.local.traffic import HaproxyTraffic
 from deployops.store import DeploymentRecord, JobRecord, ScalingActivity, StateStore
 from tests.e2e.conftest import DEPLOYOPS, FAULTS, Project
 from tests.fixtures_local import ENV, free_port, write_project
+from tests.support.prom import has, value
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -264,15 +265,11 @@ def test_cpu_load_scales_out_and_back_in_after_cooldown_iac5_mon1() -> None:
         text = metrics.text
         for alarm in ALARMS:
             assert f'alarm="{alarm}"' in text, alarm
-        assert (
-            'deployops_alarm_state{environment="development",service="web",'
-            'alarm="LowHealthyHosts",state="OK"} 1'
-        ) in text
-        assert 'deployops_scaling_activities{environment="development",service="web",' in text
-        assert (
-            'deployops_alarm_state{environment="development",service="web",'
-            'alarm="HighCPUUtilization",state="OK"} 1'
-        ) in text
+        web = {"environment": "development", "service": "web"}
+        assert value(text, "deployops_alarm_state", **web, alarm="LowHealthyHosts", state="OK") == 1
+        assert has(text, "deployops_scaling_activities", **web)
+        cpu = "HighCPUUtilization"
+        assert value(text, "deployops_alarm_state", **web, alarm=cpu, state="OK") == 1
         # The CPU alarm went into ALARM under the load and back to OK after it, with reasons.
         history = project.cli("-o", "json", "alarms", "history", "HighCPUUtilization")
         assert history.returncode == 0, history.stderr

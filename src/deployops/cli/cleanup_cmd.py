@@ -16,7 +16,8 @@ the next deploy of the service do that on time; this command does it on demand. 
 deletion takes the service's deploy lock, and a group that still has traffic or running tasks
 is left alone.
 
-Exit codes: 0 every due deletion ran, was not needed, or waits for a held lock; 1 one failed.
+Exit codes: 0 every due deletion ran, was not needed, or waits for a held lock; 1 one failed
+or the platform could not be reached (it stays scheduled).
 
 Examples:
 
@@ -88,9 +89,10 @@ def cleanup(
                     "target_group": job.payload.get("target_group", ""),
                     "status": outcome.status,
                     "result": outcome.result,
+                    "hint": outcome.hint,
                 }
             )
-    failed = [r for r in ran if r["status"] == "failed"]
+    failed = [r for r in ran if r["status"] in ("failed", "unavailable")]
     if app.json:
         app.emit({"environment": env_name, "scheduled": listed, "ran": ran, "dry_run": dry_run})
     else:
@@ -105,8 +107,14 @@ def cleanup(
         if dry_run:
             c.print("dry run: nothing was deleted")
     if failed:
+        hints = [str(r["hint"]) for r in failed if r["hint"]]
         raise DeploymentError(
             "; ".join(str(r["result"]) for r in failed),
-            hint="`deployops lock list` shows who holds the service's lock; "
-            "run `deployops cleanup` again once the cause is fixed",
+            hint=(hints[0] + "; then " if hints else "")
+            + "run `deployops cleanup` again"
+            + (
+                " (a deletion that could not reach the platform stays scheduled)"
+                if any(r["status"] == "unavailable" for r in failed)
+                else ""
+            ),
         )

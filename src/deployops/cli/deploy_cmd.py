@@ -83,6 +83,16 @@ def deploy(
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait for the outcome (default) or detach.")
     ] = True,
+    override_gate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--override-gate",
+            help="Deploy although this pre-deploy checklist item fails (admin; repeatable).",
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why the item is overridden (audited).")
+    ] = None,
 ) -> None:
     from deployops.engine.deploy import DeployRequest
     from deployops.wiring import build_deployer, whoami
@@ -95,6 +105,18 @@ def deploy(
     if not wait and not dry_run:
         _detach(app, env, svc)
         return
+    gate = None
+    if not dry_run:
+        from deployops.cli.checklist_cmd import before_deploy
+
+        gate = before_deploy(  # CHK-1: refused here (exit 2) while a pre-deploy item fails
+            app,
+            environment=env,
+            service=svc,
+            version=version,
+            overrides=override_gate or [],
+            reason=reason,
+        )
     deployer = build_deployer(app.project, env, store=app.store, reporter=reporter_for(app))
     request = DeployRequest(
         service=svc, version=version, strategy=strategy, force=force, owner=whoami()
@@ -126,8 +148,28 @@ def deploy(
             c.print(f"  note: {note}")
         c.print("dry run: nothing was changed")
         return
-    rec = deployer.deploy(request)
+    if gate is not None:
+        from deployops.cli.checklist_cmd import announce
+        from deployops.errors import ConfigError
+
+        try:  # bad input is refused before the deployment notice goes out
+            deployer.plan(request)
+        except ConfigError as exc:
+            deployer.refuse(request, exc)
+            raise
+        announce(app, gate)
+    try:
+        rec = deployer.deploy(request)
+    finally:
+        if gate is not None:
+            from deployops.cli.checklist_cmd import after_deploy
+
+            after_deploy(app, gate)
     _summary(app, rec.id)
+    if gate is not None:
+        from deployops.cli.checklist_cmd import after_success
+
+        after_success(app, rec.id)  # CHK-3: post-deploy checks and the completion report
 
 
 def _check_names(

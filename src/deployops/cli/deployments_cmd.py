@@ -41,7 +41,9 @@ def list_(
         app.project.service(service)
     rows = app.store.list_deployments(environment=env, service=service, limit=limit)
     if app.json:
-        app.emit([r.to_json() for r in rows])
+        from deployops.store.queries import deployment_json
+
+        app.emit([deployment_json(r) for r in rows])
         return
     if not rows:
         app.console.print("no deployments yet: run `deployops deploy --version X.Y.Z`")
@@ -88,46 +90,12 @@ def show(
     steps = app.store.steps_for(rec.id)
     events = app.store.events(deployment_id=rec.id)
     decisions = app.store.decisions(deployment_id=rec.id)
+    # CHK-3: the completion report kept with the deployment (the newest of its rewrites)
+    reports = [e.data for e in events if e.kind == "checklist.report"][-1:]
     if app.json:
-        app.emit(
-            {
-                **rec.to_json(),
-                "steps": [
-                    {
-                        "seq": s.seq,
-                        "name": s.name,
-                        "phase": s.phase,
-                        "status": s.status,
-                        "params": s.params,
-                        "result": s.result,
-                        "error": s.error,
-                        "started_at": s.started_at.isoformat(),
-                        "finished_at": s.finished_at.isoformat() if s.finished_at else None,
-                    }
-                    for s in steps
-                ],
-                "events": [
-                    {
-                        "ts": e.ts.isoformat(),
-                        "kind": e.kind,
-                        "level": e.level,
-                        "message": e.message,
-                        "data": e.data,
-                    }
-                    for e in events
-                ],
-                "decisions": [
-                    {
-                        "ts": d.ts.isoformat(),
-                        "rule": d.rule,
-                        "verdict": d.verdict,
-                        "action": d.action,
-                        "evidence": d.evidence,
-                    }
-                    for d in decisions
-                ],
-            }
-        )
+        from deployops.store.queries import deployment_detail
+
+        app.emit({**deployment_detail(app.store, rec.id), "reports": reports})
         return
     c = app.console
     c.print(f"[bold]{rec.id}[/bold]  {rec.kind} of {rec.service} to {rec.environment}")
@@ -163,3 +131,6 @@ def show(
         c.print(table)
     for d in decisions:
         c.print(f"  decision  {fmt_time(d.ts)} {d.rule}: {d.verdict} -> {d.action}")
+    for r in reports:
+        state = "final" if r.get("final") else "open"
+        c.print(f"  report    {r.get('markdown')} ({state}; HTML: {r.get('html')})")

@@ -26,6 +26,7 @@ def health(
     service: Annotated[str | None, typer.Option("--service", envvar="SERVICE")] = None,
 ) -> None:
     from deployops.clock import SystemClock
+    from deployops.domain.names import prod_listener
     from deployops.drivers import build_platform
 
     app = get_app(ctx)
@@ -33,7 +34,7 @@ def health(
     svc = app.service_name(service)
     cfg = app.project.service(svc)
     plat = build_platform(app.project, env, clock=SystemClock(), store=app.store)
-    listener = plat.traffic.describe_listener(f"{svc}-prod")
+    listener = plat.traffic.describe_listener(prod_listener(svc))
     tg = listener.target_group
     state = plat.compute.describe_service(tg)
     group = plat.traffic.describe_target_group(tg)

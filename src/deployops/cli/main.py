@@ -68,6 +68,7 @@ def _global(
 def _register() -> None:
     from deployops.cli import (
         alarms_cmd,
+        checklist_cmd,
         cleanup_cmd,
         config_cmd,
         deploy_cmd,
@@ -90,6 +91,7 @@ def _register() -> None:
     local_cmd.register(app)
     alarms_cmd.register(app)
     serve_cmd.register(app)
+    checklist_cmd.register(app)
     cleanup_cmd.register(app)
 
 

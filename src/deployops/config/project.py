@@ -15,6 +15,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from deployops.config.checklist import ChecklistSettings, checklist_issues
 from deployops.config.durations import Duration
 from deployops.config.monitoring import AlarmConfig, AutoscalingConfig, monitoring_issues
 from deployops.config.notifications import NotificationsConfig, load_notifications
@@ -163,6 +164,8 @@ class ProjectConfig(_Model):
     # MON-1 / IAC-5: config/monitoring.py; absent means the guide's five alarms and 70 % CPU
     alarms: dict[str, AlarmConfig] = Field(default_factory=dict)
     autoscaling: AutoscalingConfig = AutoscalingConfig()
+    # CHK-1..CHK-3: config/checklist.py; absent means no checklist gates
+    checklist: ChecklistSettings | None = None
 
     # Not part of the file: where it was read from.
     path: Path = Field(default=Path(PROJECT_FILE), exclude=True)
@@ -390,6 +393,9 @@ def _cross_check(cfg: ProjectConfig, file: str) -> list[ConfigIssue]:
         issues.extend(exc.issues)
     for path, message in monitoring_issues(cfg.alarms, cfg.autoscaling):
         add(path, message)
+    if cfg.checklist is not None:
+        for path, message in checklist_issues(cfg.checklist):
+            add(path, message)
     if cfg.rollback is not None:
         for path, message in rollback_issues(cfg.rollback, "rollback"):
             add(path, message)

@@ -58,6 +58,9 @@ _ = COLOURS  # re-exported for callers that import the colours from here
 @dataclass(frozen=True, slots=True)
 class Step:
     phase: ClassVar[str] = ""
+    # (port, capability) pairs a driver must declare for this step to run on it; checked when
+    # the plan is made, so a platform that cannot do it refuses the plan before any change.
+    requires: ClassVar[frozenset[tuple[str, str]]] = frozenset()
 
     @property
     def kind(self) -> str:
@@ -220,6 +223,7 @@ class ScheduleDeleteTargetGroup(Step):
 @dataclass(frozen=True, slots=True)
 class RollingUpdate(Step):
     phase: ClassVar[str] = "deploy"
+    requires: ClassVar[frozenset[tuple[str, str]]] = frozenset({("compute", "rolling_update")})
     service: str
     target_group: str
     desired_count: int

@@ -36,9 +36,17 @@ from deployops.domain.model import (
     TaskInfo,
     TaskState,
 )
+from deployops.domain.names import colours, prod_listener, test_listener
 from deployops.errors import DriverError, NotFoundError, UnsupportedError
 
-__all__ = ["MemoryCloud", "MemoryCompute", "MemoryMetrics", "MemoryProber", "MemoryTraffic"]
+__all__ = [
+    "MemoryCloud",
+    "MemoryCompute",
+    "MemoryMetrics",
+    "MemoryNotifier",
+    "MemoryProber",
+    "MemoryTraffic",
+]
 
 
 @dataclass
@@ -90,8 +98,9 @@ class MemoryCloud:
         self.listeners[name] = (port, target_group)
 
     def add_service_listeners(self, service: str, port: int) -> None:
-        self.add_listener(f"{service}-prod", port, f"{service}-blue")
-        self.add_listener(f"{service}-test", port + 1, f"{service}-green")
+        blue, green = colours(service)
+        self.add_listener(prod_listener(service), port, blue)
+        self.add_listener(test_listener(service), port + 1, green)
 
     def spec(self, ref: str) -> TaskDefinitionSpec:
         family, _, rev = ref.partition(":")
@@ -144,7 +153,9 @@ class MemoryCloud:
 
 class MemoryCompute:
     name: ClassVar[str] = "memory"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"rolling"})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"task_definitions", "services", "rolling_update"}
+    )
 
     def __init__(self, *, cloud: MemoryCloud) -> None:
         self.cloud = cloud
@@ -230,7 +241,9 @@ class MemoryCompute:
 
 class MemoryTraffic:
     name: ClassVar[str] = "memory"
-    capabilities: ClassVar[frozenset[str]] = frozenset()
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"atomic_switch", "test_listener", "health_checks"}
+    )
 
     def __init__(self, *, cloud: MemoryCloud, fail_switch: bool = False) -> None:
         self.cloud = cloud
@@ -276,6 +289,10 @@ class MemoryTraffic:
     def switch_listener(self, name: str, target_group: str) -> Listener:
         if self.fail_switch:
             raise DriverError("memory", "switch_listener", "injected failure", retryable=True)
+        if name not in self.cloud.listeners:
+            raise NotFoundError(f"no listener {name!r}", path="listener")
+        if target_group not in self.cloud.target_groups:
+            raise NotFoundError(f"no target group {target_group!r}", path="target_group")
         port, _ = self.cloud.listeners[name]
         self.cloud.listeners[name] = (port, target_group)
         self.cloud.switches.append((self.cloud.clock.monotonic(), name, target_group))
@@ -382,3 +399,63 @@ class MemoryProber:
         if env.get("FAULT_HEALTH_FAIL") == "1" or float(env.get("FAULT_ERROR_RATE", 0) or 0) >= 1:
             return ProbeResult(url=url, status=500, elapsed_ms=1.0)
         return ProbeResult(url=url, status=200, elapsed_ms=1.0)
+
+
+class MemoryNotifier:
+    """A notification channel that keeps what it was sent (``sent``: one dict per message,
+    ``action`` ``trigger`` or ``resolve``). ``down`` makes it fail like a channel that cannot
+    be reached."""
+
+    name: ClassVar[str] = "memory"
+
+    def __init__(self, *, down: bool = False) -> None:
+        self.down = down
+        self.sent: list[dict[str, object]] = []
+
+    def send(
+        self,
+        *,
+        severity: str,
+        title: str,
+        text: str,
+        dedup_key: str,
+        fields: Mapping[str, str],
+        kind: str = "",
+    ) -> None:
+        self._deliver("trigger", severity, title, text, dedup_key, fields, kind)
+
+    def resolve(
+        self,
+        *,
+        dedup_key: str,
+        title: str,
+        text: str = "",
+        severity: str = "info",
+        fields: Mapping[str, str] | None = None,
+        kind: str = "",
+    ) -> None:
+        self._deliver("resolve", severity, title, text, dedup_key, fields or {}, kind)
+
+    def _deliver(
+        self,
+        action: str,
+        severity: str,
+        title: str,
+        text: str,
+        dedup_key: str,
+        fields: Mapping[str, str],
+        kind: str,
+    ) -> None:
+        if self.down:
+            raise DriverError("memory", action, "the channel cannot be reached (injected)")
+        self.sent.append(
+            {
+                "action": action,
+                "severity": severity,
+                "title": title,
+                "text": text,
+                "dedup_key": dedup_key,
+                "fields": dict(fields),
+                "kind": kind,
+            }
+        )

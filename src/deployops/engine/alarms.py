@@ -37,6 +37,7 @@ from deployops.domain.alarms import (
     transition,
 )
 from deployops.domain.model import Measurement, MetricName, MetricQuery
+from deployops.domain.names import prod_listener
 from deployops.domain.rules import Series, evaluate
 from deployops.engine.events import Notice
 from deployops.errors import DeployopsError
@@ -117,7 +118,7 @@ class AlarmEvaluator:
     def scope(self, service: str) -> str:
         """The live target group of ``service`` (the scope its metrics are kept under)."""
         try:
-            return self.traffic.describe_listener(f"{service}-prod").target_group or service
+            return self.traffic.describe_listener(prod_listener(service)).target_group or service
         except DeployopsError:
             return service
 
@@ -141,7 +142,7 @@ class AlarmEvaluator:
         return since
 
     def _recorded_switch(self, service: str, scope: str) -> datetime | None:
-        listener = f"{service}-prod"
+        listener = prod_listener(service)
         for rec in self.store.list_deployments(
             environment=self.environment, service=service, limit=5
         ):

@@ -24,8 +24,8 @@ from datetime import datetime, timedelta
 
 from deployops.clock import Clock
 from deployops.domain.model import MetricQuery
+from deployops.domain.names import lock_key, prod_listener, target_group
 from deployops.domain.scaling import ScalingDecision, ScalingPolicy, decide
-from deployops.engine.deploy import lock_key
 from deployops.errors import DeployopsError, LockHeldError
 from deployops.ports import Compute, Metrics, Traffic
 from deployops.store import ScalingActivity, StateStore
@@ -79,8 +79,8 @@ class Autoscaler:
     # ------------------------------------------------------------------ observe
     def live_service(self, service: str) -> str:
         """The compute service taking production traffic (``web-blue``)."""
-        listener = self.traffic.describe_listener(f"{service}-prod")
-        return listener.target_group or f"{service}-blue"
+        listener = self.traffic.describe_listener(prod_listener(service))
+        return listener.target_group or target_group(service, "blue")
 
     def metric_value(self, scope: str, now: datetime) -> float | None:
         """The tracked statistic over the last period (1-minute resolution, IAC-5)."""

@@ -19,12 +19,13 @@ from typing import Any
 from deployops.domain.names import lock_key, prod_listener, test_listener
 from deployops.engine.operation import Env
 from deployops.engine.steps.cleanup import JOB_DELETE_TARGET_GROUP
-from deployops.errors import DeployopsError, LockHeldError
+from deployops.errors import DeployopsError, DriverError, LockHeldError, PlatformUnavailableError
 from deployops.ports import Compute, Traffic
 from deployops.store import EventRecord, JobRecord, StateStore
 
 __all__ = [
     "JOB_DELETE_TARGET_GROUP",
+    "WAITING",
     "JobOutcome",
     "delete_target_group",
     "due_deletions",
@@ -34,13 +35,19 @@ __all__ = [
 ]
 
 
+# Outcomes after which the job stays pending (put back, not finished).
+WAITING = frozenset({"locked", "unavailable"})
+
+
 @dataclass(frozen=True, slots=True)
 class JobOutcome:
-    """``status`` is ``done``, ``skipped`` (with the reason), ``failed`` or ``locked`` (the
-    lock was held; the job stays pending and runs later)."""
+    """``status`` is ``done``, ``skipped`` (with the reason), ``failed``, or one of
+    :data:`WAITING`: ``locked`` (the lock was held) or ``unavailable`` (the platform could not
+    be reached); a waiting job stays pending and runs later."""
 
     status: str
     result: str
+    hint: str = ""  # what to do when it failed or waits on the platform
 
 
 def delete_target_group(traffic: Traffic, compute: Compute, job: JobRecord) -> JobOutcome:
@@ -93,8 +100,13 @@ def run_deletion(
             return JobOutcome("locked", f"{key} is locked by {exc.owner}; trying again later")
     try:
         return delete_target_group(traffic, compute, job)
+    except (PlatformUnavailableError, DriverError) as exc:
+        if isinstance(exc, DriverError) and not exc.retryable:
+            return JobOutcome("failed", exc.message, exc.hint or "")
+        store.requeue_job(job.id, worker=owner)
+        return JobOutcome("unavailable", f"{exc.message}; trying again later", exc.hint or "")
     except DeployopsError as exc:
-        return JobOutcome("failed", exc.message)
+        return JobOutcome("failed", exc.message, exc.hint or "")
     finally:
         if not ours:
             store.release_lock(key, owner=owner)
@@ -137,7 +149,7 @@ def run_due_deletions(
         outcome = run_deletion(
             store, env.ports.traffic, env.ports.compute, job, owner=owner, now=clock.now()
         )
-        if outcome.status != "locked":
+        if outcome.status not in WAITING:
             store.finish_job(job.id, status=outcome.status, result=outcome.result, now=clock.now())
         store.add_event(
             EventRecord(

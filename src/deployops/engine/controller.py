@@ -7,7 +7,9 @@ It keeps watching after the CLI has exited. Each :meth:`Controller.tick` runs wh
 - deferred jobs, e.g. deleting the previous target group 24 h after a deploy (DEP-4).
 
 At :meth:`Controller.start` it puts back jobs claimed by a controller that died (SIGKILL) and
-resumes interrupted deployments whose owner no longer runs. Jobs are rows in the store, claimed
+resumes interrupted deployments whose owner no longer runs. With a :class:`LeaderLease`,
+several controllers can share one store: only the lease holder ticks its loops, and a standby
+does that recovery when it takes the lease over. Jobs are rows in the store, claimed
 atomically, and their handlers are idempotent (look first, then act), so a restart neither
 loses nor repeats one.
 
@@ -30,7 +32,8 @@ from deployops.clock import Clock
 from deployops.domain.names import lock_key
 from deployops.engine.alarms import AlarmEvaluator
 from deployops.engine.autoscaler import Autoscaler
-from deployops.engine.cleanup import JOB_DELETE_TARGET_GROUP, JobOutcome, run_deletion
+from deployops.engine.cleanup import JOB_DELETE_TARGET_GROUP, WAITING, JobOutcome, run_deletion
+from deployops.engine.lease import LeaderLease
 from deployops.errors import DeployopsError
 from deployops.ports import Compute, Traffic
 from deployops.store import EventRecord, JobRecord, StateStore
@@ -77,6 +80,8 @@ class Controller:
     tick_s: float = 1.0
     handlers: Mapping[str, JobHandler] = field(default_factory=dict)
     stats: dict[str, LoopStats] = field(default_factory=dict)
+    # None: this controller is the only one and always acts.
+    lease: LeaderLease | None = None
 
     def __post_init__(self) -> None:
         self._handlers: dict[str, JobHandler] = {
@@ -92,10 +97,36 @@ class Controller:
             self.stats.setdefault(name, LoopStats())
         self.started = False
         self.last_tick: float | None = None  # monotonic
+        self.leading = self.lease is None
+        self._recovered = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Recover from a previous controller's death: release its jobs, resume deployments."""
+        """Recover from a previous controller's death: release its jobs, resume deployments.
+        A standby (another controller holds the lease) does this when it takes over."""
+        if self._lead():
+            self._recover()
+        self.started = True
+
+    def _lead(self) -> bool:
+        """Hold or renew the lease; events when leadership changes hands."""
+        if self.lease is None:
+            return True
+        was = self.leading
+        self.leading = self.lease.hold()
+        if self.leading and not was:
+            self._event("controller.leading", f"{self.worker} is now the acting controller")
+        elif was and not self.leading:
+            self._recovered = False
+            self._event(
+                "controller.standby",
+                f"{self.worker} lost the lease to {self.lease.leader}; standing by",
+                level="warning",
+            )
+        return self.leading
+
+    def _recover(self) -> None:
+        self._recovered = True
         for job in self.store.release_stale_jobs(alive=self.owner_alive):
             self._event(
                 "controller.job_released",
@@ -105,7 +136,6 @@ class Controller:
             )
         if self.resume is not None:
             self.resume_interrupted()
-        self.started = True
 
     def resume_interrupted(self) -> list[str]:
         """Resume every ``running`` deployment of the environment whose lock owner is gone."""
@@ -138,17 +168,27 @@ class Controller:
         if not self.started:
             self.start()
         ticks = 0
-        while not stop.is_set():
-            self.tick()
-            ticks += 1
-            if max_ticks is not None and ticks >= max_ticks:
-                return
-            # Through the injected clock (virtual in tests); a stop is noticed within a tick.
-            self.clock.sleep(self.tick_s)
+        try:
+            while not stop.is_set():
+                self.tick()
+                ticks += 1
+                if max_ticks is not None and ticks >= max_ticks:
+                    return
+                # Through the injected clock (virtual in tests); a stop is noticed within a tick.
+                self.clock.sleep(self.tick_s)
+        finally:
+            if self.lease is not None and self.leading and stop.is_set():
+                self.lease.release()  # a clean stop: the standby takes over at once
+                self.leading = False
 
     def tick(self) -> None:
-        """Run each loop that is due."""
+        """Run each loop that is due (only while this controller holds the lease)."""
         now = self.clock.monotonic()
+        if not self._lead():
+            self.last_tick = self.clock.monotonic()
+            return
+        if self.lease is not None and not self._recovered:
+            self._recover()  # taken over from a controller that stopped or died
         loops: dict[str, Callable[[], object]] = {"jobs": self.run_jobs}
         if self.evaluator is not None:
             loops["alarms"] = self.evaluator.evaluate
@@ -191,7 +231,7 @@ class Controller:
                 return done
             for job in jobs:
                 outcome = self._run_job(job)
-                if outcome.status == "locked":
+                if outcome.status in WAITING:
                     # Put back by run_deletion: it runs once the lock is free.
                     done.append((job, outcome))
                     continue

@@ -110,13 +110,21 @@ class Deployer:
         notify: Notify | None = None,
         observer: Observer | ObserverFactory | None = None,
         app_environment: AppEnvironment | None = None,
+        crash_point: Callable[[str, int, str], None] | None = None,
     ) -> None:
         self.project = project
         self.environment = environment
         self.ports = Ports(compute=compute, traffic=traffic, metrics=metrics, prober=prober)
         self.store = store
         self.clock = clock
-        self.env = Env(ports=self.ports, store=store, clock=clock, reporter=reporter, notify=notify)
+        self.env = Env(
+            ports=self.ports,
+            store=store,
+            clock=clock,
+            reporter=reporter,
+            notify=notify,
+            crash_point=crash_point,
+        )
         self.planner = DeployPlanner(
             project=project,
             environment=environment,

@@ -83,6 +83,9 @@ class Env:
     clock: Clock
     reporter: Reporter = null_reporter
     notify: Notify | None = None
+    # A test-only fault point (the reliability suite's crash matrix): called with the kind,
+    # the step's index and where in the step the runner is; None in production.
+    crash_point: Callable[[str, int, str], None] | None = None
 
     def send(self, notice: Notice) -> None:
         """Deliver a notice; a channel that fails never fails the operation (MON-2)."""

@@ -182,10 +182,12 @@ class Runner:
         for seq in range(start, len(steps)):
             step = steps[seq]
             resolved = resolve_step(step, ctx.results)
+            self._crash_point(ctx, seq, "before-intent")
             store.update_operation(op_id, phase=step.phase, updated_at=clock.now())
             store.record_step_intent(
                 op_id, seq, step.kind, phase=step.phase, params=resolved.to_json(), now=clock.now()
             )
+            self._crash_point(ctx, seq, "before-act")
             ctx.event(
                 "step.started",
                 f"[{seq + 1}/{len(steps)}] {resolved.describe()}",
@@ -207,6 +209,7 @@ class Runner:
                 ctx.refresh()
                 return ctx.kind.on_failure(ctx, step, exc)
             took = clock.monotonic() - began
+            self._crash_point(ctx, seq, "before-outcome")
             ctx.results.update(result)
             store.record_step_outcome(
                 op_id, seq, status="succeeded", result=result, now=clock.now()
@@ -226,6 +229,10 @@ class Runner:
         else:
             ctx.event(f"{ctx.kind.events}.succeeded", f"{ctx.kind.name} of {done.target} succeeded")
         return done
+
+    def _crash_point(self, ctx: StepContext, seq: int, where: str) -> None:
+        if self.env.crash_point is not None:
+            self.env.crash_point(ctx.kind.name, seq, where)
 
 
 def resolve_step(step: Step, results: Mapping[str, Any]) -> Step:

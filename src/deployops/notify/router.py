@@ -21,16 +21,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import httpx
 
 from deployops.clock import Clock
 from deployops.config.notifications import (
     SECRET_PREFIX,
-    SEVERITIES,
     EmailChannel,
     NotificationsConfig,
     PagerDutyChannel,
@@ -39,6 +38,7 @@ from deployops.config.notifications import (
     check_webhook_url,
     secret_name,
 )
+from deployops.domain.notice import Notice, NoticeLike
 from deployops.errors import ConfigError, ConfigIssue, DeployopsError, DriverError
 from deployops.notify._channel import Channel
 from deployops.notify._http import NotifyError, scrub
@@ -66,80 +66,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Severity = Literal["info", "warning", "critical"]
 DeliveryStatus = Literal["sent", "failed", "retrying", "deduplicated", "rate_limited"]
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """Something people should hear about.
-
-    ``kind`` is ``family.event`` (``deployment.failed``, ``alarm.alarm``, ``alarm.ok``,
-    ``rollback.succeeded``, ``decision``...). ``dedup_key`` identifies the incident: the same key
-    and action are not re-sent within the dedup window, and a ``resolve=True`` notice with the
-    same key (and the same severity, so it reaches the same channels) closes it.
-    """
-
-    severity: Severity
-    kind: str
-    title: str
-    text: str = ""
-    fields: Mapping[str, str] = field(default_factory=dict)
-    dedup_key: str = ""
-    resolve: bool = False
-    deployment_id: str | None = None
-    environment: str = ""
-    service: str = ""
-
-    def __post_init__(self) -> None:
-        if self.severity not in SEVERITIES:
-            raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}")
-        if not self.dedup_key:
-            object.__setattr__(self, "dedup_key", f"{self.kind}:{self.title}")
-
-    @property
-    def action(self) -> Literal["trigger", "resolve"]:
-        return "resolve" if self.resolve else "trigger"
-
-    @classmethod
-    def of(cls, notice: NoticeLike) -> Notice:
-        """A :class:`Notice` from any object with the same attributes (the engine's own
-        ``engine.events.Notice``). An unknown severity is treated as ``warning``: a caller's
-        slip must not silence a notification."""
-        if isinstance(notice, Notice):
-            return notice
-        severity = notice.severity if notice.severity in SEVERITIES else "warning"
-        return cls(
-            severity=cast(Severity, severity),
-            kind=notice.kind,
-            title=notice.title,
-            text=notice.text,
-            fields=dict(notice.fields),
-            dedup_key=notice.dedup_key,
-            resolve=notice.resolve,
-            deployment_id=getattr(notice, "deployment_id", None),
-            environment=getattr(notice, "environment", "") or "",
-            service=getattr(notice, "service", "") or "",
-        )
-
-
-class NoticeLike(Protocol):
-    """What :meth:`NotificationRouter.notify` needs of a notice."""
-
-    @property
-    def severity(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def dedup_key(self) -> str: ...
-    @property
-    def fields(self) -> Mapping[str, str]: ...
-    @property
-    def resolve(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,12 @@ __all__ = [
     "AlarmHistoryRecord",
     "AlarmStateRecord",
     "AuditRecord",
+    "ChecklistEntry",
     "DecisionRecord",
     "DeploymentRecord",
     "EventRecord",
     "JobRecord",
+    "LeaseInfo",
     "LockInfo",
     "MetricSample",
     "OperationRecord",
@@ -204,6 +206,16 @@ class LockInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """Who acts for ``name`` and until when (POSIX seconds) unless renewed."""
+
+    name: str
+    holder: str
+    acquired_at: datetime
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class MetricSample:
     scope: str
     metric: str
@@ -273,3 +285,30 @@ class ScalingActivity:
     reason: str = ""
     error: str = ""
     id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChecklistEntry:
+    """One checklist verdict, sign-off, override or decision (CHK-1..CHK-3)."""
+
+    ts: datetime
+    environment: str
+    service: str
+    version: str
+    stage: str
+    item: str
+    status: str
+    deployment_id: str | None = None
+    actor: str = ""
+    note: str = ""
+    summary: str = ""
+    source: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
+        return out

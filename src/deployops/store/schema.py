@@ -25,9 +25,11 @@ __all__ = [
     "alarm_history",
     "alarm_states",
     "audit_log",
+    "checklist_entries",
     "decisions",
     "events",
     "jobs",
+    "leases",
     "locks",
     "metadata",
     "metric_samples",
@@ -138,6 +140,17 @@ locks = Table(
     Column("holder_started_at", Float, nullable=True),
 )
 
+# One controller acts per lease name (``controller/<environment>``): the holder renews it every
+# tick; another controller takes it over once ``expires_at`` (POSIX seconds) has passed.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("holder", String(256), nullable=False),
+    Column("acquired_at", UtcDateTime(), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
 metric_samples = Table(
     "metric_samples",
     metadata,
@@ -223,4 +236,28 @@ scaling_activities = Table(
     Column("reason", Text, nullable=False, server_default=""),
     Column("error", Text, nullable=False, server_default=""),
     Index("ix_scaling_activities_env_service", "environment", "service", "ts"),
+)
+
+# CHK-1..CHK-3: every checklist verdict, sign-off, override and decision, with its evidence.
+# Pre-deploy sign-offs are made for a release (environment, service, version) before its
+# deployment exists; the deploy links them to its deployment id when it starts.
+checklist_entries = Table(
+    "checklist_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", UtcDateTime(), nullable=False),
+    Column("environment", String(64), nullable=False),
+    Column("service", String(128), nullable=False),
+    Column("version", String(128), nullable=False),
+    Column("deployment_id", String(64), nullable=True, index=True),
+    Column("stage", String(16), nullable=False),  # pre | during | post
+    Column("item", String(128), nullable=False),
+    # passed | failed | signed | overridden | warned | pending | not_required | decided
+    Column("status", String(32), nullable=False),
+    Column("actor", String(256), nullable=False, server_default=""),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("summary", Text, nullable=False, server_default=""),
+    Column("source", Text, nullable=False, server_default=""),
+    Column("evidence", Text, nullable=False, server_default="{}"),
+    Index("ix_checklist_entries_release", "environment", "service", "version"),
 )

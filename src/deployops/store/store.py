@@ -17,12 +17,14 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    case,
     create_engine,
     delete,
     event,
     func,
     insert,
     inspect,
+    or_,
     select,
     text,
     update,
@@ -38,10 +40,12 @@ from deployops.store.records import (
     AlarmHistoryRecord,
     AlarmStateRecord,
     AuditRecord,
+    ChecklistEntry,
     DecisionRecord,
     DeploymentRecord,
     EventRecord,
     JobRecord,
+    LeaseInfo,
     LockInfo,
     MetricSample,
     OperationRecord,
@@ -55,7 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["HEAD_REVISION", "StateStore", "lock_held_error"]
 
 # The newest migration in migrations/versions; the store migrates when the database is behind.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -99,6 +103,7 @@ _JSON_FIELDS: dict[type[Any], frozenset[str]] = {
     AuditRecord: frozenset({"detail"}),
     JobRecord: frozenset({"payload"}),
     AlarmHistoryRecord: frozenset({"evidence"}),
+    ChecklistEntry: frozenset({"evidence"}),
 }
 
 
@@ -245,9 +250,10 @@ class StateStore:
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         try:
-            with self._engine.begin() as conn:
+            with self._engine.connect() as conn, _transactional_ddl(conn):
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+                conn.commit()
         except OperationalError as exc:
             raise DriverError(
                 "state-store",
@@ -465,6 +471,11 @@ class StateStore:
             rows = conn.execute(q).mappings().all()
         return [_record(EventRecord, r) for r in rows]
 
+    def last_event_id(self) -> int:
+        """The newest event's id (0 when there is none): where a live stream starts."""
+        with self._tx() as conn:
+            return int(conn.execute(select(func.max(t.events.c.id))).scalar() or 0)
+
     # ------------------------------------------------------------------ decisions
     def add_decision(self, d: DecisionRecord) -> int:
         with self._tx() as conn:
@@ -578,6 +589,63 @@ class StateStore:
             )
         )
         return held
+
+    # ------------------------------------------------------------------ leases
+    def hold_lease(self, name: str, *, holder: str, now: datetime, ttl_s: float) -> LeaseInfo:
+        """Take or renew lease ``name`` for ``holder`` until ``now + ttl_s``, unless someone
+        else holds it unexpired; returns whoever holds it afterwards. Atomic on every backend:
+        one conditional UPDATE (or the primary key of an INSERT) decides, not a read."""
+        c = t.leases.c
+        until = now.timestamp() + ttl_s
+        for _ in range(3):
+            with self._tx() as conn:
+                took = conn.execute(
+                    update(t.leases)
+                    .where(
+                        and_(
+                            c.name == name,
+                            or_(c.holder == holder, c.expires_at < now.timestamp()),
+                        )
+                    )
+                    .values(
+                        holder=holder,
+                        expires_at=until,
+                        acquired_at=case((c.holder == holder, c.acquired_at), else_=now),
+                    )
+                ).rowcount
+                row = conn.execute(select(t.leases).where(c.name == name)).mappings().first()
+            if took or row is not None:
+                assert row is not None
+                return _record(LeaseInfo, row)
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(
+                        insert(t.leases).values(
+                            name=name, holder=holder, acquired_at=now, expires_at=until
+                        )
+                    )
+            except IntegrityError:
+                continue  # another controller inserted it first: read who holds it
+            return LeaseInfo(name=name, holder=holder, acquired_at=now, expires_at=until)
+        raise DriverError(
+            "state-store",
+            "lease",
+            f"lease {name!r} changed hands three times while being read",
+            retryable=True,
+        )
+
+    def get_lease(self, name: str) -> LeaseInfo | None:
+        with self._tx() as conn:
+            r = conn.execute(select(t.leases).where(t.leases.c.name == name)).mappings().first()
+        return _record(LeaseInfo, r) if r else None
+
+    def release_lease(self, name: str, *, holder: str) -> bool:
+        """Give the lease up (a clean shutdown), so another controller takes over at once."""
+        with self._tx() as conn:
+            res = conn.execute(
+                delete(t.leases).where(and_(t.leases.c.name == name, t.leases.c.holder == holder))
+            )
+            return bool(res.rowcount)
 
     # ------------------------------------------------------------------ metric samples
     def add_samples(self, samples: Iterable[MetricSample]) -> int:
@@ -811,11 +879,90 @@ class StateStore:
             rows = conn.execute(q).mappings().all()
         return [_record(cls, r) for r in reversed(rows)]
 
+    # ------------------------------------------------------------------ checklist (CHK)
+    def add_checklist_entry(self, entry: ChecklistEntry) -> int:
+        with self._tx() as conn:
+            return _inserted_id(conn.execute(insert(t.checklist_entries).values(**_values(entry))))
+
+    def checklist_entries(
+        self,
+        *,
+        deployment_id: str | None = None,
+        environment: str | None = None,
+        service: str | None = None,
+        version: str | None = None,
+        unlinked: bool = False,
+        stage: str | None = None,
+    ) -> list[ChecklistEntry]:
+        """Entries oldest first: of a deployment, or of a release (``unlinked``: those not yet
+        attached to a deployment, i.e. sign-offs waiting for the deploy)."""
+        c = t.checklist_entries.c
+        q = select(t.checklist_entries)
+        if deployment_id:
+            q = q.where(c.deployment_id == deployment_id)
+        if environment:
+            q = q.where(c.environment == environment)
+        if service:
+            q = q.where(c.service == service)
+        if version:
+            q = q.where(c.version == version)
+        if unlinked:
+            q = q.where(c.deployment_id.is_(None))
+        if stage:
+            q = q.where(c.stage == stage)
+        q = q.order_by(c.id)
+        with self._tx() as conn:
+            return [_record(ChecklistEntry, r) for r in conn.execute(q).mappings().all()]
+
+    def link_checklist(
+        self, *, environment: str, service: str, version: str, deployment_id: str
+    ) -> int:
+        """Attach a release's waiting sign-offs to the deployment that ships it."""
+        c = t.checklist_entries.c
+        with self._tx() as conn:
+            res = conn.execute(
+                update(t.checklist_entries)
+                .where(
+                    and_(
+                        c.environment == environment,
+                        c.service == service,
+                        c.version == version,
+                        c.deployment_id.is_(None),
+                    )
+                )
+                .values(deployment_id=deployment_id)
+            )
+            return int(res.rowcount or 0)
+
     def count(self, table: str) -> int:
         """Rows in ``table`` (for tests and status output)."""
         tbl = t.metadata.tables[table]
         with self._tx() as conn:
             return int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
+
+
+@contextmanager
+def _transactional_ddl(conn: Connection) -> Iterator[None]:
+    """Run a migration as one transaction, so a process killed half-way leaves the previous
+    revision whole. PostgreSQL does this by itself; Python's sqlite3 module commits before
+    every CREATE / ALTER / DROP (its legacy transaction handling), so a kill between two of a
+    migration's statements would leave a half-built schema with the old revision stamped and
+    every later open failing. Here the module is told to stay out of it and the transaction is
+    opened explicitly (IMMEDIATE: a second process migrating at the same time waits, then finds
+    the schema current)."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw: Any = conn.connection.dbapi_connection
+    saved = raw.isolation_level
+    raw.isolation_level = None
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+    finally:
+        if raw.in_transaction:
+            raw.rollback()
+        raw.isolation_level = saved
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _connection_record: Any) -> None:

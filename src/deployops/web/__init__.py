@@ -1,4 +1,5 @@
-"""The controller's HTTP face (FastAPI): ``/healthz`` and Prometheus ``/metrics``."""
+"""The controller's HTTP face (FastAPI): ``/healthz``, Prometheus ``/metrics``, the JSON API
+under ``/api`` and the dashboard."""
 
 from __future__ import annotations
 

@@ -1,121 +1,150 @@
-"""FastAPI app of ``deployops serve``: ``/healthz`` and Prometheus ``/metrics``.
+"""FastAPI app of ``deployops serve``: ``/healthz``, Prometheus ``/metrics``, the JSON API under
+``/api`` (OpenAPI at ``/api/openapi.json``) and the dashboard.
 
 ``/healthz`` answers 200 while the controller's loop ticks, 503 once it has not ticked for
 ``stall_after_s`` (a wedged loop is a failed controller, whatever the process table says).
-``/metrics`` is the Prometheus text format (0.0.4): the controller's loop timings, every
-alarm's state, deployments by outcome, jobs by status and scaling activities.
+``/healthz`` and ``/metrics`` need no token (probes and scrapers; they carry no secret); the
+API and the dashboard need a bearer token of the right role (``web/auth.py``).
 
-    app = create_app(controller=controller, store=store, clock=clock)
+    app = create_app(controller=controller, store=store, clock=clock)  # healthz + metrics
+    app = create_app(controller=controller, store=store, clock=clock, project=project,
+                     environment="production", tokens=TokenFile.load(path), engine=engine)
     uvicorn.run(app, host="127.0.0.1", port=8089)
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from deployops.clock import Clock
-from deployops.engine.controller import Controller
-from deployops.store import StateStore
+from deployops.store import AuditRecord, StateStore
+from deployops.web.auth import TokenFile
+from deployops.web.errors import BodyLimit, install_error_handlers
+from deployops.web.metrics import CONTENT_TYPE, metrics_registry, render_metrics_text
 
-__all__ = ["create_app", "render_metrics"]
+if TYPE_CHECKING:
+    from deployops.config.project import ProjectConfig
+    from deployops.engine.controller import Controller
+    from deployops.web.operations import Engine
 
-_ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+__all__ = ["MAX_BODY_BYTES", "create_app", "render_metrics"]
 
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _labels(**labels: str) -> str:
-    return "{" + ",".join(f'{k}="{_label(v)}"' for k, v in labels.items()) + "}"
+MAX_BODY_BYTES = 64 * 1024  # every request body the API takes is a few hundred bytes
 
 
-def render_metrics(controller: Controller, store: StateStore) -> str:
+def render_metrics(controller: Controller | None, store: StateStore, clock: Clock) -> str:
     """The Prometheus exposition of the controller and the store."""
-    out: list[str] = []
-
-    def family(name: str, kind: str, help_text: str) -> None:
-        out.append(f"# HELP {name} {help_text}")
-        out.append(f"# TYPE {name} {kind}")
-
-    family(
-        "deployops_controller_loop_duration_seconds",
-        "summary",
-        "Time spent in each controller loop.",
-    )
-    for loop, st in sorted(controller.stats.items()):
-        out.append(
-            f"deployops_controller_loop_duration_seconds_sum{_labels(loop=loop)} "
-            f"{st.seconds_total:.6f}"
-        )
-        out.append(
-            f"deployops_controller_loop_duration_seconds_count{_labels(loop=loop)} {st.runs}"
-        )
-    family("deployops_controller_loop_errors_total", "counter", "Loop runs that raised.")
-    for loop, st in sorted(controller.stats.items()):
-        out.append(f"deployops_controller_loop_errors_total{_labels(loop=loop)} {st.errors}")
-    family(
-        "deployops_controller_loop_last_run_timestamp_seconds",
-        "gauge",
-        "When each loop last ran (Unix time).",
-    )
-    for loop, st in sorted(controller.stats.items()):
-        if st.last_run is not None:
-            out.append(
-                f"deployops_controller_loop_last_run_timestamp_seconds{_labels(loop=loop)} "
-                f"{st.last_run:.3f}"
-            )
-
-    family("deployops_alarm_state", "gauge", "1 for the state each alarm is in (MON-1).")
-    for a in store.alarm_states():
-        for state in _ALARM_STATES:
-            labels = _labels(
-                environment=a.environment, service=a.service, alarm=a.alarm, state=state
-            )
-            out.append(f"deployops_alarm_state{labels} {1 if a.state == state else 0}")
-
-    family("deployops_deployments", "gauge", "Deployments in the store by kind and outcome.")
-    for (env, kind, status), n in sorted(store.deployment_counts().items()):
-        out.append(f"deployops_deployments{_labels(environment=env, kind=kind, status=status)} {n}")
-
-    family("deployops_jobs", "gauge", "Deferred jobs by status.")
-    for status, n in sorted(Counter(j.status for j in store.jobs()).items()):
-        out.append(f"deployops_jobs{_labels(status=status)} {n}")
-
-    family("deployops_scaling_activities", "gauge", "Recent scaling activities (IAC-5).")
-    counts = Counter(
-        (a.environment, a.service, a.status) for a in store.scaling_activities(limit=10_000)
-    )
-    for (env, service, status), n in sorted(counts.items()):
-        labels = _labels(environment=env, service=service, status=status)
-        out.append(f"deployops_scaling_activities{labels} {n}")
-    return "\n".join(out) + "\n"
+    return render_metrics_text(metrics_registry(controller=controller, store=store, clock=clock))
 
 
 def create_app(
-    *, controller: Controller, store: StateStore, clock: Clock, stall_after_s: float = 30.0
+    *,
+    controller: Controller | None,
+    store: StateStore,
+    clock: Clock,
+    stall_after_s: float = 30.0,
+    project: ProjectConfig | None = None,
+    environment: str | None = None,
+    tokens: TokenFile | None = None,
+    engine: Engine | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
-    app = FastAPI(title="deployops controller", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="deployops controller",
+        description=(
+            "Services, deployments with their steps and decisions, alarms, scaling and "
+            "incident reports; deploy, roll back and resume as operations (202 + id, progress "
+            "as server-sent events). Send 'Authorization: Bearer <token>'."
+        ),
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    install_error_handlers(app)
+    env = environment or (controller.environment if controller else "")
+    registry = metrics_registry(controller=controller, store=store, clock=clock, environment=env)
 
-    @app.get("/healthz")
+    @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:
+        if controller is None:
+            return JSONResponse({"status": "ok", "environment": env, "controller": None})
         last = controller.last_tick
         age = None if last is None else clock.monotonic() - last
         ok = controller.started and age is not None and age <= stall_after_s
         body = {
             "status": "ok" if ok else "stalled" if controller.started else "starting",
             "environment": controller.environment,
+            # several controllers on one store: which one acts (the others stand by)
+            "acting": controller.leading,
+            "leader": controller.lease.leader if controller.lease else controller.worker,
             "last_tick_age_s": age,
             "loops": {name: st.runs for name, st in controller.stats.items()},
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return PlainTextResponse(render_metrics(controller, store), media_type=CONTENT_TYPE)
+        return Response(render_metrics_text(registry), media_type=CONTENT_TYPE)
 
+    if project is not None and engine is not None:
+        _mount(app, project, env, store, clock, tokens or TokenFile(path=None), engine, controller)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app
+
+
+def _mount(
+    app: FastAPI,
+    project: ProjectConfig,
+    environment: str,
+    store: StateStore,
+    clock: Clock,
+    tokens: TokenFile,
+    engine: Engine,
+    controller: Controller | None,
+) -> None:
+    from deployops.web.api import WebContext, build_router
+    from deployops.web.dashboard import STATIC_DIR, build_pages
+    from deployops.web.operations import Operations
+
+    app.state.ctx = WebContext(
+        project=project,
+        environment=environment,
+        store=store,
+        clock=clock,
+        tokens=tokens,
+        operations=Operations(engine=engine, clock=clock),
+        controller=controller,
+    )
+    app.include_router(build_router())
+    app.include_router(build_pages())
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+
+    @app.middleware("http")
+    async def audit(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Every mutating API call, allowed or not, goes into the audit log (SEC-4)."""
+        response = await call_next(request)
+        if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.url.path.startswith(
+            "/api/"
+        ):
+            principal = getattr(request.state, "principal", None)
+            detail = dict(getattr(request.state, "audit", {}) or {})
+            detail["status"] = response.status_code
+            subject = detail.get("deployment") or detail.get("service") or ""
+            store.audit(
+                AuditRecord(
+                    ts=clock.now(),
+                    actor=principal.actor if principal else "anonymous",
+                    action=f"api {request.method} {request.url.path}",
+                    target=f"{environment}/{subject}",
+                    detail=detail,
+                )
+            )
+        return response

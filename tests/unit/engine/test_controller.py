@@ -24,6 +24,7 @@ from deployops.engine.cleanup import JOB_DELETE_TARGET_GROUP
 from deployops.engine.controller import Controller
 from deployops.store import StateStore
 from deployops.web import create_app
+from tests.support.prom import has, value
 from tests.support.scripted_metrics import ScriptedMetrics
 
 
@@ -177,11 +178,10 @@ def test_healthz_and_prometheus_metrics(world: World) -> None:
     assert health.json()["status"] == "ok"
     text = _get(app, "/metrics").text
     assert "# TYPE deployops_controller_loop_duration_seconds summary" in text
-    assert 'deployops_controller_loop_duration_seconds_count{loop="alarms"} 3' in text
-    assert (
-        'deployops_alarm_state{environment="production",service="web",'
-        'alarm="HighCPUUtilization",state="ALARM"} 1'
-    ) in text
-    assert 'deployops_scaling_activities{environment="production",service="web"' in text
+    assert value(text, "deployops_controller_loop_duration_seconds_count", loop="alarms") == 3
+    alarm = {"environment": "production", "service": "web", "alarm": "HighCPUUtilization"}
+    assert value(text, "deployops_alarm_state", **alarm, state="ALARM") == 1
+    assert value(text, "deployops_alarm_state", **alarm, state="OK") == 0
+    assert has(text, "deployops_scaling_activities", environment="production", service="web")
     world.clock.advance(120)  # the loop stopped ticking: stalled
     assert _get(app, "/healthz").status_code == 503

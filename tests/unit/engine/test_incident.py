@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from deployops.clock import VirtualClock
+from deployops.domain.policy import Action
 from deployops.engine.incident import render_incident_report
 from deployops.engine.observe.health import Verdict
 from deployops.errors import RolledBackError
@@ -74,7 +75,7 @@ def test_rb2_report_shows_trigger_timeline_evidence_impact_and_verification() ->
             "error_rate": 20.0,
         },
         trigger=Verdict(
-            action="rollback",
+            action=Action.ROLLBACK,
             rule="error-rate",
             reason="ErrorRate > 5",
             evidence={"caused_by_release": True},

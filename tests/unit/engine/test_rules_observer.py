@@ -23,7 +23,7 @@ from deployops.domain.model import (
     TaskDefinitionSpec,
 )
 from deployops.domain.plan import Observe
-from deployops.domain.policy import DEFAULT_ROLLBACK_POLICY
+from deployops.domain.policy import DEFAULT_ROLLBACK_POLICY, Action
 from deployops.drivers.memory import MemoryCloud, MemoryCompute
 from deployops.engine.observe.health import Verdict
 from deployops.engine.observe.rules_observer import RulesObserver
@@ -136,7 +136,7 @@ def test_failed_queries_keep_the_last_data_then_become_their_own_verdict() -> No
     (_, v1), (_, v2), (_, v3) = watch(clock, observer, since, 30)
     assert v1.action == "rollback"  # 60 s of 50 % errors, judged on the data already seen
     # Once the last good data has aged out of the window: not judged, never "ok".
-    assert v2.action == "continue"
+    assert v2.action is Action.NONE
     assert v2.evidence["rules"]["error-rate"]["verdict"] == "insufficient_data"
     assert v3.action == "notify" and v3.evidence["verdict"] == "query_error"
     assert "3 consecutive metric queries failed" in v3.reason and "connection refused" in v3.reason

@@ -43,6 +43,7 @@ from deployops.domain.model import (
     TaskInfo,
     TaskState,
 )
+from deployops.domain.names import prod_listener, test_listener
 from deployops.drivers.local import wire
 from deployops.drivers.local.haproxy import (
     SLOT_PREFIX,
@@ -183,11 +184,10 @@ class Supervisor:
             blue, green = backends_of(spec.service)
             for name in (blue, green):
                 self._groups[name] = _Group(name, spec.service, spec.health_check, spec.slots)
-            self._listeners[f"{spec.service}-prod"] = _ListenerState(
-                f"{spec.service}-prod", spec.service, "prod", spec.prod_port, blue
-            )
-            self._listeners[f"{spec.service}-test"] = _ListenerState(
-                f"{spec.service}-test", spec.service, "test", spec.test_port, green
+            prod, test = prod_listener(spec.service), test_listener(spec.service)
+            self._listeners[prod] = _ListenerState(prod, spec.service, "prod", spec.prod_port, blue)
+            self._listeners[test] = _ListenerState(
+                test, spec.service, "test", spec.test_port, green
             )
 
     # ------------------------------------------------------------------ lifecycle

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from deployops.domain.model import MetricName, MetricQuery, Statistic
 from deployops.domain.plan import Observe
+from deployops.domain.policy import Action
 from deployops.ports import Compute, Metrics
 
 __all__ = ["HealthObserver", "Observer", "ObserverFactory", "ScaleAware", "Verdict"]
@@ -26,7 +27,7 @@ __all__ = ["HealthObserver", "Observer", "ObserverFactory", "ScaleAware", "Verdi
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    action: str  # continue | rollback | scale_out | notify
+    action: Action  # NONE (carry on) | NOTIFY | SCALE_OUT | ROLLBACK
     reason: str = ""
     rule: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
@@ -35,7 +36,7 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        return self.action == "continue"
+        return self.action is Action.NONE
 
 
 @runtime_checkable
@@ -88,7 +89,7 @@ class HealthObserver:
             healthy = svc.healthy if svc else 0
             desired = svc.desired if svc else 0
             return Verdict(
-                action="rollback",
+                action=Action.ROLLBACK,
                 rule="healthy-containers",
                 reason=f"{healthy} of {desired} containers of {step.service} healthy",
                 evidence={"healthy": healthy, "desired": desired},
@@ -108,24 +109,24 @@ class HealthObserver:
             self._query_errors += 1
             if self._query_errors >= self._max_query_errors:
                 return Verdict(
-                    action="notify",
+                    action=Action.NOTIFY,
                     rule="metrics-unavailable",
                     reason=f"{self._query_errors} metric queries in a row failed: {m.error}",
                     evidence={"error": m.error},
                 )
-            return Verdict(action="continue", reason=f"metric query failed: {m.error}")
+            return Verdict(action=Action.NONE, reason=f"metric query failed: {m.error}")
         self._query_errors = 0
         requests = sum(d.samples for d in m.datapoints)
         if not m.datapoints or requests < self._min_requests:
             return Verdict(
-                action="continue",
+                action=Action.NONE,
                 reason=f"{requests} requests so far: too few to judge the error rate",
                 evidence={"requests": requests},
             )
         rate = sum(d.value * d.samples for d in m.datapoints) / requests
         if rate >= step.max_error_rate:
             return Verdict(
-                action="rollback",
+                action=Action.ROLLBACK,
                 rule="error-rate",
                 reason=(
                     f"error rate {rate:.2f}% over {requests} requests is above the "
@@ -134,7 +135,7 @@ class HealthObserver:
                 evidence={"error_rate": rate, "requests": requests, "limit": step.max_error_rate},
             )
         return Verdict(
-            action="continue",
+            action=Action.NONE,
             reason=f"error rate {rate:.2f}% over {requests} requests; "
             f"{svc.healthy}/{svc.desired} healthy",
             evidence={"error_rate": rate, "requests": requests},

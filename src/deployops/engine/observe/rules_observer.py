@@ -18,7 +18,7 @@ is reported as silent ("metrics-silent"); only a rule configured with
 
 >>> observer = RulesObserver(compute=compute, metrics=metrics)  # doctest: +SKIP
 >>> observer.evaluate(step, since=switched_at, now=clock.now()).action  # doctest: +SKIP
-'continue'
+<Action.NONE: 'none'>
 """
 
 from __future__ import annotations
@@ -48,13 +48,6 @@ from deployops.engine.observe.health import Verdict
 from deployops.ports import Compute, Metrics
 
 __all__ = ["RulesObserver"]
-
-_ACTIONS = {
-    Action.ROLLBACK: "rollback",
-    Action.SCALE_OUT: "scale_out",
-    Action.NOTIFY: "notify",
-    Action.NONE: "continue",
-}
 
 
 @dataclass
@@ -211,7 +204,7 @@ class RulesObserver:
         silence_after = min((r.rule.window_s for r in self.policy.rules), default=60.0)
         if urgent is None and not any_data and waited >= silence_after:
             return Verdict(
-                action="notify",
+                action=Action.NOTIFY,
                 rule="metrics-silent",
                 reason=(
                     f"no datapoint for {step.target_group} from the metric source "
@@ -223,7 +216,7 @@ class RulesObserver:
             )
         if urgent is None:
             return Verdict(
-                action="continue",
+                action=Action.NONE,
                 reason=_summary(decisions),
                 evidence={"rules": notes},
                 hold_s=hold,
@@ -239,7 +232,7 @@ class RulesObserver:
                 "step": self.scale_out_step,
             }
         return Verdict(
-            action=_ACTIONS[urgent.action],
+            action=urgent.action,
             rule=urgent.rule,
             reason=urgent.reason,
             evidence=evidence,

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from deployops.config.rollback import InsufficientDataSettings
 from deployops.domain.names import prod_listener, test_listener
 from deployops.domain.plan import Observe
+from deployops.domain.policy import Action
 from deployops.engine.events import Notice
 from deployops.engine.observe.health import (
     HealthObserver,
@@ -70,7 +71,7 @@ def decide(ctx: StepContext, verdict: Verdict, *, send: bool = True) -> Notice |
             deployment_id=ctx.op.id,
             rule=verdict.rule or "observe",
             verdict=verdict.reason,
-            action=verdict.action,
+            action=verdict.action.value,
             evidence=verdict.evidence,
         )
     )
@@ -79,25 +80,25 @@ def decide(ctx: StepContext, verdict: Verdict, *, send: bool = True) -> Notice |
         f"{verdict.rule}: {verdict.reason} -> {verdict.action}",
         level="warning",
         data={
-            "action": verdict.action,
+            "action": verdict.action.value,
             "rule": verdict.rule,
             "caused_by_release": verdict.evidence.get("caused_by_release"),
         },
     )
-    if verdict.action not in ("notify", "rollback", "scale_out"):
+    if verdict.action is Action.NONE:
         return None
     version = str(ctx.op.detail.get("version", ""))
     blamed = verdict.evidence.get("caused_by_release")
     title = f"{ctx.op.target} {version}: {verdict.rule} -> {verdict.action}"
-    if verdict.action == "notify" and blamed is False and verdict.evidence.get("baseline"):
+    if verdict.action is Action.NOTIFY and blamed is False and verdict.evidence.get("baseline"):
         title = f"{ctx.op.target} {version}: {verdict.rule} breached, not caused by this release"
     notice = Notice(
-        severity="critical" if verdict.action == "rollback" else "warning",
+        severity="critical" if verdict.action is Action.ROLLBACK else "warning",
         kind="decision",
         title=title,
         text=verdict.reason,
         dedup_key=f"{ctx.op.id}:{verdict.rule}",
-        fields={**operation_fields(ctx), "rule": verdict.rule, "action": verdict.action},
+        fields={**operation_fields(ctx), "rule": verdict.rule, "action": verdict.action.value},
     )
     if send:
         ctx.send(notice)
@@ -235,7 +236,7 @@ class ObserveHandler:
         limit = base_end + MAX_OBSERVE_HOLD_S
         end = base_end
         checks = 0
-        told: dict[str, tuple[str, str]] = {}  # rule -> (action, verdict) last recorded
+        told: dict[str, tuple[Action, str]] = {}  # rule -> (action, verdict) last recorded
         decisions = 0
         last_line = -math.inf
         # Rules without enough data: what was done about it (RB-1: never a silent pass).
@@ -289,7 +290,7 @@ class ObserveHandler:
                 rules=verdict.evidence.get("rules", {}),
                 **({"insufficient_data": stage} if stage else {}),
             )
-            if verdict.action == "rollback":
+            if verdict.action is Action.ROLLBACK:
                 ctx.state[ROLLBACK_VERDICT] = verdict
                 notice = decide(ctx, verdict, send=False)
                 if notice is not None:
@@ -302,10 +303,10 @@ class ObserveHandler:
                 raise DeploymentError(
                     f"{step.target_group} broke a rule while observed: {verdict.reason}{judged}"
                 )
-            if verdict.action == "continue":
+            if verdict.action is Action.NONE:
                 continue
             key = (verdict.action, str(verdict.evidence.get("verdict", "")))
-            if verdict.action == "scale_out":
+            if verdict.action is Action.SCALE_OUT:
                 decide(ctx, verdict)
                 decisions += 1
                 _scale_out(ctx, step, verdict, observer)

@@ -16,6 +16,7 @@ from typing import Any
 from deployops.clock import Clock
 from deployops.config.project import ProjectConfig, ServiceConfig
 from deployops.config.rollback import RollbackSettings, effective_rollback
+from deployops.domain.checklist import Stage
 from deployops.domain.model import HealthCheck, ServiceState, TaskDefinitionSpec
 from deployops.domain.names import colour_of, prod_listener, target_group
 from deployops.domain.plan import (
@@ -27,6 +28,7 @@ from deployops.domain.plan import (
 )
 from deployops.domain.version import Version
 from deployops.engine.operation import Ports
+from deployops.engine.planning.capabilities import require_capabilities
 from deployops.errors import ConfigError
 
 __all__ = [
@@ -92,6 +94,10 @@ def deployment_settings(project: ProjectConfig, service: str) -> dict[str, Any]:
         "teardown_on_failure": cfg.blue_green.teardown_on_failure,
         "health_path": cfg.health_check.path,
         "reports_dir": str(project.state_dir / "reports"),
+        # CHK-2: the during-deploy checklist items with their limits and actions
+        "checklist_during": [i.to_json() for i in project.checklist.items(Stage.DURING)]
+        if project.checklist is not None and project.checklist.enabled
+        else [],
     }
 
 
@@ -206,6 +212,7 @@ class DeployPlanner:
                 hint="pass --force to deploy the same version again",
             )
         plan = build(request, cfg, spec, live)
+        require_capabilities(plan, self.ports)
         return plan.with_settings(**deployment_settings(self.project, request.service)), live
 
     def task_definition_spec(

@@ -30,6 +30,7 @@ from deployops.domain.plan import (
 )
 from deployops.domain.version import Version
 from deployops.engine.operation import Ports
+from deployops.engine.planning.capabilities import require_capabilities
 from deployops.engine.planning.deploy import (
     DeployRequest,
     LiveState,
@@ -193,6 +194,7 @@ def plan_rollback(deployer: Deployer, deployment_id: str) -> RollbackPlan:
             previous_target_group=plan.previous_target_group,
             settings=settings,
         )
+    require_capabilities(plan, deployer.ports, where="DEPLOYMENT_ID")
     checks.append(_impact_check(deployer, live.target_group, flip))
     return RollbackPlan(
         deployment=rec,
