@@ -130,3 +130,40 @@ def test_without_traffic_nothing_passes_unjudged_rb1() -> None:
         assert "error-rate" in bad.stderr
         rolled = next(d for d in project.deployments() if d["version"] == "2.0.0")
         assert rolled["status"] == "rolled_back"
+
+
+def test_the_incident_report_counts_what_the_clients_saw_within_1_percent_rb2() -> None:
+    """Under load, 2.0.0 fails 20 % of requests and is rolled back. The report's impact comes
+    from the proxy's own per-request log: every request 2.0.0 answered, from the first to the
+    last, matches the clients' own count within 1 % (a few smoke and traffic checks on top)."""
+    from deployops.store import StateStore
+
+    health_only = {
+        "health_timeout": 20,
+        "stability_window": 6,
+        "sample_interval": 0.5,
+        "smoke_checks": [{"path": "/health", "status": 200}],
+    }
+    with running_project(blue_green=health_only) as project:
+        assert project.cli("deploy", "--version", "1.0.0", timeout=180).returncode == 0
+        url = f"http://127.0.0.1:{project.config.services['web'].port}/"
+        with Load(url, workers=3, max_seconds=120) as load:
+            out = project.cli("deploy", "--version", "2.0.0", timeout=180)
+        assert out.returncode == 3, out.stdout + out.stderr
+        res = load.result
+        client_failed = res.by_status.get(500, 0)  # only 2.0.0 fails
+        client_served = res.by_version.get("2.0.0", 0) + client_failed
+        assert client_served > 100, res.by_version
+        bad = next(d for d in project.deployments() if d["version"] == "2.0.0")
+        store = StateStore.open(project.config.state_url())
+        try:
+            (report,) = store.events(deployment_id=str(bad["id"]), kind="incident.report")
+        finally:
+            store.close()
+        impact = report.data["impact"]
+        # The proxy also saw what deployops itself sent 2.0.0: one /health smoke check and the
+        # three probes confirming the switch.
+        checks = 4
+        assert impact["requests"] == pytest.approx(client_served + checks, rel=0.01), impact
+        assert impact["failed_requests"] == pytest.approx(client_failed, rel=0.01, abs=3)
+        assert "proxy log" in impact["counted_from"]

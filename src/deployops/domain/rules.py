@@ -563,7 +563,10 @@ def _basis(ev: Evaluation) -> str:
     if ev.verdict is Verdict.INSUFFICIENT_DATA or not ev.judged:
         seen = sum(p.observed for p in window)
         if rule.min_samples and seen:
-            return f"not judged: {_count(seen, unit)}, minimum {rule.min_samples} per period"
+            return (
+                f"not judged: {_count(seen, unit)} in {_count(len(window), 'period')}, "
+                f"minimum {rule.min_samples} per period"
+            )
         if seen:
             return f"not judged: {_count(seen, unit)} in {_count(len(window), 'period')}"
         return f"not judged: no data in {_count(len(window), 'period')} of {rule.period_s}s"

@@ -219,46 +219,78 @@ def measure_impact(
     }
     if exposed <= 0:
         return out
-    period = max(1, math.ceil(exposed))
-
-    def total(metric: MetricName, stat: Statistic) -> tuple[float, int] | str:
-        m = ctx.ports.metrics.query(
-            MetricQuery(
-                metric=metric,
-                scope=rec.target_group,
-                statistic=stat,
-                start=start,
-                end=end,
-                period_s=period,
-            )
-        )
-        if not m.ok:
-            return m.error
-        return sum(d.value for d in m.datapoints), sum(d.samples for d in m.datapoints)
-
-    errors = ctx.ports.metrics.query(
-        MetricQuery(
-            metric=MetricName.ERROR_RATE,
-            scope=rec.target_group,
-            statistic=Statistic.AVERAGE,
-            start=start,
-            end=end,
-            period_s=period,
-        )
-    )
-    if errors.ok and errors.datapoints:
-        requests = sum(d.samples for d in errors.datapoints)
-        failed = sum(d.value * d.samples / 100.0 for d in errors.datapoints)
-        out["requests"] = requests
-        out["failed_requests"] = round(failed)
-        out["error_rate"] = round(100.0 * failed / requests, 3) if requests else 0.0
-    elif not errors.ok:
-        out["note"] = f"request counts unavailable: {errors.error}"
-    else:
-        count = total(MetricName.REQUEST_COUNT, Statistic.SUM)
-        if isinstance(count, tuple):
-            out["requests"] = round(count[0])
+    served = _served(ctx, rec, end)
+    if isinstance(served, str):
+        out["note"] = f"request counts unavailable: {served}"
+        return out
+    requests, failed, source = served
+    out["requests"] = requests
+    out["failed_requests"] = failed
+    out["error_rate"] = round(100.0 * failed / requests, 3) if requests else 0.0
+    out["counted_from"] = source
     return out
+
+
+# How long the impact count waits for the metric source to have written the requests the
+# failed version answered up to the flip (the proxy logs each request when it completes).
+IMPACT_SETTLE_S = 30.0
+
+
+def _served(
+    ctx: StepContext, rec: DeploymentRecord, flipped: datetime
+) -> tuple[int, int, str] | str:
+    """Every request the failed version answered, from its first (a smoke check, the first
+    production request) to its last (one still in flight at the flip): the proxy's own
+    per-request log of its target group since the deployment began. Waits (at most
+    :data:`IMPACT_SETTLE_S`) until the source has written a sample that began after the flip,
+    so nothing answered before it is missing."""
+    metrics = ctx.ports.metrics
+    scopes = [rec.target_group]
+    # The target group served nothing of this version before the deployment began, and the
+    # version it served before (the same colour, two deployments ago) was drained by then.
+    source = f"proxy log of {rec.target_group} since {rec.created_at.isoformat()}"
+    start = rec.created_at
+
+    def count(metric: MetricName) -> tuple[int, datetime | None] | str:
+        """Requests (``RequestCount``) or failed requests (``ErrorRate`` × requests)."""
+        total = 0.0
+        newest: datetime | None = None
+        end = ctx.clock.now() + timedelta(seconds=1)
+        rate = metric is MetricName.ERROR_RATE
+        for scope in scopes:
+            m = metrics.query(
+                MetricQuery(
+                    metric=metric,
+                    scope=scope,
+                    statistic=Statistic.AVERAGE if rate else Statistic.SUM,
+                    start=start,
+                    end=end,
+                    period_s=1,
+                )
+            )
+            if not m.ok:
+                return m.error
+            if rate:
+                total += sum(d.value * d.samples / 100.0 for d in m.datapoints)
+            else:
+                total += sum(d.value for d in m.datapoints)
+            for d in m.datapoints:
+                newest = d.timestamp if newest is None or d.timestamp > newest else newest
+        return round(total), newest
+
+    deadline = ctx.clock.monotonic() + IMPACT_SETTLE_S
+    while True:
+        got = count(MetricName.REQUEST_COUNT)
+        if isinstance(got, str):
+            return got
+        requests, newest = got
+        if (newest is not None and newest >= flipped) or ctx.clock.monotonic() >= deadline:
+            break
+        ctx.clock.sleep(0.5)
+    failed = count(MetricName.ERROR_RATE)
+    if isinstance(failed, str):
+        return failed
+    return requests, failed[0], source
 
 
 def render_incident_report(

@@ -93,7 +93,7 @@ def test_too_few_requests_say_how_many_and_the_minimum_rb1() -> None:
     series = _bursts([1, None, 1], latency_ms=1500.0)
     ev = evaluate(_p99(), series, now=T0 + timedelta(seconds=3))
     assert ev.verdict is Verdict.INSUFFICIENT_DATA
-    assert ev.basis() == "not judged: 2 requests, minimum 5 per period"
+    assert ev.basis() == "not judged: 2 requests in 3 periods, minimum 5 per period"
     assert not ev.judged
     assert ev.evidence()["judged"] is False
 

@@ -166,7 +166,7 @@ class RulesObserver:
             if (
                 decision.verdict is RuleVerdict.OK
                 and rr.rule.missing_data is not MissingData.BREACHING
-                and not _in_window(rr.rule, series, now)
+                and not _in_window(rr.rule, series, at)
             ):
                 # NOT_BREACHING fills silence with "good" periods: say what it really is.
                 decision = replace(
