@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from deployops.cli.app import App
 from deployops.clock import Clock, SystemClock
 from deployops.domain.backup import BackupTarget
+from deployops.domain.names import prod_listener, target_group
 from deployops.errors import ConfigError, NotFoundError, UnsupportedError
 from deployops.secret import Secret
 
@@ -170,8 +171,8 @@ def build_recovery_runner(
         traffic = plat.traffic
 
         def live(service: str) -> str:
-            listener = traffic.describe_listener(f"{service}-prod")
-            return listener.target_group or f"{service}-blue"
+            listener = traffic.describe_listener(prod_listener(service))
+            return listener.target_group or target_group(service, "blue")
 
         ctx.live_service = live
     owner = whoami()

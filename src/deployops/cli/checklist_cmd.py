@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from deployops.cli._common import fmt_time, get_app
+from deployops.domain.names import prod_listener
 
 if TYPE_CHECKING:
     from deployops.cli.app import App
@@ -753,7 +754,7 @@ def after_success(app: App, deployment_id: str) -> None:
     items = cfg.items(Stage.POST)
     clock = SystemClock()
     platform = build_platform(app.project, rec.environment, clock=clock, store=app.store)
-    listener = platform.traffic.describe_listener(f"{rec.service}-prod")
+    listener = platform.traffic.describe_listener(prod_listener(rec.service))
     svc = app.project.service(rec.service)
     db_item = cfg.item("database")
     dsn = (db_item.options.get("dsn") if db_item else None) or (

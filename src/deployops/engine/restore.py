@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 from deployops.clock import Clock
 from deployops.domain.backup import RestoreTarget, recovery_window, target_time_problem
 from deployops.domain.model import TaskState
+from deployops.domain.names import prod_listener, target_group
 from deployops.domain.plan import Plan, Step, register_step_type
 from deployops.engine.operation import HandlerTable, OperationKind, StepContext
 from deployops.engine.poll import wait_until
@@ -482,8 +483,8 @@ def _context(ctx: StepContext) -> RecoveryContext:
             return None
 
     def live(service: str) -> str:
-        listener = ports.traffic.describe_listener(f"{service}-prod")
-        return listener.target_group or f"{service}-blue"
+        listener = ports.traffic.describe_listener(prod_listener(service))
+        return listener.target_group or target_group(service, "blue")
 
     return RecoveryContext(
         clock=ctx.clock,

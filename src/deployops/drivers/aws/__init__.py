@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from deployops.config.monitoring import scaling_policy
 from deployops.config.terraform_outputs import load_terraform_outputs
+from deployops.domain.names import target_group
 from deployops.domain.scaling import ScalingPolicy
 from deployops.drivers import Platform
 from deployops.drivers.aws._resources import AwsResources, from_outputs
@@ -183,7 +184,7 @@ def alarm_sync(
     assert isinstance(compute, EcsCompute)
     assert isinstance(session, AwsSession)
     resources = traffic.resources
-    colours = [f"{service}-blue", f"{service}-green"]
+    colours = [target_group(service, "blue"), target_group(service, "green")]
     _, lb_arn = traffic.metric_ids(colours[0])
     targets = AlarmTargets(
         prefix=f"{resources.cluster}-{service}",

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from deployops.config.terraform_outputs import TerraformOutputs
+from deployops.domain.names import prod_listener, target_group, test_listener
 
 __all__ = ["AwsResources", "from_outputs"]
 
@@ -82,16 +83,20 @@ def from_outputs(
     return AwsResources(
         cluster=outputs.cluster,
         listeners={
-            f"{service}-prod": outputs.prod_listener_arn,
-            f"{service}-test": outputs.test_listener_arn,
+            prod_listener(service): outputs.prod_listener_arn,
+            test_listener(service): outputs.test_listener_arn,
         },
         target_groups={
-            f"{service}-blue": outputs.blue_target_group_arn,
-            f"{service}-green": outputs.green_target_group_arn,
+            target_group(service, "blue"): outputs.blue_target_group_arn,
+            target_group(service, "green"): outputs.green_target_group_arn,
         },
         services={
-            f"{service}-blue": str(by_colour.get("blue", f"{outputs.service}-blue")),
-            f"{service}-green": str(by_colour.get("green", f"{outputs.service}-green")),
+            target_group(service, "blue"): str(
+                by_colour.get("blue", target_group(outputs.service, "blue"))
+            ),
+            target_group(service, "green"): str(
+                by_colour.get("green", target_group(outputs.service, "green"))
+            ),
         },
         native_services={service: outputs.service},
         vpc_id=text("vpc_id"),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from deployops.clock import Clock
 from deployops.domain.model import HealthCheck
+from deployops.domain.names import colours
 from deployops.drivers.local.paths import LocalPaths
 from deployops.errors import ConfigError, DriverError
 
@@ -54,7 +55,7 @@ class ListenerSpec:
 
 
 def backends_of(service: str) -> tuple[str, str]:
-    return (f"{service}-blue", f"{service}-green")
+    return colours(service)
 
 
 def max_connections() -> int:
@@ -153,15 +154,33 @@ def runtime_exchange(socket_path: Path, line: str, *, timeout_s: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ServerStat:
-    """One row of ``show stat`` for a server slot."""
+    """One server row of ``show stat`` (read by the traffic driver and the metrics collector)."""
 
     backend: str
     server: str
-    status: str  # UP, DOWN, "UP 1/2", DRAIN, NOLB, MAINT...
-    check_status: str
-    address: str
-    current_sessions: int
-    total_sessions: int
+    status: str  # UP, UP 1/3, DOWN, DOWN 1/2, MAINT, MAINT (via x/y), DRAIN, NOLB, no check
+    check_status: str = ""
+    address: str = ""
+    current_sessions: int = 0
+    total_sessions: int = 0
+
+    @property
+    def checked(self) -> bool:
+        """Whether HAProxy health-checks this server ("no check" servers are not)."""
+        return bool(self.check_status) or self.status != "no check"
+
+    @property
+    def maint(self) -> bool:
+        return self.status.startswith("MAINT")
+
+    @property
+    def up(self) -> bool:
+        # "no check" servers are considered up by HAProxy and receive traffic.
+        return self.status.startswith("UP") or self.status == "no check"
+
+    @property
+    def down(self) -> bool:
+        return self.status.startswith("DOWN")
 
 
 class HaproxyRuntime:

@@ -46,7 +46,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from deployops.clock import Clock, utc
 from deployops.domain.model import Datapoint, Measurement, MetricName, MetricQuery, Statistic
 from deployops.domain.sketch import LatencySketch
-from deployops.drivers.local.haproxy import runtime_exchange
+from deployops.drivers.local.haproxy import ServerStat, runtime_exchange
 from deployops.errors import DeployopsError, DriverError
 from deployops.store import StateStore
 from deployops.store.records import MetricSample
@@ -107,29 +107,6 @@ def parse_log_line(datagram: bytes) -> RequestLine | None:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class ServerStat:
-    """One server row of ``show stat``."""
-
-    backend: str
-    server: str
-    status: str  # UP, UP 1/3, DOWN, DOWN 1/2, MAINT, MAINT (via x/y), DRAIN, NOLB, no check
-    checked: bool
-
-    @property
-    def maint(self) -> bool:
-        return self.status.startswith("MAINT")
-
-    @property
-    def up(self) -> bool:
-        # "no check" servers are considered up by HAProxy and receive traffic.
-        return self.status.startswith("UP") or self.status == "no check"
-
-    @property
-    def down(self) -> bool:
-        return self.status.startswith("DOWN")
-
-
 def parse_show_stat(text: str) -> tuple[list[str], list[ServerStat]]:
     """Backend names and server rows of HAProxy's ``show stat`` CSV (HAProxy management
     guide, section 9.1: ``type`` 1 is a backend, 2 a server)."""
@@ -146,13 +123,12 @@ def parse_show_stat(text: str) -> tuple[list[str], list[ServerStat]]:
             backends.append(px)
         elif kind == "2" or (not kind and sv not in ("FRONTEND", "BACKEND")):
             status = (row.get("status") or "").strip()
-            check = (row.get("check_status") or "").strip()
             servers.append(
                 ServerStat(
                     backend=px,
                     server=sv,
                     status=status,
-                    checked=bool(check) or status != "no check",
+                    check_status=(row.get("check_status") or "").strip(),
                 )
             )
     return backends, servers
