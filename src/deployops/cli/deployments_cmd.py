@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from deployops.cli._common import fmt_time, get_app
+
+if TYPE_CHECKING:
+    from deployops.cli.app import App
+    from deployops.store import DeploymentRecord
 
 group = typer.Typer(
     help=(
@@ -83,10 +87,73 @@ def _status(status: str) -> str:
 def show(
     ctx: typer.Context,
     deployment_id: Annotated[str, typer.Argument(help="A deployment id (or a unique prefix).")],
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "-f",
+            "--follow",
+            help="Then print its log as it is written until it ends; the exit code is its "
+            "outcome (0 succeeded, 1 failed, 3 rolled back).",
+        ),
+    ] = False,
 ) -> None:
-    """Show one deployment: its steps with timestamps, events and decisions."""
+    """Show one deployment: its steps with timestamps, events and decisions.
+
+    Examples:
+
+      deployops deployments show dep-20261129-174501-7f3a
+
+      deployops deployments show dep-20261129-174501-7f3a --follow
+
+      deployops -o json deployments show dep-2026 -f
+    """
     app = get_app(ctx)
     rec = app.store.require_deployment(deployment_id)
+    _show(app, rec)
+    if follow:
+        _follow(app, rec.id)
+
+
+# A followed deployment's outcome as the exit code a pipeline can wait on.
+_FOLLOW_EXIT = {"succeeded": 0, "rolled_back": 3}
+
+
+def _follow(app: App, deployment_id: str, *, poll_s: float = 0.5) -> None:
+    """Print each event of the deployment as it is stored, until the deployment has ended
+    and everything it wrote is printed (the log a person watches during a deploy)."""
+    from deployops.clock import SystemClock
+    from deployops.store.queries import event_json
+
+    clock = SystemClock()
+    # JSON: the document above already holds the events so far; text: the log from its start.
+    seen = max((e.id for e in app.store.events(deployment_id=deployment_id)), default=0)
+    if not app.json:
+        seen = 0
+        app.console.print("  its log (Ctrl-C stops watching, not the deployment):")
+    while True:
+        rec = app.store.require_deployment(deployment_id)
+        for e in app.store.events(deployment_id=deployment_id, since_id=seen):
+            seen = e.id
+            if app.json:
+                app.emit(event_json(e))
+            else:
+                colour = {"error": "red", "warning": "yellow"}.get(e.level, "white")
+                app.console.print(
+                    f"  {fmt_time(e.ts)} [{colour}]{e.level:<7}[/{colour}] {e.message}",
+                    markup=True,
+                    highlight=False,
+                )
+        if rec.status != "running":
+            if not app.json:
+                app.console.print(f"  ended: {_status(rec.status)}")
+            code = _FOLLOW_EXIT.get(rec.status, 1)
+            if code:
+                raise typer.Exit(code)
+            return
+        clock.sleep(poll_s)
+
+
+def _show(app: App, rec: DeploymentRecord) -> None:
     steps = app.store.steps_for(rec.id)
     events = app.store.events(deployment_id=rec.id)
     decisions = app.store.decisions(deployment_id=rec.id)
