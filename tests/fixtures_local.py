@@ -32,7 +32,14 @@ from deployops.drivers.local.compute import LocalCompute
 from deployops.drivers.local.paths import LocalPaths
 from deployops.drivers.local.traffic import HaproxyTraffic
 
-__all__ = ["LocalPlatformHandle", "free_port", "local_platform", "local_project", "write_project"]
+__all__ = [
+    "FAST_RULES",
+    "LocalPlatformHandle",
+    "free_port",
+    "local_platform",
+    "local_project",
+    "write_project",
+]
 
 SAMPLE_SERVICE = Path(__file__).resolve().parents[1] / "examples" / "sample-service"
 ENV = "development"
@@ -45,6 +52,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# The guide's RB-1 rules with their windows shortened like the other waits (1 s periods).
+FAST_RULES = {
+    "period": "1s",
+    "min_requests": 3,
+    "rules": {
+        "error-rate": {"window": "3s"},
+        # 1.5 s requests complete in bursts: 2 s periods each hold some of them
+        "p99-latency": {"period": "2s", "window": "6s", "escalate_after": "10s"},
+        "memory": {"window": "2s", "scale_out_grace": "4s"},
+        "cpu": {"window": "5s"},
+        "health-check-failures": {"window": "2s"},
+    },
+}
 
 
 def write_project(root: Path, **service_overrides: Any) -> Path:
@@ -64,6 +86,9 @@ def write_project(root: Path, **service_overrides: Any) -> Path:
             "unhealthy_threshold": 2,
         },
         "blue_green": {"health_timeout": 20, "stability_window": 2, "sample_interval": 1},
+        # judged on 1 s periods like the other shortened waits (the guide's 60 s periods could
+        # never be judged inside a 2 s window: every deploy would wait for synthetic requests)
+        "rollback": FAST_RULES,
     }
     service.update(service_overrides)
     doc = {

@@ -20,7 +20,7 @@ import pytest
 from deployops.clock import SystemClock
 from deployops.config.project import ProjectConfig, load_project
 from deployops.drivers.local import control
-from tests.fixtures_local import ENV, write_project
+from tests.fixtures_local import ENV, FAST_RULES, write_project
 
 DEPLOYOPS = str(Path(sys.executable).parent / "deployops")
 
@@ -33,20 +33,6 @@ FAULTS = {
     "7.0.0": {
         "FAULT_CRASH_ON_START": "1"
     },  # exits at once, every time  # leaks memory until scaled out, then rolled back
-}
-
-# The guide's RB-1 rules with their windows shortened like the other waits (1 s periods).
-FAST_RULES = {
-    "period": "1s",
-    "min_requests": 3,
-    "rules": {
-        "error-rate": {"window": "3s"},
-        # 1.5 s requests complete in bursts: 2 s periods each hold some of them
-        "p99-latency": {"period": "2s", "window": "6s", "escalate_after": "10s"},
-        "memory": {"window": "2s", "scale_out_grace": "4s"},
-        "cpu": {"window": "5s"},
-        "health-check-failures": {"window": "2s"},
-    },
 }
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import Project, running_project
-from tests.fixtures_local import free_port
+from tests.fixtures_local import FAST_RULES, free_port
 
 __all__ = ["db_project", "point_service_at_db", "start_db_and_deploy"]
 
@@ -29,6 +29,9 @@ def db_project() -> Iterator[Project]:
     with running_project(
         # the database part of the sample service needs psycopg: this interpreter has it
         command=[sys.executable, "app.py"],
+        # the drills judge recovery, not the release: a quiet service deploys without waiting
+        # for synthetic traffic to judge the rollback rules
+        rollback={**FAST_RULES, "insufficient_data": {"action": "accept"}},
         blue_green={
             "health_timeout": 20,
             "stability_window": 1,

@@ -260,9 +260,16 @@ def _exit_now(code: int) -> None:
     import os
     import threading
 
-    for th in threading.enumerate():
-        if th is not threading.current_thread() and not th.daemon:
-            th.join()
+    # What a normal exit does first: threading's exit hooks (they tell thread-pool workers,
+    # e.g. notification deliveries, to finish) and then the join of non-daemon threads.
+    # Joining without the hooks first waits forever on an idle pool worker.
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None and threading.current_thread() is threading.main_thread():
+        shutdown()
+    else:
+        for th in threading.enumerate():
+            if th is not threading.current_thread() and not th.daemon:
+                th.join()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
