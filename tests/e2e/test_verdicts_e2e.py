@@ -116,7 +116,10 @@ def test_without_traffic_nothing_passes_unjudged_rb1() -> None:
         # /health only: the failures must be left for the rules to find, not a smoke check.
         "smoke_checks": [{"path": "/health", "status": 200}],
     }
-    with running_project(blue_green=health_only) as project:
+    # 20 requests a period: more than deployops' own smoke check and switch probes send, so
+    # the rules can only be judged once synthetic requests have been sent
+    rules = {**FAST_RULES, "min_requests": 20}
+    with running_project(blue_green=health_only, rollback=rules) as project:
         good = project.cli("deploy", "--version", "1.0.0", timeout=180)
         assert good.returncode == 0, good.stdout + good.stderr
         assert "observing web-blue: error-rate" in good.stderr  # progress lines
