@@ -12,7 +12,7 @@ running tasks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,11 +77,23 @@ def delete_target_group(traffic: Traffic, compute: Compute, job: JobRecord) -> J
     return JobOutcome("done", f"deleted target group {group}")
 
 
+_DELETION_REASON = "delete target group"
+
+
 def run_deletion(
-    store: StateStore, traffic: Traffic, compute: Compute, job: JobRecord, *, owner: str, now: Any
+    store: StateStore,
+    traffic: Traffic,
+    compute: Compute,
+    job: JobRecord,
+    *,
+    owner: str,
+    now: Any,
+    owner_alive: Callable[[str], bool] | None = None,
 ) -> JobOutcome:
     """Run one claimed deletion job under its service's lock. A lock held by someone else
-    leaves the job pending (``locked``); the caller finishes the job otherwise."""
+    leaves the job pending (``locked``); the caller finishes the job otherwise. A lock left by
+    a deletion whose process died (``owner_alive`` says so) is taken over: nothing else would
+    ever release it."""
     env = str(job.payload.get("environment", ""))
     service = str(job.payload.get("service", ""))
     key = lock_key(env, service)
@@ -92,12 +104,22 @@ def run_deletion(
             store.acquire_lock(
                 key,
                 owner=owner,
-                reason=f"delete target group {job.payload.get('target_group', '')}",
+                reason=f"{_DELETION_REASON} {job.payload.get('target_group', '')}",
                 now=now,
             )
         except LockHeldError as exc:
-            store.requeue_job(job.id, worker=owner)
-            return JobOutcome("locked", f"{key} is locked by {exc.owner}; trying again later")
+            stale = store.get_lock(key)
+            if (
+                owner_alive is not None
+                and stale is not None
+                and stale.deployment_id is None
+                and stale.reason.startswith(_DELETION_REASON)
+                and not owner_alive(stale.owner)
+            ):
+                store.transfer_lock(key, new_owner=owner)
+            else:
+                store.requeue_job(job.id, worker=owner)
+                return JobOutcome("locked", f"{key} is locked by {exc.owner}; trying again later")
     try:
         return delete_target_group(traffic, compute, job)
     except (PlatformUnavailableError, DriverError) as exc:

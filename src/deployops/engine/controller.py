@@ -269,7 +269,13 @@ class Controller:
         """DEP-4: delete the previous colour's target group under the service's deploy lock,
         once nothing uses it (:func:`deployops.engine.cleanup.delete_target_group`)."""
         return run_deletion(
-            self.store, self.traffic, self.compute, job, owner=self.worker, now=self.clock.now()
+            self.store,
+            self.traffic,
+            self.compute,
+            job,
+            owner=self.worker,
+            now=self.clock.now(),
+            owner_alive=self.owner_alive,
         )
 
     def _pending_due(self, done: list[tuple[JobRecord, JobOutcome]]) -> list[JobRecord]:
