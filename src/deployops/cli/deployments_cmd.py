@@ -109,24 +109,27 @@ def show(
     """
     app = get_app(ctx)
     rec = app.store.require_deployment(deployment_id)
+    # the newest event the document below includes (read first: none can slip between them)
+    shown = max((e.id for e in app.store.events(deployment_id=rec.id)), default=0)
     _show(app, rec)
     if follow:
-        _follow(app, rec.id)
+        _follow(app, rec.id, after=shown)
 
 
 # A followed deployment's outcome as the exit code a pipeline can wait on.
 _FOLLOW_EXIT = {"succeeded": 0, "rolled_back": 3}
 
 
-def _follow(app: App, deployment_id: str, *, poll_s: float = 0.5) -> None:
+def _follow(app: App, deployment_id: str, *, after: int, poll_s: float = 0.5) -> None:
     """Print each event of the deployment as it is stored, until the deployment has ended
     and everything it wrote is printed (the log a person watches during a deploy)."""
     from deployops.clock import SystemClock
     from deployops.store.queries import event_json
 
     clock = SystemClock()
-    # JSON: the document above already holds the events so far; text: the log from its start.
-    seen = max((e.id for e in app.store.events(deployment_id=deployment_id)), default=0)
+    # JSON: the document above already holds the events up to ``after``; text: the log from
+    # its start.
+    seen = after
     if not app.json:
         seen = 0
         app.console.print("  its log (Ctrl-C stops watching, not the deployment):")
