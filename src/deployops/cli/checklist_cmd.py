@@ -422,8 +422,7 @@ def _during_summary(app: App, rec: Any) -> None:
     were never judged (too little traffic) said as such."""
     from deployops.clock import SystemClock
     from deployops.domain.checklist import Check, Stage
-    from deployops.engine.checklist import milestone_entries
-    from deployops.store import ChecklistEntry
+    from deployops.engine.checklist import deployment_entry, milestone_entries
 
     cfg = app.project.checklist
     if cfg is None:
@@ -436,16 +435,13 @@ def _during_summary(app: App, rec: Any) -> None:
     for it in items:
         if it.check is Check.METRIC and it.name not in judged:
             app.store.add_checklist_entry(
-                ChecklistEntry(
-                    ts=now,
-                    environment=rec.environment,
-                    service=rec.service,
-                    version=rec.version,
-                    deployment_id=rec.id,
+                deployment_entry(
+                    rec,
                     stage="during",
                     item=it.name,
                     status="pending",
                     summary="not judged: too little data while the new version was watched",
+                    now=now,
                 )
             )
 

@@ -410,6 +410,33 @@ MILESTONES = {
 }
 
 
+def deployment_entry(
+    rec: DeploymentRecord,
+    *,
+    stage: str,
+    item: str,
+    status: str,
+    summary: str,
+    now: datetime,
+    evidence: Mapping[str, Any] | None = None,
+    source: str = "",
+) -> ChecklistEntry:
+    """A checklist entry of deployment ``rec`` (its environment, service, version and id)."""
+    return ChecklistEntry(
+        ts=now,
+        environment=rec.environment,
+        service=rec.service,
+        version=rec.version,
+        deployment_id=rec.id,
+        stage=stage,
+        item=item,
+        status=status,
+        summary=summary,
+        source=source,
+        evidence=dict(evidence or {}),
+    )
+
+
 def milestone_entries(
     rec: DeploymentRecord, steps: Sequence[Any], items: Sequence[ResolvedItem], now: datetime
 ) -> list[ChecklistEntry]:
@@ -432,16 +459,13 @@ def milestone_entries(
                 summary += f": {s.error}"
             ev = {"step": s.name, "seq": s.seq, "status": s.status, "finished_at": at}
         out.append(
-            ChecklistEntry(
-                ts=now,
-                environment=rec.environment,
-                service=rec.service,
-                version=rec.version,
-                deployment_id=rec.id,
+            deployment_entry(
+                rec,
                 stage="during",
                 item=it.name,
                 status=status,
                 summary=summary,
+                now=now,
                 evidence=ev,
             )
         )
