@@ -11,7 +11,7 @@ demo: deps
 	$(BIN)/python examples/demo.py
 
 test: deps .venv-checkov lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 unit: deps
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
