@@ -33,7 +33,9 @@ import csv
 import io
 import logging
 import math
+import os
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +70,15 @@ log = logging.getLogger(__name__)
 LOG_FORMAT = '"DOPS %b %s %ST %Tr %Ta"'
 _MARKER = b"DOPS "
 _MIB = 1024 * 1024
+#: The receive buffer the collector asks for. Linux doubles it for its bookkeeping; each small
+#: datagram costs about 832 bytes of it on loopback (its ``truesize``), so 32 MiB holds about
+#: 80,000 request lines nobody has read yet (a 2-core machine under load may not schedule the
+#: receiver for seconds).
+RECEIVE_BUFFER_BYTES = 32 * _MIB
+#: What one queued request line is taken to cost in the receive buffer when stating how large
+#: a burst is held without loss (above the measured 832 bytes, for longer names).
+_DATAGRAM_COST = 1024
+_SO_RCVBUFFORCE = 33  # Linux, <asm-generic/socket.h>; not exported by Python's socket module
 
 
 # ---------------------------------------------------------------------- parsing
@@ -194,6 +205,9 @@ class CollectorStats:
     datagrams: int
     requests: int
     ignored: int  # datagrams without a (well-formed) DOPS line
+    #: datagrams the kernel dropped because the receive buffer was full (Linux: the ``drops``
+    #: column of ``/proc/net/udp`` for the collector's socket); request counts are low by this
+    dropped: int = 0
 
 
 class MetricsCollector:
@@ -224,6 +238,7 @@ class MetricsCollector:
         memory_reservation_mb: float = 512.0,
         syslog_host: str = "127.0.0.1",
         server_tasks: Callable[[], Mapping[tuple[str, str], str]] | None = None,
+        receive_buffer_bytes: int = RECEIVE_BUFFER_BYTES,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
@@ -237,6 +252,10 @@ class MetricsCollector:
         self._replicas = replicas
         self._server_tasks = server_tasks
         self._memory_reservation = memory_reservation_mb * _MIB
+        self._receive_buffer_wanted = receive_buffer_bytes
+        self._receive_buffer = 0  # what the kernel granted, once started
+        self._dropped_reported = 0
+        self._dropped_final = 0
         self._lock = threading.Lock()  # guards the request aggregates and counters
         self._flush_lock = threading.Lock()
         # (backend, server, is 5xx, %Tr ms) -> requests: one dict update per request.
@@ -261,16 +280,76 @@ class MetricsCollector:
 
     @property
     def stats(self) -> CollectorStats:
+        dropped = self._kernel_drops()
         with self._lock:
-            return CollectorStats(self._datagrams, self._requests, self._ignored)
+            return CollectorStats(self._datagrams, self._requests, self._ignored, dropped)
+
+    @property
+    def receive_buffer_bytes(self) -> int:
+        """The receive buffer the kernel granted the syslog socket (0 before start)."""
+        return self._receive_buffer
+
+    @property
+    def lossless_burst(self) -> int:
+        """How many request lines may queue unread without one being dropped: the product's
+        guarantee, from the granted receive buffer (0 before start)."""
+        return self._receive_buffer // _DATAGRAM_COST
+
+    def _kernel_drops(self) -> int:
+        """Datagrams the kernel dropped on our socket since it was bound; 0 where unknown
+        (not Linux). After stop, the count read just before the socket closed."""
+        sock = self._sock
+        if sock is None:
+            return self._dropped_final
+        try:
+            inode = str(os.fstat(sock.fileno()).st_ino)
+        except OSError:
+            return self._dropped_final
+        for table in ("/proc/net/udp", "/proc/net/udp6"):
+            try:
+                with open(table, encoding="ascii") as f:
+                    next(f, None)
+                    for row in f:
+                        cols = row.split()
+                        if len(cols) > 12 and cols[9] == inode:
+                            return int(cols[12])
+            except (OSError, ValueError):
+                continue
+        return 0
+
+    def _open_socket(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        wanted = self._receive_buffer_wanted
+        # A deep receive buffer absorbs bursts while the receiver is not scheduled. The plain
+        # option is capped by net.core.rmem_max (often 208 KiB); as root, force it past that.
+        forced = False
+        if sys.platform.startswith("linux") and os.geteuid() == 0:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, wanted)
+                forced = True
+            except OSError:
+                forced = False
+        if not forced:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+        self._receive_buffer = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        if self._receive_buffer < wanted:  # Linux grants twice what is asked when it can
+            log.warning(
+                "metrics: the HAProxy log socket got a %d KiB receive buffer, not the %d KiB "
+                "asked (net.core.rmem_max); a burst of more than %d requests the collector has "
+                "not read yet may be dropped (drops are counted and logged). Raise "
+                "net.core.rmem_max or run the local platform as root.",
+                self._receive_buffer // 1024,
+                wanted // 1024,
+                self.lossless_burst,
+            )
+        return sock
 
     def start(self) -> None:
         """Bind the syslog port and start the receiver and sampler threads."""
         if self._threads:
             return
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        # A deep receive buffer absorbs bursts while the sampler holds the lock.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * _MIB)
+        sock = self._open_socket()
         try:
             sock.bind((self._host, self._port))
         except OSError as exc:
@@ -302,6 +381,7 @@ class MetricsCollector:
         self._threads = []
         if self._sock is not None:
             self._drain()
+            self._dropped_final = self._kernel_drops()
             self._sock.close()
             self._sock = None
             self.flush()
@@ -427,12 +507,29 @@ class MetricsCollector:
             if stat_backends is not None:
                 samples += _health_samples(stat_backends, stat_servers, ts)
             samples += self._process_samples(ts)
+            self._report_drops()
             try:
                 self._store.add_samples(samples)
                 self._store.prune_samples(now - self._retention_s)
             except (DeployopsError, SQLAlchemyError) as exc:
                 self._warn(f"metrics: cannot write samples to the state store: {exc}")
             return samples
+
+    def _report_drops(self) -> None:
+        """Log the request lines the kernel dropped since the last interval: the request
+        counts (and so error rates and incident impact) are low by that many, and saying so
+        beats undercounting in silence."""
+        dropped = self._kernel_drops()
+        if dropped > self._dropped_reported:
+            log.warning(
+                "metrics: the kernel dropped %d HAProxy request log lines (%d in all) because "
+                "the collector's receive buffer (%d KiB) was full; request counts are low by "
+                "that many. Give the machine more CPU or raise net.core.rmem_max.",
+                dropped - self._dropped_reported,
+                dropped,
+                self._receive_buffer // 1024,
+            )
+            self._dropped_reported = dropped
 
     def _task_names(self) -> Mapping[tuple[str, str], str]:
         if self._server_tasks is None:
