@@ -3,8 +3,8 @@ and never answers), during a blue-green deploy and a manual rollback under a loo
 the local platform (real HAProxy, real replicas, a real TCP receiver standing for Slack).
 
 A notifier never blocks or fails a deploy or a rollback (MON-2, DEP-7): the command exits 0
-(the rollback command 3, its "rolled back") within a bound however the receiver behaves, every request of the load is answered, and each
-failed delivery is said on stderr.
+(the rollback command 3, its "rolled back") within a bound however the receiver behaves,
+every request of the load is answered, and each failed delivery is said on stderr.
 """
 
 from __future__ import annotations
