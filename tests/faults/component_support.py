@@ -1,0 +1,100 @@
+"""Shared by the component-fault tests: a bounded loopback load through the production
+listener that counts the requests that failed, and receivers that are down or hang."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import httpx
+
+__all__ = ["Load", "hanging_receiver", "loopback_load", "refused_port"]
+
+
+@dataclass
+class Load:
+    """What a :func:`loopback_load` saw: every request and the ones that failed."""
+
+    sent: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, ok: bool, what: str = "") -> None:
+        with self.lock:
+            self.sent += 1
+            if not ok:
+                self.failed += 1
+                if len(self.errors) < 20:
+                    self.errors.append(what)
+
+
+@contextmanager
+def loopback_load(port: int, *, rate_per_s: float = 20.0) -> Iterator[Load]:
+    """GET / on ``127.0.0.1:port`` at about ``rate_per_s`` (bounded: one client, one request
+    at a time, 2 s timeout) until the block ends. A request fails on a non-200 or no answer."""
+    load = Load()
+    stop = threading.Event()
+
+    def run() -> None:
+        with httpx.Client(timeout=2.0) as client:
+            while not stop.is_set():
+                t0 = time.monotonic()
+                try:
+                    r = client.get(f"http://127.0.0.1:{port}/")
+                    load.record(r.status_code == 200, f"HTTP {r.status_code}")
+                except httpx.HTTPError as exc:
+                    load.record(False, type(exc).__name__)
+                stop.wait(max(0.0, 1.0 / rate_per_s - (time.monotonic() - t0)))
+
+    th = threading.Thread(target=run, name="loopback-load", daemon=True)
+    th.start()
+    try:
+        yield load
+    finally:
+        stop.set()
+        th.join(timeout=10)
+
+
+@contextmanager
+def hanging_receiver() -> Iterator[str]:
+    """An HTTP endpoint that accepts connections and never answers (reads nothing, closes
+    nothing) until the block ends: the worst a webhook receiver can do. Yields its URL base."""
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(128)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            held.append(conn)
+
+    th = threading.Thread(target=accept, name="hanging-receiver", daemon=True)
+    th.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    finally:
+        stop.set()
+        th.join(timeout=5)
+        for c in held:
+            c.close()
+        srv.close()
+
+
+def refused_port() -> int:
+    """A loopback port nothing listens on (a receiver that is down: connection refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
