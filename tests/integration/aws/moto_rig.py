@@ -351,6 +351,8 @@ class EcsSimulator:
     circuit_breaker_s: float = 30.0
     deployments: dict[str, _SimDeployment] = field(default_factory=dict)
     native_calls: list[tuple[str, str]] = field(default_factory=list)  # (operation, detail)
+    # requests the stand-in prober delivered, by target group ARN (counted by CloudWatch)
+    served: dict[str, int] = field(default_factory=dict)
     _seq: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -582,7 +584,9 @@ class EcsSimulator:
                 return None
             env = self._task_env(tasks[0].task_definition_arn)
             rate = float(env.get("FAULT_ERROR_RATE", "0"))
-            requests = float(self.requests_per_minute)
+            requests = float(self.requests_per_minute + self.served.get(tg_arn, 0))
+            if metric in ("RequestCount", "HTTPCode_Target_5XX_Count") and requests == 0:
+                return None  # the ALB publishes no request metric for a quiet group
             if metric == "RequestCount":
                 return requests
             if metric == "HTTPCode_Target_5XX_Count":
@@ -896,11 +900,16 @@ class SimProber:
     def get(self, url: str, *, timeout_s: float) -> ProbeResult:
         port = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
         arn = next(
-            a
-            for n, a in self.world.resources.listeners.items()
-            if (n.endswith("-prod") and port == self.world.prod_port)
-            or (n.endswith("-test") and port == self.world.test_port)
+            (
+                a
+                for n, a in self.world.resources.listeners.items()
+                if (n.endswith("-prod") and port == self.world.prod_port)
+                or (n.endswith("-test") and port == self.world.test_port)
+            ),
+            None,
         )
+        if arn is None:  # no listener on that port: nothing answers
+            return ProbeResult(url=url, status=0, elapsed_ms=1.0, error="connection refused")
         now = self.sim.clock.monotonic()
         self.sim._reconcile()
         listener = self.sim._elb.describe_listeners(ListenerArns=[arn])["Listeners"][0]
@@ -914,6 +923,7 @@ class SimProber:
             return ProbeResult(url=url, status=503, elapsed_ms=1.0)
         env = self.sim._task_env(healthy[0].task_definition_arn)
         status = 500 if float(env.get("FAULT_ERROR_RATE", "0")) >= 1.0 else 200
+        self.sim.served[tg] = self.sim.served.get(tg, 0) + 1
         return ProbeResult(url=url, status=status, elapsed_ms=1.0)
 
 
