@@ -15,6 +15,10 @@ changes, and CloudWatch's publication delay before the rules see an error rate.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -264,3 +268,44 @@ def test_deployops_never_switches_a_listener_ecs_owns(rig: NativeRig) -> None:
     with pytest.raises(UnsupportedError, match="ECS moves web-prod"):
         rig.platform.traffic.switch_listener("web-prod", "web-green")
     assert rig.prod() == "web-blue"
+
+
+DEPLOYOPS = str(Path(sys.executable).parent / "deployops")
+
+
+def test_the_cli_plans_ecs_native_through_the_real_wiring(aws: MotoServer, tmp_path: Path) -> None:
+    """``deployops deploy --dry-run`` on an ecs-native stack: the installed CLI builds the aws
+    platform from the Terraform outputs and plans ECS's blue/green (nothing changes)."""
+    world = provision(session_for(aws), stack=STACK, mode="ecs-native")
+    world.write_outputs(tmp_path / "tf-outputs.json")
+    doc = {
+        "project": "shop",
+        "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
+        "environments": {
+            "staging": {
+                "platform": "aws",
+                "aws": {"terraform_outputs": "tf-outputs.json", "mode": "ecs-native"},
+            }
+        },
+        "services": {"web": {"port": 80, "image": "repo/web:{version}", "task_family": STACK}},
+    }
+    config = tmp_path / "deployops.yaml"
+    config.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    args = ["deploy", "-c", str(config), "-e", "staging", "--version", "1.0.0", "--dry-run"]
+    done = subprocess.run(
+        [DEPLOYOPS, *args, "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    text = json.dumps(out)
+    for step in ("StartNativeDeployment", "NativeTestTraffic", "NativeProductionShift"):
+        assert step in text, step
+    assert NATIVE_STRATEGY in text
+    ecs = boto3.client("ecs", region_name=REGION)
+    (svc,) = ecs.describe_services(cluster=STACK, services=[STACK])["services"]
+    assert svc["taskDefinition"].endswith(f"{STACK}:1")  # nothing was deployed
