@@ -137,7 +137,7 @@ module "monitoring" {
 
   name           = local.name
   cluster_name   = module.ecs.cluster_name
-  service_name   = module.ecs.service_name
+  services       = module.ecs.services
   alb_arn_suffix = module.ecs.alb_arn_suffix
   target_group_arn_suffixes = {
     blue  = module.ecs.blue_target_group_arn_suffix
@@ -145,7 +145,6 @@ module "monitoring" {
   }
   db_instance_identifier = module.rds.db_instance_identifier
   db_max_connections     = module.rds.max_connections
-  scale_out_policy_arn   = module.ecs.scale_out_policy_arn
 
   alarms                   = var.alarms
   alert_emails             = var.alert_emails

@@ -182,7 +182,16 @@ def build_deployer(
         observer=observer,
         app_environment=app_environment,
         crash_point=crash_point_from_environment(),
+        extra_ports=platform_ports(plat),
     )
+
+
+def platform_ports(platform: Platform) -> dict[type[Any], object]:
+    """The optional ports a platform brings, by protocol (the engine looks them up by type)."""
+    from deployops.ports import NativeDeployments
+
+    native = platform.extras.get("native_deployments")
+    return {NativeDeployments: native} if isinstance(native, NativeDeployments) else {}
 
 
 def during_gate(
@@ -238,7 +247,7 @@ def build_runner(
         traffic=plat.traffic,
         metrics=plat.metrics,
         prober=plat.prober,
-        extra=dict(extra_ports or {}),
+        extra={**platform_ports(plat), **dict(extra_ports or {})},
     )
     env = Env(
         ports=ports,

@@ -11,7 +11,7 @@ requests survive ``ModifyListener``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +19,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import tests.contract.test_compute_traffic as suite
-from deployops.clock import VirtualClock
-from deployops.domain.model import TaskDefinitionSpec
-from deployops.drivers.aws import build_with
+from tests.contract.aws_handle import aws_platform
 from tests.contract.conftest import ContractPlatform
-from tests.fixtures_local import FAST_HEALTH
 from tests.integration.aws.conftest import aws, moto_server
-from tests.integration.aws.moto_rig import EcsSimulator, MotoServer, provision, session_for
+from tests.integration.aws.moto_rig import MotoServer
 
 __all__ = ["aws", "moto_server"]
 
@@ -34,55 +31,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def platform_under_test(aws: MotoServer) -> Iterator[ContractPlatform]:
-    session = session_for(aws)
-    world = provision(session, service="web", stack="web", terraform_owned=False)
-    clock = VirtualClock()
-    sim = EcsSimulator(session=session, clock=clock, cluster="web").install()
-    platform = build_with(session, world.resources, environment="contract", clock=clock)
-    handle = ContractPlatform(
-        name="aws",
-        compute=platform.compute,
-        traffic=platform.traffic,
-        metrics=platform.metrics,
-        prober=sim.prober(world),
-        clock=clock,
-        ports={"web-prod": world.prod_port, "web-test": world.test_port},
-        close=platform.close,
-    )
-    handle.spec = _aws_spec  # type: ignore[method-assign]
-    handle.wait_until = _stepper(clock)  # type: ignore[method-assign]
-    try:
-        yield handle
-    finally:
-        handle.close()
-
-
-def _stepper(clock: VirtualClock) -> Callable[..., None]:
-    """Polls every half second of virtual time: each poll is several HTTP calls to moto."""
-
-    def wait_until(
-        check: Callable[[], bool], *, timeout_s: float = 15.0, what: str = "condition"
-    ) -> None:
-        deadline = clock.monotonic() + timeout_s
-        while clock.monotonic() < deadline:
-            if check():
-                return
-            clock.advance(0.5)
-        raise AssertionError(f"{what} not reached within {timeout_s:g}s")
-
-    return wait_until
-
-
-def _aws_spec(version: str = "1.0.0", **env: str) -> TaskDefinitionSpec:
-    """An image instead of a command: what a task definition on Fargate runs."""
-    return TaskDefinitionSpec(
-        family="web",
-        version=version,
-        port=3000,
-        image=f"repo/web:{version}",
-        environment=(("APP_VERSION", version), *sorted(env.items())),
-        health_check=FAST_HEALTH,
-    )
+    yield from aws_platform(aws)
 
 
 globals().update({n: f for n, f in vars(suite).items() if n.startswith("test_")})

@@ -1,6 +1,8 @@
 """Contract for the ``Notifier`` port, run on every channel: the in-memory one and Slack,
 PagerDuty and e-mail against real loopback receivers (an HTTP server and an SMTP server that
-record what they get). What the receivers cannot show: the vendors' own rendering.
+record what they get), and SNS on a moto server (a topic with an SQS queue subscribed, read
+back). What the receivers cannot show: the vendors' own rendering; for SNS, the topic's KMS
+encryption, the subscribers' delivery (e-mail confirmation, HTTPS retries) and IAM.
 
 Every channel delivers a notice with its title, text and fields, delivers its resolution
 under the same key, and fails a delivery it cannot make with ``DriverError`` (which the
@@ -14,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +30,7 @@ from deployops.notify.slack import SlackNotifier
 from deployops.ports import Notifier
 from deployops.secret import Secret
 from tests.integration.notify.receivers import HttpReceiver, SmtpReceiver, free_port, make_handler
+from tests.support.moto_server import moto_server
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +71,60 @@ def smtp_receiver() -> Iterator[SmtpReceiver]:
     controller.stop()
 
 
-@pytest.fixture(params=["memory", "slack", "pagerduty", "email"])
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    with moto_server() as url:
+        yield url
+
+
+SNS_SECRET_KEY = "contract-sns-secret-key-000000000000"
+_topics = iter(range(10_000))
+
+
+def _sns_channel(url: str) -> Channel:
+    """An SNS topic with an SQS queue subscribed (raw delivery off: the SNS envelope)."""
+    import boto3
+    from botocore.config import Config
+
+    from deployops.drivers.aws.sns import SnsNotifier
+
+    def client(service: str, endpoint: str) -> Any:
+        return boto3.session.Session().client(
+            service,
+            region_name="ap-northeast-1",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key=SNS_SECRET_KEY,
+            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=2),
+        )
+
+    sns, sqs = client("sns", url), client("sqs", url)
+    n = next(_topics)
+    topic = sns.create_topic(Name=f"contract-alerts-{n}")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"contract-alerts-{n}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    seen: list[str] = []
+
+    def messages() -> list[str]:
+        while True:
+            got = sqs.receive_message(
+                QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not got:
+                return list(seen)
+            for m in got:
+                envelope = json.loads(m["Body"])
+                seen.append(f"{envelope.get('Subject', '')}\n{envelope['Message']}")
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+
+    down = SnsNotifier(client=client("sns", f"http://127.0.0.1:{free_port()}"), topic_arn=topic)
+    return Channel(SnsNotifier(client=sns, topic_arn=topic), down, messages, SNS_SECRET_KEY)
+
+
+@pytest.fixture(params=["memory", "slack", "pagerduty", "email", "sns"])
 def channel(request: pytest.FixtureRequest) -> Iterator[Channel]:
     clock = SystemClock()
     http = httpx.Client(trust_env=False)
@@ -104,6 +161,8 @@ def channel(request: pytest.FixtureRequest) -> Iterator[Channel]:
                 lambda: [json.dumps(b) for b in rx.bodies("/v2/enqueue")],
                 ROUTING_KEY,
             )
+        elif request.param == "sns":
+            yield _sns_channel(request.getfixturevalue("moto_url"))
         else:
             smtp: SmtpReceiver = request.getfixturevalue("smtp_receiver")
 

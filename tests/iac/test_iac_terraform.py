@@ -521,6 +521,9 @@ _ALARM_RESOURCES = {
     "HighMemoryUsage": "high_memory",
     "DatabaseConnections": "database_connections",
 }
+# Alarms of which there is one per colour: per ECS service, or per target group.
+_PER_SERVICE = ("HighCPUUtilization", "HighMemoryUsage")
+_PER_TARGET_GROUP = ("HighErrorRate",)
 
 
 @pytest.mark.parametrize("alarm", ALARM_NAMES)
@@ -529,7 +532,9 @@ def test_mon1_alarm_uses_the_guides_metric_and_values(alarm: str) -> None:
     monitoring = tf("modules/monitoring")
     body = monitoring.resource("aws_cloudwatch_metric_alarm", _ALARM_RESOURCES[alarm])
     row = json_at(f"alarms.{alarm}")
-    assert body["alarm_name"] == f"${{var.name}}-{alarm}"
+    per_colour = alarm in _PER_SERVICE + _PER_TARGET_GROUP
+    colour = "-${each.key}" if per_colour else ""
+    assert body["alarm_name"] == f"${{var.name}}{colour}-{alarm}"
     assert monitoring.resolve(body["evaluation_periods"]) == row["evaluation_periods"]
     assert monitoring.resolve(body["comparison_operator"]) == row["comparison"]
     if "metric_query" in body:
@@ -552,7 +557,14 @@ def test_mon1_alarm_uses_the_guides_metric_and_values(alarm: str) -> None:
         )
     else:
         assert monitoring.resolve(body["threshold"]) == row["threshold"]
-    assert body["alarm_actions"] == f"${{local.alarm_actions.{alarm}}}"
+    if alarm in _PER_SERVICE:
+        assert body["alarm_actions"] == f"${{local.alarm_actions.{alarm}[each.key]}}"
+    elif alarm in _PER_TARGET_GROUP:
+        assert body["alarm_actions"] == (
+            f"${{local.alarm_actions.{alarm}[local.target_group_service[each.key]]}}"
+        )
+    else:
+        assert body["alarm_actions"] == f"${{local.shared_actions.{alarm}}}"
 
 
 def test_mon1_the_guides_five_alarms_and_their_values() -> None:
@@ -590,10 +602,50 @@ def test_mon1_actions_route_to_scaling_and_topics() -> None:
     assert "local.topics.critical" in notify
     actions = monitoring.locals["alarm_actions"]
     assert 'a.action == "scale_out"' in actions
-    assert "var.scale_out_policy_arn" in actions
-    assert tf(".").modules["monitoring"]["scale_out_policy_arn"] == (
-        "${module.ecs.scale_out_policy_arn}"
-    )
+    assert "svc.scale_out_policy_arn" in actions
+    assert tf(".").modules["monitoring"]["services"] == "${module.ecs.services}"
+
+
+def test_mon1_iac5_each_colour_has_its_own_alarms_and_scales_out_its_own_service() -> None:
+    """MON-1 / IAC-5 per colour: blue and green swap roles on every deploy, so CPU and memory
+    are watched per ECS service and each alarm triggers that service's own +1 task policy
+    (never the idle colour's); the 5XX count is watched per target group; LowHealthyHosts
+    stays one alarm over both groups. Only ``terraform plan`` on a real account shows the
+    expanded alarms (the provider cannot be downloaded here)."""
+    monitoring = tf("modules/monitoring")
+    for alarm in _PER_SERVICE:
+        body = monitoring.resource("aws_cloudwatch_metric_alarm", _ALARM_RESOURCES[alarm])
+        assert body["for_each"] == "${var.services}"
+        assert body["dimensions"] == {
+            "ClusterName": "${var.cluster_name}",
+            "ServiceName": "${each.value.service_name}",
+        }
+    errors = monitoring.resource("aws_cloudwatch_metric_alarm", "high_error_rate")
+    assert errors["for_each"] == "${tomap(var.target_group_arn_suffixes)}"
+    assert errors["dimensions"] == {
+        "LoadBalancer": "${var.alb_arn_suffix}",
+        "TargetGroup": "${each.value}",
+    }
+    healthy = monitoring.resource("aws_cloudwatch_metric_alarm", "low_healthy_hosts")
+    assert "for_each" not in healthy
+    # alarm -> colour -> [that colour's policy?] + topics
+    actions = monitoring.locals["alarm_actions"]
+    assert "for key, svc in var.services" in actions
+    assert "[svc.scale_out_policy_arn]" in actions
+    assert "contains(keys(var.services), tg)" in monitoring.locals["target_group_service"]
+    # The ecs module hands over one entry per service, each with its own policy.
+    services = tf("modules/ecs").outputs["services"]["value"]
+    assert "aws_ecs_service.this" in services
+    assert "aws_appautoscaling_policy.scale_out[key].arn" in services
+    assert "service_name" in monitoring.variables["services"]["type"]
+
+
+def test_mon1_per_colour_alarm_names_are_published_by_colour() -> None:
+    outputs = tf("modules/monitoring").outputs["alarm_names"]["value"]
+    for alarm in _PER_SERVICE + _PER_TARGET_GROUP:
+        assert "for key, a in aws_cloudwatch_metric_alarm." in outputs[alarm]
+    for alarm in ("LowHealthyHosts", "DatabaseConnections"):
+        assert outputs[alarm].endswith(".alarm_name}")
 
 
 def test_mon2_topics_are_encrypted_and_take_email_subscriptions() -> None:

@@ -93,9 +93,14 @@ output "green_target_group_arn_suffix" {
   value       = aws_lb_target_group.this["green"].arn_suffix
 }
 
-output "scale_out_policy_arn" {
-  description = "ARN of the step-scaling policy that adds one task; the monitoring module's scale-out alarms call it."
-  value       = aws_appautoscaling_policy.scale_out[var.deployment_mode == "services" ? "blue" : "native"].arn
+output "services" {
+  description = "Per ECS service (blue and green, or native): its name and the step-scaling policy that adds one task to it; the monitoring module gives each its own scale-out alarms."
+  value = {
+    for key, svc in aws_ecs_service.this : key => {
+      service_name         = svc.name
+      scale_out_policy_arn = aws_appautoscaling_policy.scale_out[key].arn
+    }
+  }
 }
 
 output "web_acl_arn" {

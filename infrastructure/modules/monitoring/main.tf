@@ -1,6 +1,11 @@
 # The five CloudWatch alarms of the guide (MON-1) and the notification topics behind them
 # (MON-2). Every alarm notifies the alerts topic; critical ones also the critical topic
-# (PagerDuty); "scale_out" ones also trigger the ECS scale-out policy.
+# (PagerDuty); "scale_out" ones also trigger a scale-out policy.
+#
+# One set per colour: blue and green swap roles on every deployment, so CPU and memory are
+# watched per ECS service (each alarm scales out its own service, never the idle one's) and
+# the 5XX count per target group. LowHealthyHosts sums both groups (either may be live);
+# DatabaseConnections watches the one database.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -20,16 +25,29 @@ locals {
     )
   }
 
+  # alarm -> service colour -> actions: a scale_out alarm of one colour scales that colour.
   alarm_actions = {
+    for name, a in var.alarms : name => {
+      for key, svc in var.services : key => concat(
+        a.action == "scale_out" && svc.scale_out_policy_arn != null ? [svc.scale_out_policy_arn] : [],
+        local.notify[name],
+      )
+    }
+  }
+
+  # Alarms over both colours (LowHealthyHosts, DatabaseConnections): every service's policy.
+  shared_actions = {
     for name, a in var.alarms : name => concat(
-      a.action == "scale_out" && var.scale_out_policy_arn != null ? [var.scale_out_policy_arn] : [],
+      a.action == "scale_out" ? compact([for svc in values(var.services) : svc.scale_out_policy_arn]) : [],
       local.notify[name],
     )
   }
 
-  ecs_dimensions = {
-    ClusterName = var.cluster_name
-    ServiceName = var.service_name
+  # The service behind each target group: its own colour, or the one service (ecs-native).
+  target_group_service = {
+    for tg in keys(var.target_group_arn_suffixes) : tg => (
+      contains(keys(var.services), tg) ? tg : sort(keys(var.services))[0]
+    )
   }
 
   # MON-1 "> 80 % of max": the percentage is configured, the absolute count derived from it.
@@ -175,30 +193,41 @@ resource "aws_sns_topic_subscription" "critical_https" {
 ################################################################################
 
 resource "aws_cloudwatch_metric_alarm" "high_cpu" {
-  alarm_name        = "${var.name}-HighCPUUtilization"
-  alarm_description = "MON-1: service CPU >= ${var.alarms.HighCPUUtilization.threshold}% for ${var.alarms.HighCPUUtilization.evaluation_periods} periods; action ${var.alarms.HighCPUUtilization.action}."
+  for_each = var.services
 
-  namespace           = "AWS/ECS"
-  metric_name         = "CPUUtilization"
-  dimensions          = local.ecs_dimensions
+  alarm_name        = "${var.name}-${each.key}-HighCPUUtilization"
+  alarm_description = "MON-1: ${each.value.service_name} CPU >= ${var.alarms.HighCPUUtilization.threshold}% for ${var.alarms.HighCPUUtilization.evaluation_periods} periods; action ${var.alarms.HighCPUUtilization.action}."
+
+  namespace   = "AWS/ECS"
+  metric_name = "CPUUtilization"
+  dimensions = {
+    ClusterName = var.cluster_name
+    ServiceName = each.value.service_name
+  }
   statistic           = var.alarms.HighCPUUtilization.statistic
   period              = var.alarms.HighCPUUtilization.period_seconds
   evaluation_periods  = var.alarms.HighCPUUtilization.evaluation_periods
   threshold           = var.alarms.HighCPUUtilization.threshold
   comparison_operator = var.alarms.HighCPUUtilization.comparison
-  treat_missing_data  = "missing"
+  # An idle colour runs no task and publishes nothing: no data is no alarm.
+  treat_missing_data = "missing"
 
-  alarm_actions = local.alarm_actions.HighCPUUtilization
+  alarm_actions = local.alarm_actions.HighCPUUtilization[each.key]
   ok_actions    = local.notify.HighCPUUtilization
 }
 
 resource "aws_cloudwatch_metric_alarm" "high_error_rate" {
-  alarm_name        = "${var.name}-HighErrorRate"
-  alarm_description = "MON-1: >= ${var.alarms.HighErrorRate.threshold} target 5XX responses per ${var.alarms.HighErrorRate.period_seconds}s; notify at once."
+  for_each = tomap(var.target_group_arn_suffixes)
 
-  namespace           = "AWS/ApplicationELB"
-  metric_name         = "HTTPCode_Target_5XX_Count"
-  dimensions          = { LoadBalancer = var.alb_arn_suffix }
+  alarm_name        = "${var.name}-${each.key}-HighErrorRate"
+  alarm_description = "MON-1: >= ${var.alarms.HighErrorRate.threshold} target 5XX responses per ${var.alarms.HighErrorRate.period_seconds}s in the ${each.key} target group; notify at once."
+
+  namespace   = "AWS/ApplicationELB"
+  metric_name = "HTTPCode_Target_5XX_Count"
+  dimensions = {
+    LoadBalancer = var.alb_arn_suffix
+    TargetGroup  = each.value
+  }
   statistic           = var.alarms.HighErrorRate.statistic
   period              = var.alarms.HighErrorRate.period_seconds
   evaluation_periods  = var.alarms.HighErrorRate.evaluation_periods
@@ -207,7 +236,7 @@ resource "aws_cloudwatch_metric_alarm" "high_error_rate" {
   # The load balancer publishes no 5XX datapoint when there were no 5XX responses.
   treat_missing_data = "notBreaching"
 
-  alarm_actions = local.alarm_actions.HighErrorRate
+  alarm_actions = local.alarm_actions.HighErrorRate[local.target_group_service[each.key]]
   ok_actions    = local.notify.HighErrorRate
 }
 
@@ -248,17 +277,22 @@ resource "aws_cloudwatch_metric_alarm" "low_healthy_hosts" {
     }
   }
 
-  alarm_actions = local.alarm_actions.LowHealthyHosts
+  alarm_actions = local.shared_actions.LowHealthyHosts
   ok_actions    = local.notify.LowHealthyHosts
 }
 
 resource "aws_cloudwatch_metric_alarm" "high_memory" {
-  alarm_name        = "${var.name}-HighMemoryUsage"
-  alarm_description = "MON-1: service memory >= ${var.alarms.HighMemoryUsage.threshold}% for ${var.alarms.HighMemoryUsage.evaluation_periods} periods; action ${var.alarms.HighMemoryUsage.action}."
+  for_each = var.services
 
-  namespace           = "AWS/ECS"
-  metric_name         = "MemoryUtilization"
-  dimensions          = local.ecs_dimensions
+  alarm_name        = "${var.name}-${each.key}-HighMemoryUsage"
+  alarm_description = "MON-1: ${each.value.service_name} memory >= ${var.alarms.HighMemoryUsage.threshold}% for ${var.alarms.HighMemoryUsage.evaluation_periods} periods; action ${var.alarms.HighMemoryUsage.action}."
+
+  namespace   = "AWS/ECS"
+  metric_name = "MemoryUtilization"
+  dimensions = {
+    ClusterName = var.cluster_name
+    ServiceName = each.value.service_name
+  }
   statistic           = var.alarms.HighMemoryUsage.statistic
   period              = var.alarms.HighMemoryUsage.period_seconds
   evaluation_periods  = var.alarms.HighMemoryUsage.evaluation_periods
@@ -266,7 +300,7 @@ resource "aws_cloudwatch_metric_alarm" "high_memory" {
   comparison_operator = var.alarms.HighMemoryUsage.comparison
   treat_missing_data  = "missing"
 
-  alarm_actions = local.alarm_actions.HighMemoryUsage
+  alarm_actions = local.alarm_actions.HighMemoryUsage[each.key]
   ok_actions    = local.notify.HighMemoryUsage
 }
 
@@ -284,6 +318,6 @@ resource "aws_cloudwatch_metric_alarm" "database_connections" {
   comparison_operator = var.alarms.DatabaseConnections.comparison
   treat_missing_data  = "missing"
 
-  alarm_actions = local.alarm_actions.DatabaseConnections
+  alarm_actions = local.shared_actions.DatabaseConnections
   ok_actions    = local.notify.DatabaseConnections
 }

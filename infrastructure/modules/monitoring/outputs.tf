@@ -14,23 +14,23 @@ output "kms_key_arn" {
 }
 
 output "alarm_names" {
-  description = "CloudWatch alarm names by guide name (HighCPUUtilization, HighErrorRate, LowHealthyHosts, HighMemoryUsage, DatabaseConnections)."
+  description = "CloudWatch alarm names by guide name (HighCPUUtilization, HighErrorRate, LowHealthyHosts, HighMemoryUsage, DatabaseConnections); the per-colour ones as a map by colour."
   value = {
-    HighCPUUtilization  = aws_cloudwatch_metric_alarm.high_cpu.alarm_name
-    HighErrorRate       = aws_cloudwatch_metric_alarm.high_error_rate.alarm_name
+    HighCPUUtilization  = { for key, a in aws_cloudwatch_metric_alarm.high_cpu : key => a.alarm_name }
+    HighErrorRate       = { for key, a in aws_cloudwatch_metric_alarm.high_error_rate : key => a.alarm_name }
     LowHealthyHosts     = aws_cloudwatch_metric_alarm.low_healthy_hosts.alarm_name
-    HighMemoryUsage     = aws_cloudwatch_metric_alarm.high_memory.alarm_name
+    HighMemoryUsage     = { for key, a in aws_cloudwatch_metric_alarm.high_memory : key => a.alarm_name }
     DatabaseConnections = aws_cloudwatch_metric_alarm.database_connections.alarm_name
   }
 }
 
 output "alarm_arns" {
-  description = "CloudWatch alarm ARNs by guide name."
+  description = "CloudWatch alarm ARNs by guide name; the per-colour ones as a map by colour."
   value = {
-    HighCPUUtilization  = aws_cloudwatch_metric_alarm.high_cpu.arn
-    HighErrorRate       = aws_cloudwatch_metric_alarm.high_error_rate.arn
+    HighCPUUtilization  = { for key, a in aws_cloudwatch_metric_alarm.high_cpu : key => a.arn }
+    HighErrorRate       = { for key, a in aws_cloudwatch_metric_alarm.high_error_rate : key => a.arn }
     LowHealthyHosts     = aws_cloudwatch_metric_alarm.low_healthy_hosts.arn
-    HighMemoryUsage     = aws_cloudwatch_metric_alarm.high_memory.arn
+    HighMemoryUsage     = { for key, a in aws_cloudwatch_metric_alarm.high_memory : key => a.arn }
     DatabaseConnections = aws_cloudwatch_metric_alarm.database_connections.arn
   }
 }

@@ -12,9 +12,12 @@ variable "cluster_name" {
   type        = string
 }
 
-variable "service_name" {
-  description = "ECS service (`ServiceName` dimension)."
-  type        = string
+variable "services" {
+  description = "The ECS services watched, by colour (blue and green, or native): each gets its own CPU and memory alarms (`ServiceName` dimension), whose scale_out action triggers that service's own policy (null: notify only)."
+  type = map(object({
+    service_name         = string
+    scale_out_policy_arn = optional(string)
+  }))
 }
 
 variable "alb_arn_suffix" {
@@ -23,7 +26,7 @@ variable "alb_arn_suffix" {
 }
 
 variable "target_group_arn_suffixes" {
-  description = "ARN suffixes of the blue and green target groups (`TargetGroup` dimension); LowHealthyHosts counts healthy targets across both, since either may be live."
+  description = "ARN suffixes of the blue and green target groups (`TargetGroup` dimension): each gets its own HighErrorRate alarm; LowHealthyHosts counts healthy targets across both, since either may be live."
   type = object({
     blue  = string
     green = string
@@ -40,18 +43,12 @@ variable "db_max_connections" {
   type        = number
 }
 
-variable "scale_out_policy_arn" {
-  description = "Auto-scaling policy that the alarms with action \"scale_out\" trigger (null: they only notify)."
-  type        = string
-  default     = null
-}
-
 ################################################################################
 # Alarms (MON-1)
 ################################################################################
 
 variable "alarms" {
-  description = "Thresholds of the five alarms (MON-1). action: \"scale_out\" also triggers scale_out_policy_arn, \"notify\" only notifies. severity: \"warning\" goes to the alerts topic, \"critical\" to both the alerts and the critical topic. DatabaseConnections.threshold is a percentage of db_max_connections."
+  description = "Thresholds of the five alarms (MON-1). action: \"scale_out\" also triggers the watched service's scale-out policy (each colour its own), \"notify\" only notifies. severity: \"warning\" goes to the alerts topic, \"critical\" to both the alerts and the critical topic. DatabaseConnections.threshold is a percentage of db_max_connections."
   type = object({
     HighCPUUtilization = object({
       statistic          = string

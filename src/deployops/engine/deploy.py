@@ -11,8 +11,9 @@ first unfinished step with the plan and settings it started with.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 from deployops.clock import Clock
 from deployops.config.project import ProjectConfig
@@ -111,10 +112,18 @@ class Deployer:
         observer: Observer | ObserverFactory | None = None,
         app_environment: AppEnvironment | None = None,
         crash_point: Callable[[str, int, str], None] | None = None,
+        extra_ports: Mapping[type[Any], object] | None = None,
     ) -> None:
         self.project = project
         self.environment = environment
-        self.ports = Ports(compute=compute, traffic=traffic, metrics=metrics, prober=prober)
+        # extra_ports: what a platform adds (NativeDeployments: it carries out blue/green)
+        self.ports = Ports(
+            compute=compute,
+            traffic=traffic,
+            metrics=metrics,
+            prober=prober,
+            extra=dict(extra_ports or {}),
+        )
         self.store = store
         self.clock = clock
         self.env = Env(

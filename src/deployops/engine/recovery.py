@@ -5,8 +5,10 @@ Before the switch nothing moved: the failed colour is torn down (if the plan say
 production stays where it was. After the switch, traffic goes back first (a listener flip to
 the colour that kept running), then people are told, then the rollback is verified, recorded
 as an operation of its own (kind ``rollback``, ``reverts``) and written up as an incident
-report. A rolling update goes back to the previous task definition. Everything it reads comes
-from the operation's record and its frozen plan.
+report. A rolling update goes back to the previous task definition. A deployment the platform
+carries out itself (``ecs-native``) is rolled back by the platform (ECS
+``StopServiceDeployment(ROLLBACK)``), and deployops waits until it has. Everything it reads
+comes from the operation's record and its frozen plan.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from deployops.domain.names import prod_listener
+from deployops.domain.native import NATIVE_STRATEGY, WaitNativeDeployment
 from deployops.domain.plan import Observe, Plan, RollingUpdate, Step, SwitchListener
 from deployops.engine.events import Notice
 from deployops.engine.incident import measure_impact, verify_rollback, write_incident_report
 from deployops.engine.observe.health import Verdict
 from deployops.engine.observe.watch import ROLLBACK_VERDICT, operation_fields
 from deployops.engine.operation import StepContext
+from deployops.engine.steps.native import rollback_native
 from deployops.errors import DeploymentError, DeployopsError, RolledBackError
 from deployops.ids import new_id
 from deployops.store import DeploymentRecord, OperationRecord
@@ -31,6 +35,8 @@ __all__ = ["guard_traffic", "recover_deployment"]
 def guard_traffic(ctx: StepContext) -> None:
     """Before a resumed deployment continues: never leave production on an unhealthy
     target group."""
+    if ctx.plan.strategy == NATIVE_STRATEGY:
+        return  # the platform moves traffic; the resumed step reads its deployment again
     ports = ctx.ports
     prod = prod_listener(ctx.op.target)
     tg = ports.traffic.describe_listener(prod).target_group
@@ -58,6 +64,8 @@ def _restore(
     notes: list[str] = []
     current = ports.traffic.describe_listener(prod).target_group
     prev = rec.previous_target_group
+    if plan.strategy == NATIVE_STRATEGY:
+        return _restore_native(ctx, rec, current)
     if rec.kind == "rollback":
         notes.append(f"rollback stopped; production is on {current}")
         return False, None, notes
@@ -85,6 +93,37 @@ def _restore(
         )
         notes.append(f"rolling back {plan.target_group} to {rec.previous_task_definition}")
         return True, None, notes
+    return False, None, notes
+
+
+def _restore_native(
+    ctx: StepContext, rec: DeploymentRecord, current: str
+) -> tuple[bool, dict[str, Any] | None, list[str]]:
+    """The platform rolls its deployment back (RB-2); a rollback when production had
+    reached the new revision, otherwise a failed deployment whose new revision is gone."""
+    plan = ctx.plan
+    prod = prod_listener(rec.service)
+    interval = next((s.interval_s for s in plan.steps if isinstance(s, WaitNativeDeployment)), 5.0)
+    began = ctx.clock.monotonic()
+    ok, note = rollback_native(ctx, interval_s=interval)
+    notes = [note]
+    after = ctx.ports.traffic.describe_listener(prod).target_group
+    ms = (ctx.clock.monotonic() - began) * 1000
+    if rec.kind == "rollback":
+        notes.append(f"rollback stopped; production is on {after}")
+        return False, None, notes
+    if ok and current == plan.target_group and after != current:
+        notes.append(f"the platform moved {prod} back to {after} in {ms:.0f} ms")
+        flip = {
+            "listener": prod,
+            "from": current,
+            "to": after,
+            "ms": round(ms, 3),
+            "at": ctx.clock.now().isoformat(),
+            "by": "platform",
+        }
+        return True, flip, notes
+    notes.append(f"traffic stayed on {after}")
     return False, None, notes
 
 
@@ -217,8 +256,9 @@ def _record_rollback(
     store = ctx.store
     now = ctx.clock.now()
     rb_id = new_id("dep", now)
+    by_platform = bool(flip and flip.get("by") == "platform")
     plan = Plan(
-        strategy="flip" if flip else "redeploy",
+        strategy="platform-rollback" if by_platform else ("flip" if flip else "redeploy"),
         steps=(
             SwitchListener(
                 listener=prod_listener(rec.service),
@@ -226,7 +266,7 @@ def _record_rollback(
                 previous_target_group=rec.target_group,
             ),
         )
-        if flip
+        if flip and not by_platform
         else (),
         target_group=rec.previous_target_group or rec.target_group,
         previous_target_group=rec.target_group,
@@ -262,7 +302,12 @@ def _record_rollback(
     seq = 0
     if flip:
         store.record_step_intent(
-            rb_id, 0, "SwitchListener", phase="switch", params=dict(flip), now=now
+            rb_id,
+            0,
+            "PlatformRollback" if by_platform else "SwitchListener",
+            phase="switch",
+            params=dict(flip),
+            now=now,
         )
         store.record_step_outcome(
             rb_id, 0, status="succeeded", result={"ms": flip.get("ms")}, now=now

@@ -23,6 +23,7 @@ from deployops.domain.model import (
     TaskDefinition,
     TaskDefinitionSpec,
 )
+from deployops.domain.native import NativeDeployment, NativeStart
 from deployops.domain.secrets import SecretInfo, Stage
 from deployops.secret import Secret
 
@@ -31,6 +32,7 @@ __all__ = [
     "Compute",
     "CredentialTarget",
     "Metrics",
+    "NativeDeployments",
     "Notification",
     "Notifier",
     "Prober",
@@ -119,6 +121,34 @@ class Prober(Protocol):
 
     def get(self, url: str, *, timeout_s: float) -> ProbeResult:
         """Never raises for a failed request: the failure is ``ProbeResult.error``."""
+        ...
+
+
+@runtime_checkable
+class NativeDeployments(Protocol):
+    """A platform that carries out blue/green itself (ECS ``BLUE_GREEN`` in ``aws.mode:
+    ecs-native``): deployops starts, watches, releases and rolls back its deployments.
+    Traffic still reads the listeners (the platform moves them; deployops reads them back)."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]]
+
+    def start(self, start: NativeStart) -> str:
+        """Start the deployment, held by a pause hook after the test traffic shift; returns
+        its id. Idempotent: a deployment of the same revision already running is returned."""
+        ...
+
+    def describe(self, deployment: str) -> NativeDeployment:
+        """The deployment as the platform reports it now. Raises ``NotFoundError``."""
+        ...
+
+    def release(self, deployment: str, hook_id: str, *, rollback: bool = False) -> None:
+        """Answer a pause hook: continue to the next stage, or roll back."""
+        ...
+
+    def stop(self, deployment: str, *, rollback: bool = True) -> None:
+        """Stop the deployment; with ``rollback`` the platform returns traffic to the
+        previous revision."""
         ...
 
 

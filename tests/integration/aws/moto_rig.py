@@ -13,6 +13,20 @@ task definition carries the sample service's fault switches (``FAULT_HEALTH_FAIL
 AWS model exactly as ``botocore.stub.Stubber`` validates its canned responses, so a driver cannot
 rely on a shape AWS would not send. What neither can show: real task start-up times, ALB
 health-check timing, CloudWatch's publication delay and real IAM evaluation.
+
+For ``aws.mode: ecs-native`` (``provision(mode="ecs-native")``) moto has no service
+deployments at all (no ``ListServiceDeployments``, ``DescribeServiceDeployments``,
+``StopServiceDeployment``, ``ContinueServiceDeployment``, and ``UpdateService`` drops the
+strategy), so the simulator also plays ECS's blue/green controller: an ``UpdateService`` with
+``strategy: BLUE_GREEN`` opens a deployment that walks the lifecycle stages on the injected
+clock, starts the new revision's tasks behind the alternate target group, moves moto's real
+listener rules (``ModifyRule``) at the test and production traffic shifts, holds at a ``PAUSE``
+hook until ``ContinueServiceDeployment``, bakes, then stops the old revision; a rollback
+(``StopServiceDeployment(ROLLBACK)``, a hook answered ``ROLLBACK`` or timing out, or the
+circuit breaker when the new tasks never turn healthy) moves the rules back and stops the new
+tasks. It follows the documented stage order; how long each stage takes on ECS, and whether
+ECS accepts the two target groups trading places between deployments, only a real account
+shows.
 """
 
 from __future__ import annotations
@@ -30,7 +44,7 @@ from typing import Any
 
 import boto3
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ParamValidationError
+from botocore.exceptions import ClientError, ParamValidationError
 from botocore.validate import ParamValidator
 from moto.server import ThreadedMotoServer
 
@@ -96,11 +110,16 @@ def provision(
     service: str = "web",
     stack: str = "shop-staging",
     terraform_owned: bool = True,
+    mode: str = "services",
+    desired_count: int = 4,
 ) -> World:
     """What ``infrastructure/`` builds for one service, in moto: a VPC with two subnets, an
     ALB with a production (80 -> blue) and a test (8080 -> green) listener, the two colours'
     target groups, the cluster, and the alert topics. ``terraform_owned=False`` leaves the
-    target groups and services to deployops (looked up, created and deleted by name)."""
+    target groups and services to deployops (looked up, created and deleted by name).
+    ``mode="ecs-native"`` builds what the module builds for it: listener rules ECS shifts
+    (production -> blue, test -> green), the infrastructure role, and one service running
+    Terraform's bootstrap task definition behind blue."""
     ec2 = session.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnets = [
@@ -140,6 +159,68 @@ def provision(
     )["Listeners"][0]["ListenerArn"]
     ecs = session.client("ecs")
     cluster = ecs.create_cluster(clusterName=stack)["cluster"]
+    native_extra: dict[str, Any] = {}
+    rules: dict[str, str] = {}
+    if mode == "ecs-native":
+        for name, listener, colour in (("prod", prod, "blue"), ("test", test, "green")):
+            rules[f"{service}-{name}"] = elb.create_rule(
+                ListenerArn=listener,
+                Priority=1,
+                Conditions=[{"Field": "path-pattern", "Values": ["/*"]}],
+                Actions=[{"Type": "forward", "TargetGroupArn": tgs[colour]}],
+            )["Rules"][0]["RuleArn"]
+        iam = session.client("iam")
+        role = iam.create_role(
+            RoleName=f"{stack}-ecs-infrastructure",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ecs.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        bootstrap = ecs.register_task_definition(
+            family=stack,
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                {
+                    "name": "app",
+                    "image": "public.ecr.aws/nginx/nginx:stable",
+                    "essential": True,
+                    "portMappings": [{"containerPort": 3000, "protocol": "tcp"}],
+                    "environment": [{"name": "PORT", "value": "3000"}],
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+        ecs.create_service(
+            cluster=stack,
+            serviceName=stack,
+            taskDefinition=bootstrap,
+            desiredCount=desired_count,
+            launchType="FARGATE",
+            loadBalancers=[
+                {"targetGroupArn": tgs["blue"], "containerName": "app", "containerPort": 3000}
+            ],
+            networkConfiguration={
+                "awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}
+            },
+        )
+        native_extra = {
+            "deployment_mode": mode,
+            "prod_listener_rule_arn": rules[f"{service}-prod"],
+            "test_listener_rule_arn": rules[f"{service}-test"],
+            "ecs_infrastructure_role_arn": role,
+            "service_names": {"native": stack},
+        }
     sns = session.client("sns")
     alert = sns.create_topic(Name=f"{stack}-alerts")["TopicArn"]
     critical = sns.create_topic(Name=f"{stack}-critical-alerts")["TopicArn"]
@@ -167,16 +248,26 @@ def provision(
         "alert_topic_arn": out(alert),
         "critical_topic_arn": out(critical),
     }
+    for key, value in native_extra.items():
+        kind = ["map", "string"] if isinstance(value, dict) else "string"
+        document[key] = {"sensitive": False, "type": kind, "value": value}
     resources = AwsResources(
         cluster=stack,
         listeners={f"{service}-prod": prod, f"{service}-test": test},
         target_groups={f"{service}-blue": tgs["blue"], f"{service}-green": tgs["green"]}
         if terraform_owned
         else {},
-        services={f"{service}-blue": f"{stack}-blue", f"{service}-green": f"{stack}-green"}
+        services={f"{service}-blue": stack, f"{service}-green": stack, service: stack}
+        if mode == "ecs-native"
+        else {f"{service}-blue": f"{stack}-blue", f"{service}-green": f"{stack}-green"}
         if terraform_owned
         else {},
         native_services={service: stack},
+        listener_rules=rules,
+        prod_listener_rule=rules.get(f"{service}-prod", ""),
+        test_listener_rule=rules.get(f"{service}-test", ""),
+        infrastructure_role_arn=str(native_extra.get("ecs_infrastructure_role_arn", "")),
+        mode=mode,
         vpc_id=vpc,
         subnets=tuple(subnets),
         security_groups=(sg,),
@@ -203,6 +294,43 @@ class _SimTask:
     wanted_at: float
     ip: str
     stopped_at: float | None = None
+    tg_arn: str = ""  # ecs-native: the target group this revision's tasks are registered in
+
+
+# ECS's blue/green lifecycle stages, in order (the ECS developer guide's table).
+NATIVE_STAGES = (
+    "PRE_SCALE_UP",
+    "SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+    "BAKE_TIME",
+    "CLEAN_UP",
+)
+
+
+@dataclass
+class _SimDeployment:
+    arn: str
+    service: str
+    source_td: str
+    target_td: str
+    source_tg: str
+    target_tg: str
+    prod_rule: str
+    test_rule: str
+    bake_s: float
+    pause_stages: frozenset[str]
+    pause_timeout_s: float
+    rules_before: dict[str, str]
+    since: float
+    status: str = "PENDING"
+    stage: str = ""
+    reason: str = ""
+    hook: dict[str, Any] | None = None
+    hook_answered_at: float | None = None
 
 
 @dataclass
@@ -217,6 +345,14 @@ class EcsSimulator:
     requests_per_minute: int = 600
     tasks: dict[str, list[_SimTask]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    # ecs-native: the services ECS's blue/green controller (simulated) deploys
+    native_services: tuple[str, ...] = ()
+    stage_s: float = 2.0
+    circuit_breaker_s: float = 30.0
+    deployments: dict[str, _SimDeployment] = field(default_factory=dict)
+    native_calls: list[tuple[str, str]] = field(default_factory=list)  # (operation, detail)
+    # requests the stand-in prober delivered, by target group ARN (counted by CloudWatch)
+    served: dict[str, int] = field(default_factory=dict)
     _seq: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -229,8 +365,16 @@ class EcsSimulator:
         self._validator = ParamValidator()
 
     def install(self) -> EcsSimulator:
+        native_ops: tuple[str, ...] = ()
+        if self.native_services:
+            native_ops = (
+                "ListServiceDeployments",
+                "DescribeServiceDeployments",
+                "StopServiceDeployment",
+                "ContinueServiceDeployment",
+            )
         for service, names in (
-            ("ecs", ("ListTasks", "DescribeTasks")),
+            ("ecs", ("ListTasks", "DescribeTasks", *native_ops)),
             ("elbv2", ("DescribeTargetHealth",)),
             ("cloudwatch", ("GetMetricData",)),
         ):
@@ -239,6 +383,11 @@ class EcsSimulator:
             for op in names:
                 client.meta.events.register(f"before-parameter-build.{sid}.{op}", _keep_params)
                 client.meta.events.register(f"before-call.{sid}.{op}", self._answer)
+        if self.native_services:
+            ecs = self.session.client("ecs")
+            ecs.meta.events.register("before-parameter-build.ecs.UpdateService", _keep_params)
+            ecs.meta.events.register("after-call.ecs.UpdateService", self._after_update)
+            self._seed_native()
         return self
 
     # ---------------------------------------------------------------- state
@@ -256,8 +405,11 @@ class EcsSimulator:
     def _reconcile(self) -> None:
         now = self.clock.monotonic()
         with self._lock:
+            self._advance_native(now)
             for svc in self._services():
                 name = svc["serviceName"]
+                if name in self.native_services:
+                    continue  # the blue/green controller below runs its tasks
                 live = self.tasks.setdefault(name, [])
                 td = svc["taskDefinition"]
                 desired = int(svc["desiredCount"]) if svc.get("status") == "ACTIVE" else 0
@@ -301,7 +453,11 @@ class EcsSimulator:
 
     def _tasks_of_tg(self, tg_arn: str) -> list[_SimTask]:
         out: list[_SimTask] = []
+        for name in self.native_services:
+            out += [t for t in self.tasks.get(name, []) if t.tg_arn == tg_arn]
         for svc in self._services():
+            if svc["serviceName"] in self.native_services:
+                continue
             lbs = svc.get("loadBalancers") or []
             if any(lb.get("targetGroupArn") == tg_arn for lb in lbs):
                 out += self.tasks.get(svc["serviceName"], [])
@@ -313,7 +469,9 @@ class EcsSimulator:
         op = model.name
         self.calls.append(op)
         request = context.get("simulated_params", {})
-        if op == "ListTasks":
+        if op in _NATIVE_ANSWERS:
+            response = getattr(self, _NATIVE_ANSWERS[op])(request)
+        elif op == "ListTasks":
             response = self._list_tasks(request)
         elif op == "DescribeTasks":
             response = self._describe_tasks(request)
@@ -426,7 +584,9 @@ class EcsSimulator:
                 return None
             env = self._task_env(tasks[0].task_definition_arn)
             rate = float(env.get("FAULT_ERROR_RATE", "0"))
-            requests = float(self.requests_per_minute)
+            requests = float(self.requests_per_minute + self.served.get(tg_arn, 0))
+            if metric in ("RequestCount", "HTTPCode_Target_5XX_Count") and requests == 0:
+                return None  # the ALB publishes no request metric for a quiet group
             if metric == "RequestCount":
                 return requests
             if metric == "HTTPCode_Target_5XX_Count":
@@ -441,9 +601,285 @@ class EcsSimulator:
             return 12.5
         return None
 
+    # ---------------------------------------------------------------- ECS blue/green
+    def _new_task(self, service: str, td_arn: str, tg_arn: str, wanted_at: float) -> _SimTask:
+        self._seq += 1
+        task = _SimTask(
+            arn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{self.cluster}/{self._seq:032x}",
+            task_definition_arn=td_arn,
+            wanted_at=wanted_at,
+            ip=f"10.20.0.{10 + self._seq % 240}",
+            tg_arn=tg_arn,
+        )
+        self.tasks.setdefault(service, []).append(task)
+        return task
+
+    def _seed_native(self) -> None:
+        """The tasks Terraform's bootstrap revision runs (healthy before the first deploy)."""
+        long_ago = self.clock.monotonic() - (self.start_delay_s + self.health_delay_s)
+        for svc in self._services():
+            name = svc["serviceName"]
+            if name not in self.native_services or self.tasks.get(name):
+                continue
+            tg = (svc.get("loadBalancers") or [{}])[0].get("targetGroupArn", "")
+            for _ in range(int(svc["desiredCount"])):
+                self._new_task(name, svc["taskDefinition"], tg, long_ago)
+
+    def _td_arn(self, ref: str) -> str:
+        return str(
+            self._ecs.describe_task_definition(taskDefinition=ref)["taskDefinition"][
+                "taskDefinitionArn"
+            ]
+        )
+
+    def _rule_target(self, rule_arn: str) -> str:
+        rule = self._elb.describe_rules(RuleArns=[rule_arn])["Rules"][0]
+        return _forward_target(rule.get("Actions", []))
+
+    def _shift(self, rule_arn: str, to_tg: str, other_tg: str) -> None:
+        """What ECS does to a listener rule: all weight to ``to_tg``."""
+        self._elb.modify_rule(
+            RuleArn=rule_arn,
+            Actions=[
+                {
+                    "Type": "forward",
+                    "ForwardConfig": {
+                        "TargetGroups": [
+                            {"TargetGroupArn": to_tg, "Weight": 100},
+                            {"TargetGroupArn": other_tg, "Weight": 0},
+                        ]
+                    },
+                }
+            ],
+        )
+
+    def _after_update(self, context: Mapping[str, Any], **_: Any) -> None:
+        params = context.get("simulated_params", {})
+        name = str(params.get("service", "")).rsplit("/", 1)[-1]
+        config = params.get("deploymentConfiguration") or {}
+        if name not in self.native_services or config.get("strategy") != "BLUE_GREEN":
+            return
+        with self._lock:
+            lb = params["loadBalancers"][0]
+            advanced = lb["advancedConfiguration"]
+            now = self.clock.monotonic()
+            live = [t for t in self.tasks.get(name, []) if t.stopped_at is None]
+            seq = len(self.deployments) + 1
+            arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{self.cluster}/{name}/d{seq}"
+            hooks = [h for h in config.get("lifecycleHooks", []) if h.get("targetType") == "PAUSE"]
+            timeout = min(
+                (h["timeoutConfiguration"]["timeoutInMinutes"] * 60.0 for h in hooks),
+                default=0.0,
+            )
+            rules = (advanced["productionListenerRule"], advanced["testListenerRule"])
+            self.deployments[arn] = _SimDeployment(
+                arn=arn,
+                service=name,
+                source_td=live[0].task_definition_arn if live else "",
+                target_td=self._td_arn(str(params["taskDefinition"])),
+                source_tg=lb["targetGroupArn"],
+                target_tg=advanced["alternateTargetGroupArn"],
+                prod_rule=rules[0],
+                test_rule=rules[1],
+                bake_s=float(config.get("bakeTimeInMinutes", 0)) * 60.0,
+                pause_stages=frozenset(s for h in hooks for s in h["lifecycleStages"]),
+                pause_timeout_s=timeout,
+                rules_before={r: self._rule_target(r) for r in rules},
+                since=now,
+            )
+            self.native_calls.append(("UpdateService", config["strategy"]))
+
+    def _enter(self, d: _SimDeployment, stage: str, at: float) -> None:
+        d.stage, d.since = stage, at
+        if stage == "SCALE_UP":
+            desired = int(
+                self._ecs.describe_services(cluster=self.cluster, services=[d.service])["services"][
+                    0
+                ]["desiredCount"]
+            )
+            for _ in range(desired):
+                self._new_task(d.service, d.target_td, d.target_tg, at)
+        elif stage == "TEST_TRAFFIC_SHIFT":
+            self._shift(d.test_rule, d.target_tg, d.source_tg)
+        elif stage == "POST_TEST_TRAFFIC_SHIFT" and stage in d.pause_stages:
+            d.hook = {
+                "hookId": f"ecs-pause-{d.arn.rsplit('/', 1)[-1]}",
+                "targetType": "PAUSE",
+                "status": "AWAITING_ACTION",
+                "expiresAt": datetime(2026, 1, 1) + timedelta(seconds=at + d.pause_timeout_s),
+                "timeoutAction": "ROLLBACK",
+            }
+            d.hook_answered_at = None
+        elif stage == "PRODUCTION_TRAFFIC_SHIFT":
+            self._shift(d.prod_rule, d.target_tg, d.source_tg)
+        elif stage == "CLEAN_UP":
+            for t in self.tasks.get(d.service, []):
+                if t.task_definition_arn != d.target_td and t.stopped_at is None:
+                    t.stopped_at = at
+
+    def _begin_rollback(self, d: _SimDeployment, at: float, reason: str) -> None:
+        d.status, d.since, d.reason = "ROLLBACK_IN_PROGRESS", at, reason
+        for rule, tg in d.rules_before.items():  # production first, as ECS does
+            self._shift(rule, tg, d.target_tg if tg != d.target_tg else d.source_tg)
+
+    def _advance_native(self, now: float) -> None:
+        for d in self.deployments.values():
+            self._advance(d, now)
+
+    def _advance(self, d: _SimDeployment, now: float) -> None:
+        while True:
+            if d.status == "PENDING":
+                if now - d.since < self.stage_s:
+                    return
+                d.status = "IN_PROGRESS"
+                self._enter(d, NATIVE_STAGES[0], d.since + self.stage_s)
+                continue
+            if d.status == "ROLLBACK_IN_PROGRESS":
+                if now - d.since < self.stage_s:
+                    return
+                for t in self.tasks.get(d.service, []):
+                    if t.task_definition_arn == d.target_td and t.stopped_at is None:
+                        t.stopped_at = d.since + self.stage_s
+                if d.source_td:
+                    self._ecs.update_service(
+                        cluster=self.cluster, service=d.service, taskDefinition=d.source_td
+                    )
+                d.status = "ROLLBACK_SUCCESSFUL"
+                return
+            if d.status != "IN_PROGRESS":
+                return
+            end: float | None = d.since + self.stage_s
+            if d.stage == "SCALE_UP":
+                env = self._task_env(d.target_td)
+                if env.get("FAULT_HEALTH_FAIL") == "1" or env.get("FAULT_CRASH_ON_START") == "1":
+                    if now - d.since >= self.circuit_breaker_s:
+                        self._begin_rollback(
+                            d,
+                            d.since + self.circuit_breaker_s,
+                            "ECS deployment circuit breaker: tasks failed to start or turn healthy",
+                        )
+                        continue
+                    return
+                end = d.since + max(self.stage_s, self.start_delay_s + self.health_delay_s)
+            elif d.stage == "POST_TEST_TRAFFIC_SHIFT" and d.hook is not None:
+                if d.hook["status"] == "AWAITING_ACTION":
+                    expires = d.since + d.pause_timeout_s
+                    if now >= expires:
+                        d.hook["status"] = "TIMED_OUT"
+                        self._begin_rollback(d, expires, "the pause hook timed out")
+                        continue
+                    return
+                end = d.hook_answered_at
+            elif d.stage == "BAKE_TIME":
+                end = d.since + d.bake_s
+            if end is None or now < end:
+                return
+            if d.stage == "CLEAN_UP":
+                d.status = "SUCCESSFUL"
+                return
+            self._enter(d, NATIVE_STAGES[NATIVE_STAGES.index(d.stage) + 1], end)
+
+    def _deployment_json(self, d: _SimDeployment) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "serviceDeploymentArn": d.arn,
+            "serviceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{self.cluster}/{d.service}",
+            "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{self.cluster}",
+            "status": d.status,
+            "targetServiceRevision": {"arn": f"{d.arn}/revision"},
+        }
+        if d.stage:
+            out["lifecycleStage"] = d.stage
+        if d.reason:
+            out["statusReason"] = d.reason
+        if d.hook is not None:
+            out["lifecycleHookDetails"] = [dict(d.hook)]
+        return out
+
+    def _find(self, arn: str, op: str) -> _SimDeployment:
+        found = self.deployments.get(arn)
+        if found is None:
+            raise ClientError(
+                {"Error": {"Code": "ServiceDeploymentNotFoundException", "Message": arn}}, op
+            )
+        return found
+
+    def _list_deployments(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        name = str(body.get("service", "")).rsplit("/", 1)[-1]
+        wanted = set(body.get("status") or [])
+        listed = [
+            {
+                "serviceDeploymentArn": d.arn,
+                "serviceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{self.cluster}/{name}",
+                "status": d.status,
+            }
+            for d in reversed(list(self.deployments.values()))
+            if d.service == name and (not wanted or d.status in wanted)
+        ]
+        return {"serviceDeployments": listed}
+
+    def _describe_deployments(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        found = [
+            self._deployment_json(self.deployments[a])
+            for a in body.get("serviceDeploymentArns", [])
+            if a in self.deployments
+        ]
+        return {"serviceDeployments": found, "failures": []}
+
+    def _stop_deployment(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        d = self._find(str(body["serviceDeploymentArn"]), "StopServiceDeployment")
+        kind = str(body.get("stopType", "ABORT"))
+        self.native_calls.append(("StopServiceDeployment", kind))
+        if d.status not in ("PENDING", "IN_PROGRESS"):
+            raise ClientError(
+                {"Error": {"Code": "ConflictException", "Message": f"{d.arn} is {d.status}"}},
+                "StopServiceDeployment",
+            )
+        self._begin_rollback(d, self.clock.monotonic(), "stopped with rollback by the caller")
+        return {"serviceDeploymentArn": d.arn}
+
+    def _continue_deployment(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        d = self._find(str(body["serviceDeploymentArn"]), "ContinueServiceDeployment")
+        action = str(body.get("action", "CONTINUE"))
+        self.native_calls.append(("ContinueServiceDeployment", action))
+        hook = d.hook
+        if hook is None or hook["hookId"] != body["hookId"] or hook["status"] != "AWAITING_ACTION":
+            raise ClientError(
+                {"Error": {"Code": "InvalidParameterException", "Message": "no such hook"}},
+                "ContinueServiceDeployment",
+            )
+        now = self.clock.monotonic()
+        hook["status"] = "SUCCEEDED"
+        d.hook_answered_at = now
+        if action == "ROLLBACK":
+            self._begin_rollback(d, now, "rolled back at the pause hook")
+        return {"serviceDeploymentArn": d.arn}
+
     # ---------------------------------------------------------------- a prober through the ALB
     def prober(self, world: World) -> SimProber:
         return SimProber(self, world)
+
+
+_NATIVE_ANSWERS = {
+    "ListServiceDeployments": "_list_deployments",
+    "DescribeServiceDeployments": "_describe_deployments",
+    "StopServiceDeployment": "_stop_deployment",
+    "ContinueServiceDeployment": "_continue_deployment",
+}
+
+
+def _forward_target(actions: list[dict[str, Any]]) -> str:
+    """The target group a rule's or listener's forward action sends most traffic to."""
+    best, weight = "", -1
+    for action in actions:
+        if action.get("Type") != "forward":
+            continue
+        groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or []
+        if not groups and action.get("TargetGroupArn"):
+            groups = [{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}]
+        for g in groups:
+            if int(g.get("Weight", 1)) > weight:
+                best, weight = str(g["TargetGroupArn"]), int(g.get("Weight", 1))
+    return best
 
 
 def _keep_params(params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -464,20 +900,30 @@ class SimProber:
     def get(self, url: str, *, timeout_s: float) -> ProbeResult:
         port = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
         arn = next(
-            a
-            for n, a in self.world.resources.listeners.items()
-            if (n.endswith("-prod") and port == self.world.prod_port)
-            or (n.endswith("-test") and port == self.world.test_port)
+            (
+                a
+                for n, a in self.world.resources.listeners.items()
+                if (n.endswith("-prod") and port == self.world.prod_port)
+                or (n.endswith("-test") and port == self.world.test_port)
+            ),
+            None,
         )
-        listener = self.sim._elb.describe_listeners(ListenerArns=[arn])["Listeners"][0]
-        tg = listener["DefaultActions"][0]["TargetGroupArn"]
+        if arn is None:  # no listener on that port: nothing answers
+            return ProbeResult(url=url, status=0, elapsed_ms=1.0, error="connection refused")
         now = self.sim.clock.monotonic()
         self.sim._reconcile()
+        listener = self.sim._elb.describe_listeners(ListenerArns=[arn])["Listeners"][0]
+        tg = _forward_target(listener["DefaultActions"])
+        rules = self.sim._elb.describe_rules(ListenerArn=arn)["Rules"]
+        for rule in rules:  # ecs-native: the rule ECS shifts wins over the default action
+            if not rule.get("IsDefault") and _forward_target(rule.get("Actions", [])):
+                tg = _forward_target(rule["Actions"])
         healthy = [t for t in self.sim._tasks_of_tg(tg) if self.sim._healthy(t, now)]
         if not healthy:
             return ProbeResult(url=url, status=503, elapsed_ms=1.0)
         env = self.sim._task_env(healthy[0].task_definition_arn)
         status = 500 if float(env.get("FAULT_ERROR_RATE", "0")) >= 1.0 else 200
+        self.sim.served[tg] = self.sim.served.get(tg, 0) + 1
         return ProbeResult(url=url, status=status, elapsed_ms=1.0)
 
 

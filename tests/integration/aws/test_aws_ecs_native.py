@@ -22,9 +22,14 @@ from botocore.stub import ANY, Stubber
 
 from deployops.clock import VirtualClock
 from deployops.domain.model import MetricName, MetricQuery, Statistic
+from deployops.domain.native import NativeStart
 from deployops.drivers.aws import AwsResources, CloudWatchMetrics, ElbTraffic
 from deployops.drivers.aws.ecs import ServiceDeployment
-from deployops.drivers.aws.ecs_native import EcsNativeBlueGreen, NativeSettings
+from deployops.drivers.aws.ecs_native import (
+    EcsNativeBlueGreen,
+    EcsNativeDeployments,
+    NativeSettings,
+)
 
 ELB = "arn:aws:elasticloadbalancing:ap-northeast-1:123456789012"
 BLUE = f"{ELB}:targetgroup/shop-blue/0123456789abcdef"
@@ -44,6 +49,15 @@ SETTINGS = NativeSettings(
     bake_time_s=300,
 )
 RES = AwsResources(cluster="shop", target_groups={"web-blue": BLUE, "web-green": GREEN})
+NATIVE_RES = AwsResources(
+    cluster="shop",
+    target_groups={"web-blue": BLUE, "web-green": GREEN},
+    native_services={"web": "shop"},
+    prod_listener_rule=PROD_RULE,
+    test_listener_rule=TEST_RULE,
+    infrastructure_role_arn=SETTINGS.role_arn,
+    mode="ecs-native",
+)
 
 
 def _client(service: str) -> Any:
@@ -222,3 +236,105 @@ def test_a_broken_rule_during_the_bake_rolls_back_with_stop_service_deployment(
     assert outcome.status == "rolled_back"
     assert outcome.reason == "error rate 20.0% above 1%"
     assert [tg for _, _, tg in native.seen] == ["web-blue", "web-green", "web-green", "web-blue"]
+
+
+def test_the_engine_port_starts_blue_green_with_a_pause_hook_and_answers_it(
+    native: Native,
+) -> None:
+    """The request ``deployops deploy`` sends in ecs-native mode, checked field by field
+    against the ECS model: production stays on the group the production rule forwards to
+    (green here: the groups trade places), the new revision goes behind the other, and a
+    PAUSE hook at POST_TEST_TRAFFIC_SHIFT (timeout action ROLLBACK) holds production until
+    ``ContinueServiceDeployment``. Real account only: that ECS honours the hook's timeout."""
+    port = EcsNativeDeployments(
+        client=native.ecs,
+        resources=NATIVE_RES,
+        target_group_arn=lambda name: NATIVE_RES.target_groups[name],
+        forwards=lambda rule: GREEN,
+        container_port=lambda td: 3000,
+    )
+    running = {"cluster": "shop", "service": "shop", "status": ["PENDING", "IN_PROGRESS"]}
+    native.ecs_stub.add_response("list_service_deployments", {"serviceDeployments": []}, running)
+    native.ecs_stub.add_response(
+        "update_service",
+        {"service": {"serviceName": "shop"}},
+        {
+            "cluster": "shop",
+            "service": "shop",
+            "taskDefinition": "shop:9",
+            "deploymentConfiguration": {
+                "strategy": "BLUE_GREEN",
+                "bakeTimeInMinutes": 1,
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 100,
+                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                "lifecycleHooks": [
+                    {
+                        "targetType": "PAUSE",
+                        "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"],
+                        "timeoutConfiguration": {"timeoutInMinutes": 10, "action": "ROLLBACK"},
+                    }
+                ],
+            },
+            "loadBalancers": [
+                {
+                    "targetGroupArn": GREEN,
+                    "containerName": "app",
+                    "containerPort": 3000,
+                    "advancedConfiguration": {
+                        "alternateTargetGroupArn": BLUE,
+                        "productionListenerRule": PROD_RULE,
+                        "testListenerRule": TEST_RULE,
+                        "roleArn": SETTINGS.role_arn,
+                    },
+                }
+            ],
+        },
+    )
+    native.ecs_stub.add_response(
+        "list_service_deployments",
+        {"serviceDeployments": [{"serviceDeploymentArn": DEPLOYMENT, "status": "PENDING"}]},
+        running,
+    )
+    native.ecs_stub.add_response(
+        "describe_service_deployments",
+        {
+            "serviceDeployments": [
+                {
+                    "serviceDeploymentArn": DEPLOYMENT,
+                    "status": "IN_PROGRESS",
+                    "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT",
+                    "lifecycleHookDetails": [
+                        {
+                            "hookId": "ecs-pause-abc",
+                            "targetType": "PAUSE",
+                            "status": "AWAITING_ACTION",
+                            "timeoutAction": "ROLLBACK",
+                        }
+                    ],
+                }
+            ]
+        },
+        {"serviceDeploymentArns": [DEPLOYMENT]},
+    )
+    native.ecs_stub.add_response(
+        "continue_service_deployment",
+        {"serviceDeploymentArn": DEPLOYMENT},
+        {"serviceDeploymentArn": DEPLOYMENT, "hookId": "ecs-pause-abc", "action": "CONTINUE"},
+    )
+    arn = port.start(
+        NativeStart(
+            service="web",
+            task_definition="shop:9",
+            target_group="web-blue",
+            previous_target_group="web-green",
+            bake_time_s=60,
+            pause_timeout_s=600,
+        )
+    )
+    assert arn == DEPLOYMENT
+    dep = port.describe(arn)
+    hook = dep.paused
+    assert hook is not None
+    assert (hook.hook_id, hook.timeout_action) == ("ecs-pause-abc", "ROLLBACK")
+    port.release(arn, hook.hook_id)

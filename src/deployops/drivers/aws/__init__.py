@@ -28,6 +28,7 @@ from deployops.drivers.aws.cloudwatch import (
     render_alarms,
 )
 from deployops.drivers.aws.ecs import EcsCompute
+from deployops.drivers.aws.ecs_native import EcsNativeDeployments
 from deployops.drivers.aws.elbv2 import ElbTraffic
 from deployops.drivers.aws.sns import SnsNotifier
 from deployops.errors import ConfigError
@@ -47,6 +48,7 @@ __all__ = [
     "AwsSettings",
     "CloudWatchMetrics",
     "EcsCompute",
+    "EcsNativeDeployments",
     "ElbTraffic",
     "SnsNotifier",
     "alarm_sync",
@@ -154,6 +156,15 @@ def build_with(
         "aws_session": session,
         "aws_mode": mode,
     }
+    if mode == "ecs-native":
+        # ECS carries out the blue/green; the engine drives it through this port.
+        extras["native_deployments"] = EcsNativeDeployments(
+            client=session.client("ecs"),
+            resources=resources,
+            target_group_arn=traffic.target_group_arn,
+            forwards=traffic.rule_target_arn,
+            container_port=lambda td: compute.describe_task_definition(td).spec.port,
+        )
     if resources.alert_topic_arn:
         extras["sns"] = SnsNotifier(
             client=session.client("sns"), topic_arn=resources.alert_topic_arn

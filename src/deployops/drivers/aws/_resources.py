@@ -28,6 +28,9 @@ class AwsResources:
     services: Mapping[str, str] = field(default_factory=dict)
     # engine service (``web``) -> the ECS-native service and its two target groups
     native_services: Mapping[str, str] = field(default_factory=dict)
+    # ecs-native: engine listener name -> the listener rule ECS shifts; the engine reads where
+    # that listener sends traffic from the rule, not from the listener's default action
+    listener_rules: Mapping[str, str] = field(default_factory=dict)
     vpc_id: str = ""
     subnets: tuple[str, ...] = ()
     security_groups: tuple[str, ...] = ()
@@ -80,6 +83,22 @@ def from_outputs(
     names = value("service_names")
     by_colour = names if isinstance(names, dict) else {}
     sg = text("tasks_security_group_id")
+    mode = text("deployment_mode", "services")
+    blue, green = target_group(service, "blue"), target_group(service, "green")
+    if mode == "ecs-native":
+        # One ECS service runs both revisions: every engine name of it is that service.
+        native = str(by_colour.get("native", outputs.service))
+        ecs_names = {blue: native, green: native, service: native}
+        rules = {
+            prod_listener(service): text("prod_listener_rule_arn"),
+            test_listener(service): text("test_listener_rule_arn"),
+        }
+    else:
+        ecs_names = {
+            blue: str(by_colour.get("blue", target_group(outputs.service, "blue"))),
+            green: str(by_colour.get("green", target_group(outputs.service, "green"))),
+        }
+        rules = {}
     return AwsResources(
         cluster=outputs.cluster,
         listeners={
@@ -90,15 +109,9 @@ def from_outputs(
             target_group(service, "blue"): outputs.blue_target_group_arn,
             target_group(service, "green"): outputs.green_target_group_arn,
         },
-        services={
-            target_group(service, "blue"): str(
-                by_colour.get("blue", target_group(outputs.service, "blue"))
-            ),
-            target_group(service, "green"): str(
-                by_colour.get("green", target_group(outputs.service, "green"))
-            ),
-        },
-        native_services={service: outputs.service},
+        services=ecs_names,
+        native_services={service: str(by_colour.get("native", outputs.service))},
+        listener_rules={k: v for k, v in rules.items() if v},
         vpc_id=text("vpc_id"),
         subnets=tuple(str(s) for s in subnets) if isinstance(subnets, list) else (),
         security_groups=(sg,) if sg else (),
@@ -107,7 +120,7 @@ def from_outputs(
         infrastructure_role_arn=text("ecs_infrastructure_role_arn"),
         prod_listener_rule=text("prod_listener_rule_arn"),
         test_listener_rule=text("test_listener_rule_arn"),
-        mode=text("deployment_mode", "services"),
+        mode=mode,
         container_name=text("container_name", "app"),
         log_group=text("log_group_name"),
         alert_topic_arn=outputs.alert_topic_arn,

@@ -35,7 +35,7 @@ from deployops.domain.alarms import AlarmDefinition, Severity
 from deployops.domain.model import Datapoint, Measurement, MetricName, MetricQuery, Statistic
 from deployops.drivers.aws._errors import map_aws_errors
 from deployops.drivers.aws._resources import AwsResources
-from deployops.errors import DeployopsError
+from deployops.errors import DeployopsError, NotFoundError
 
 __all__ = [
     "AlarmChange",
@@ -83,6 +83,10 @@ class CloudWatchMetrics:
     def query(self, query: MetricQuery) -> Measurement:
         try:
             return Measurement(query=query, datapoints=tuple(self._datapoints(query)))
+        except NotFoundError:
+            # A target group that does not exist served nothing: no datapoint, as CloudWatch
+            # answers for a dimension nobody publishes (never a healthy reading).
+            return Measurement(query=query, datapoints=())
         except DeployopsError as exc:
             return Measurement(query=query, error=exc.message)
 

@@ -5,6 +5,9 @@
   never a silent half-switch (DEP-3).
 - Partial shifts are a weighted ``ForwardConfig`` (capability ``weights``).
 - Target health comes from ``DescribeTargetHealth``.
+- In ``aws.mode: ecs-native`` ECS moves traffic by the listener *rules* it was given
+  (``advancedConfiguration``); there a listener reads as where its rule forwards, and
+  ``switch_listener`` is refused (ECS owns the rule; deployops asks ECS to roll back).
 - A target group Terraform created is never deleted (Terraform owns it): "delete" deregisters
   its targets. A group deployops created itself is deleted. Either way only when no listener
   forwards to it.
@@ -20,7 +23,7 @@ from deployops.clock import Clock
 from deployops.domain.model import HealthCheck, Listener, TargetGroup, TargetHealth, TargetState
 from deployops.drivers.aws._errors import error_code, map_aws_errors
 from deployops.drivers.aws._resources import AwsResources
-from deployops.errors import DriverError, NotFoundError
+from deployops.errors import DriverError, NotFoundError, UnsupportedError
 
 __all__ = ["ElbTraffic"]
 
@@ -221,9 +224,55 @@ class ElbTraffic:
             raw = self.client.describe_listeners(ListenerArns=[arn])["Listeners"]
         if not raw:
             raise NotFoundError(f"listener {name!r} ({arn}) does not exist")
-        return self._listener_from(name, raw[0])
+        listener = dict(raw[0])
+        rule = self.resources.listener_rules.get(name)
+        if rule:
+            listener["DefaultActions"] = self._rule_actions(rule)
+        return self._listener_from(name, listener)
+
+    def _rule_actions(self, rule_arn: str) -> list[dict[str, Any]]:
+        with map_aws_errors("elbv2:DescribeRules", resource=rule_arn):
+            try:
+                raw = self.client.describe_rules(RuleArns=[rule_arn])["Rules"]
+            except Exception as exc:
+                if error_code(exc) == "RuleNotFound":
+                    raw = []
+                else:
+                    raise
+        if not raw:
+            raise NotFoundError(
+                f"listener rule {rule_arn} does not exist",
+                path="environments.<env>.aws.terraform_outputs",
+                hint="export `terraform -chdir=infrastructure output -json > tf-outputs.json` "
+                "again (outputs prod_listener_rule_arn, test_listener_rule_arn)",
+            )
+        return list(raw[0].get("Actions", []))
+
+    def rule_target_arn(self, rule_arn: str) -> str:
+        """The target group ARN a listener rule sends (most of) its traffic to."""
+        best, weight = "", -1
+        for action in self._rule_actions(rule_arn):
+            if action.get("Type") != "forward":
+                continue
+            groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or []
+            if not groups and action.get("TargetGroupArn"):
+                groups = [{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}]
+            for g in groups:
+                if int(g.get("Weight", 1)) > weight:
+                    best, weight = str(g["TargetGroupArn"]), int(g.get("Weight", 1))
+        return best
+
+    def _not_ours(self, name: str) -> None:
+        if name in self.resources.listener_rules:
+            raise UnsupportedError(
+                f"ECS moves {name} in aws.mode ecs-native; deployops does not switch it",
+                path="environments.<env>.aws.mode",
+                hint="`deployops rollback DEPLOYMENT_ID` asks ECS to deploy the previous "
+                "revision; use aws.mode: services for listener switches by deployops",
+            )
 
     def switch_listener(self, name: str, target_group: str) -> Listener:
+        self._not_ours(name)
         arn = self._listener_arn(name)
         tg_arn = self._need_tg(target_group)
         with map_aws_errors("elbv2:ModifyListener", resource=f"listener {name}"):
@@ -243,6 +292,7 @@ class ElbTraffic:
         return after
 
     def set_weights(self, name: str, weights: Mapping[str, int]) -> Listener:
+        self._not_ours(name)
         arn = self._listener_arn(name)
         groups = [
             {"TargetGroupArn": self._need_tg(tg), "Weight": int(weight)}

@@ -19,6 +19,7 @@ from deployops.config.rollback import RollbackSettings, effective_rollback
 from deployops.domain.checklist import Stage
 from deployops.domain.model import HealthCheck, ServiceState, TaskDefinitionSpec
 from deployops.domain.names import colour_of, prod_listener, target_group
+from deployops.domain.native import NativeParams, native_plan
 from deployops.domain.plan import (
     BlueGreenParams,
     Plan,
@@ -30,6 +31,7 @@ from deployops.domain.version import Version
 from deployops.engine.operation import Ports
 from deployops.engine.planning.capabilities import require_capabilities
 from deployops.errors import ConfigError
+from deployops.ports import NativeDeployments
 
 __all__ = [
     "STRATEGIES",
@@ -41,6 +43,8 @@ __all__ = [
     "frozen_rollback",
     "frozen_smoke_checks",
     "health_check_of",
+    "native_deployments",
+    "native_params",
 ]
 
 AppEnvironment = Callable[[ProjectConfig, str], tuple[dict[str, str], dict[str, str]]]
@@ -146,6 +150,37 @@ def _rolling(
     )
 
 
+def native_params(
+    service: str, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
+) -> NativeParams:
+    """The platform's blue/green of ``service`` with the guide's windows (``aws.mode:
+    ecs-native``): the stability window is its bake time."""
+    bg = cfg.blue_green
+    return NativeParams(
+        service=service,
+        spec=spec,
+        active_colour=live.colour,
+        health_timeout_s=bg.health_timeout,
+        stability_window_s=bg.stability_window,
+        sample_interval_s=bg.sample_interval,
+        smoke_checks=tuple((c.path, c.status) for c in bg.smoke_checks),
+        max_error_rate=bg.max_error_rate,
+        poll_interval_s=max(1.0, min(15.0, cfg.health_check.interval)),
+    )
+
+
+def _native(
+    request: DeployRequest, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
+) -> Plan:
+    return native_plan(native_params(request.service, cfg, spec, live))
+
+
+def native_deployments(ports: Ports) -> NativeDeployments | None:
+    """The platform's own blue/green, when it carries deployments out itself."""
+    port = ports.extra.get(NativeDeployments)
+    return port if isinstance(port, NativeDeployments) else None
+
+
 # A strategy turns (request, service settings, task definition, live state) into a plan.
 Strategy = Callable[[DeployRequest, ServiceConfig, TaskDefinitionSpec, LiveState], Plan]
 STRATEGIES: dict[str, Strategy] = {"blue-green": _blue_green, "rolling": _rolling}
@@ -202,6 +237,16 @@ class DeployPlanner:
                 path="--strategy",
                 hint=f"use {' or '.join(STRATEGIES)}",
             )
+        if native_deployments(self.ports) is not None:
+            if strategy != "blue-green":
+                raise ConfigError(
+                    f"strategy {strategy!r} cannot run in aws.mode ecs-native: ECS deploys the "
+                    "service with its own blue/green",
+                    path="--strategy",
+                    hint="deploy with --strategy blue-green, or use aws.mode: services for "
+                    "rolling updates",
+                )
+            build = _native
         spec = self.task_definition_spec(request.service, cfg, str(version))
         live = self.live_state(request.service)
         if live.active and live.version == str(version) and not request.force:

@@ -10,7 +10,7 @@ itself a deployment record linked (``reverts``) to the one it reverts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ from deployops.clock import Clock
 from deployops.config.project import ProjectConfig
 from deployops.domain.model import MetricName, MetricQuery, Statistic
 from deployops.domain.names import prod_listener
+from deployops.domain.native import native_plan
 from deployops.domain.plan import (
     BlueGreenParams,
     CheckTrafficMoved,
@@ -35,6 +36,8 @@ from deployops.engine.planning.deploy import (
     DeployRequest,
     LiveState,
     deployment_settings,
+    native_deployments,
+    native_params,
 )
 from deployops.errors import ConfigError
 from deployops.store import DeploymentRecord, StateStore
@@ -141,8 +144,10 @@ def plan_rollback(deployer: Deployer, deployment_id: str) -> RollbackPlan:
         _database_check(deployer, rec, prev_td.spec.version),
         _config_check(deployer, rec.task_definition, prev_td.ref),
     ]
+    native = native_deployments(deployer.ports) is not None
     flip = (
-        prev_svc is not None
+        not native  # the platform moves traffic itself: a rollback is a new deployment of it
+        and prev_svc is not None
         and prev_svc.desired > 0
         and prev_svc.healthy >= prev_svc.desired
         and prev_svc.task_definition == prev_td.ref
@@ -164,6 +169,12 @@ def plan_rollback(deployer: Deployer, deployment_id: str) -> RollbackPlan:
             target_group=prev_tg,
             previous_target_group=live.target_group,
             settings=settings,
+        )
+    elif native:
+        cfg = deployer.project.service(rec.service)
+        params = native_params(rec.service, cfg, prev_td.spec, live)
+        plan = native_plan(replace(params, reuse_task_definition=prev_td.ref)).with_settings(
+            **settings
         )
     else:
         cfg = deployer.project.service(rec.service)

@@ -6,6 +6,12 @@ by step type. Another operation kind builds its own table (and may merge this on
 
 from __future__ import annotations
 
+from deployops.domain.native import (
+    NativeProductionShift,
+    NativeTestTraffic,
+    StartNativeDeployment,
+    WaitNativeDeployment,
+)
 from deployops.domain.plan import (
     CheckTrafficMoved,
     CreateTargetGroup,
@@ -24,6 +30,12 @@ from deployops.engine.observe.watch import ObserveHandler
 from deployops.engine.operation import HandlerTable
 from deployops.engine.steps.checklist import PreDeployGate, pre_deploy_gate
 from deployops.engine.steps.cleanup import schedule_delete_target_group
+from deployops.engine.steps.native import (
+    native_production_shift,
+    native_test_traffic,
+    start_native_deployment,
+    wait_native_deployment,
+)
 from deployops.engine.steps.prepare import (
     create_target_group,
     register_task_definition,
@@ -41,7 +53,8 @@ __all__ = ["deployment_handlers"]
 
 
 def deployment_handlers(observe: ObserveHandler | None = None) -> HandlerTable:
-    """The handlers of every deploy and rollback step (blue-green, rolling, flip)."""
+    """The handlers of every deploy and rollback step (blue-green, rolling, flip, and the
+    platform's own blue/green)."""
     table = HandlerTable()
     table.register(RegisterTaskDefinition, register_task_definition)
     table.register(UseTaskDefinition, use_task_definition)
@@ -56,4 +69,8 @@ def deployment_handlers(observe: ObserveHandler | None = None) -> HandlerTable:
     table.register(ScheduleDeleteTargetGroup, schedule_delete_target_group)
     table.register(RollingUpdate, rolling_update)
     table.register(PreDeployGate, pre_deploy_gate)  # CHK-1
+    table.register(StartNativeDeployment, start_native_deployment)
+    table.register(NativeTestTraffic, native_test_traffic)
+    table.register(NativeProductionShift, native_production_shift)
+    table.register(WaitNativeDeployment, wait_native_deployment)
     return table
