@@ -43,6 +43,7 @@ from deployops.domain.sketch import LatencySketch
 
 __all__ = [
     "MAX_JUDGED_SAMPLES",
+    "OBSERVE_SOURCE",
     "Change",
     "JudgeReplay",
     "ObservedWindow",
@@ -60,6 +61,8 @@ __all__ = [
 #: A colour's latency samples handed to the judge are thinned to about this many
 #: (proportionally per bucket): Mann-Whitney needs no more, and memory stays bounded.
 MAX_JUDGED_SAMPLES = 20_000
+#: The source of the windows the blue-green / rolling observation stores.
+OBSERVE_SOURCE = "observe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +77,7 @@ class ObservedWindow:
     errors: int
     latency: LatencySketch | None = None
     stats: Mapping[str, Any] = field(default_factory=dict)
-    source: str = "observe"
+    source: str = OBSERVE_SOURCE
 
 
 class Outcome(StrEnum):
@@ -351,12 +354,15 @@ def replay_judge(
     previous: Sequence[ObservedWindow],
 ) -> list[JudgeReplay]:
     """The judge over every source (e.g. each canary step) where both colours have windows
-    starting at the same times: one comparison per source, at the end of its windows."""
+    starting at the same times: one comparison per source, at the end of its windows. The
+    blue-green observation (source ``observe``) is not compared: there the previous colour
+    takes no traffic after the switch."""
     out: list[JudgeReplay] = []
-    sources = sorted(
-        {w.source for w in new}, key=lambda s: min(w.start for w in new if w.source == s)
-    )
-    for source in sources:
+    first: dict[str, datetime] = {}
+    for w in new:
+        if w.source != OBSERVE_SOURCE:
+            first[w.source] = min(first.get(w.source, w.start), w.start)
+    for source in sorted(first, key=first.__getitem__):
         mine = [w for w in new if w.source == source]
         theirs = [w for w in previous if w.source == source]
         starts = {w.start for w in mine} & {w.start for w in theirs}
