@@ -18,8 +18,10 @@ from typing import Any
 
 from deployops.config.rollback import RollbackSettings
 from deployops.domain.backtest import (
+    OBSERVE_SOURCE,
     Change,
     JudgeReplay,
+    ObservedWindow,
     Outcome,
     compare,
     judged_outcome,
@@ -29,7 +31,12 @@ from deployops.domain.backtest import (
 from deployops.engine.observe.measure import observed
 from deployops.store import DeploymentRecord, StateStore
 
-__all__ = ["DeploymentBacktest", "run_backtest"]
+__all__ = ["NEW_ROLES", "PREVIOUS_ROLES", "DeploymentBacktest", "run_backtest"]
+
+#: The roles a stored window of the new version / of the one it replaces is kept under
+#: (the observation says new/previous, a canary step canary/baseline).
+NEW_ROLES = ("new", "canary")
+PREVIOUS_ROLES = ("previous", "baseline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +126,17 @@ def _one(
     store: StateStore, rec: DeploymentRecord, settings: RollbackSettings
 ) -> DeploymentBacktest:
     rows = store.measurements(deployment_id=rec.id)
-    new = observed(r for r in rows if r.role == "new")
-    previous = observed(r for r in rows if r.role == "previous")
+    new = observed(r for r in rows if r.role in NEW_ROLES)
+    previous = observed(r for r in rows if r.role in PREVIOUS_ROLES)
     observe = [s for s in store.steps_for(rec.id) if s.name == "Observe"]
     began = observe[0].started_at if observe else min(w.start for w in new or previous)
-    rules = replay_rules(
-        settings.policy(), [w for w in new if w.source == "observe"], previous, since=began
-    )
+    # The rules judge the new colour over all its windows; where two sources kept the same
+    # period (a canary step and the observation after it), the observation's counts once.
+    by_start: dict[datetime, ObservedWindow] = {}
+    for w in new:
+        if w.start not in by_start or w.source == OBSERVE_SOURCE:
+            by_start[w.start] = w
+    rules = replay_rules(settings.policy(), list(by_start.values()), previous, since=began)
     judged = replay_judge(settings.analysis.judge_policy(), new, previous)
     outcome, stopper = judged_outcome(judged, on_marginal=settings.analysis.on_marginal)
     would, would_at, rule, reason = Outcome.NONE, None, "", ""

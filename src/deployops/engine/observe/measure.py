@@ -31,8 +31,10 @@ __all__ = [
     "GAUGES",
     "LATENCY_STATISTICS",
     "MAX_JUDGED_SAMPLES",
+    "Window",
     "colour_of",
     "colour_window",
+    "merged_sketch",
     "observed",
     "read_windows",
     "records",
@@ -54,6 +56,10 @@ LATENCY_STATISTICS = (
     Statistic.P99,
     Statistic.MAXIMUM,
 )
+
+
+#: One period of one scope as the metric source answered it (the replay's window).
+Window = ObservedWindow
 
 
 def colour_of(target_group: str) -> str:
@@ -182,6 +188,19 @@ def observed(rows: Iterable[MeasurementRecord]) -> list[ObservedWindow]:
         )
         for r in sorted(rows, key=lambda r: r.start)
     ]
+
+
+def merged_sketch(rows: Iterable[MeasurementRecord]) -> LatencySketch | None:
+    """The latency distribution of stored windows together (``None`` if none kept one)."""
+    merged: LatencySketch | None = None
+    for w in observed(rows):
+        if w.latency is None:
+            continue
+        if merged is None:
+            merged = w.latency
+        else:
+            merged.merge(w.latency)
+    return merged
 
 
 def colour_window(rows: Sequence[MeasurementRecord]) -> ColourWindow:
