@@ -107,6 +107,7 @@ def _register() -> None:
         logs_cmd,
         restore_cmd,
         rollback_cmd,
+        rules_cmd,
         secrets_cmd,
         serve_cmd,
     )
@@ -115,6 +116,7 @@ def _register() -> None:
     deploy_cmd.register(app)
     rollback_cmd.register(app)
     decide_cmd.register(app)
+    rules_cmd.register(app)
     health_cmd.register(app)
     deployments_cmd.register(app)
     lock_cmd.register(app)

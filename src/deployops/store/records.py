@@ -347,7 +347,8 @@ class MeasurementRecord:
     """One observed window of one colour of a deployment: what it served in ``[start, end)``.
 
     ``colour`` is ``blue`` or ``green`` (``scope`` the target group), ``role`` ``new`` (the
-    version being deployed) or ``previous`` (the one it replaces). ``latency`` is a
+    version being deployed) or ``previous`` (the one it replaces); a canary step stores
+    ``canary`` and ``baseline``. ``latency`` is a
     :class:`~deployops.domain.sketch.LatencySketch` as JSON (milliseconds; every percentile
     within 1 %), ``stats`` the window's other numbers (latency mean and percentiles in ms,
     gauges such as ``CPUUtilization`` as ``{"Average": .., "Maximum": ..}``). Enough to replay
@@ -358,7 +359,7 @@ class MeasurementRecord:
     environment: str
     service: str
     colour: str
-    role: str  # new | previous
+    role: str  # new | previous (observation), canary | baseline (canary steps)
     scope: str
     source: str  # observe | canary step N | ...
     start: datetime
