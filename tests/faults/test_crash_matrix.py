@@ -372,6 +372,7 @@ def _rotation_end_state(rig: _RotationRig, op_id: str, expect: str) -> str:
     return "; ".join(problems)
 
 
+@pytest.mark.timeout(1800 if FULL else 600)  # 27 points in full, about 12 s each
 def test_a_rotation_killed_at_any_step_boundary_resumes_to_exactly_one_working_value(
     outcomes: list[Outcome],
 ) -> None:
