@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 import psycopg
@@ -36,7 +37,9 @@ DSN = make_conninfo(
 _local = threading.local()
 
 
-_connections: list[psycopg.Connection[tuple[object, ...]]] = []
+# the open connections, without keeping them open: a handler thread's connection closes
+# when the thread ends (its thread-local is dropped); a stop closes those still open
+_connections: weakref.WeakSet[psycopg.Connection[tuple[object, ...]]] = weakref.WeakSet()
 _connections_lock = threading.Lock()
 
 
@@ -45,7 +48,7 @@ def _query() -> str:
     if conn is None or conn.closed:
         conn = _local.conn = psycopg.connect(DSN, autocommit=True)
         with _connections_lock:
-            _connections.append(conn)
+            _connections.add(conn)
     row = conn.execute("SELECT current_user").fetchone()
     return str(row[0]) if row else ""
 
@@ -53,9 +56,9 @@ def _query() -> str:
 class _Pool:
     def close(self) -> None:
         with _connections_lock:
-            for conn in _connections:
-                conn.close()
-            _connections.clear()
+            open_now = list(_connections)
+        for conn in open_now:
+            conn.close()
 
 
 class Handler(sample.GracefulHandler):  # type: ignore[misc,name-defined]
