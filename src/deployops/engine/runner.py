@@ -2,9 +2,11 @@
 
 It knows no step type. For each step of a frozen plan it stores the intent, looks the handler
 up by the step's type (:class:`~deployops.engine.operation.HandlerTable`), runs it and stores
-the outcome; the first failure goes to the kind's failure handler. Every run holds the lock of
-its ``(environment, target)``; ``resume`` takes over the lock of a dead owner and continues at
-the first unfinished step with the results of the finished ones.
+the outcome; the first failure goes to the kind's failure handler — or, for a kind with
+``revert``, first to the steps that put things back, stored after the plan's own and run the
+same way. Every run holds the lock of its ``(environment, target)``; ``resume`` takes over the
+lock of a dead owner and continues at the first unfinished step (of the revert, when one had
+begun) with the results of the finished ones.
 
 >>> runner = Runner(env=env, handlers=table)  # doctest: +SKIP
 >>> runner.start(NewOperation(kind=DEPLOY, environment="staging", target="web",
