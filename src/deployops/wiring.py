@@ -394,7 +394,9 @@ def build_rotator(
     progress: Callable[[str], None] | None = None,
 ) -> Rotator:
     """The secret rotator of one environment (SEC-3): its rotating store, the PostgreSQL roles
-    of a database password, and the platform's Compute to move replicas (when reachable)."""
+    of a database password, and the platform's Compute to move replicas (when reachable). It
+    runs each rotation as a ``rotate`` operation on the engine's runner (locked, stored step by
+    step, resumable with ``deployops resume``), notifying as configured."""
     from deployops.drivers.secrets import build_secret_store, rotating_store
     from deployops.engine.rotation import Rotator
 
@@ -423,4 +425,6 @@ def build_rotator(
         targets=targets,
         settings=settings,
         progress=progress or (lambda _m: None),
+        notify=build_notify(project, environment, store, clock),
+        crash_point=crash_point_from_environment(),
     )

@@ -38,12 +38,16 @@ def register(app: typer.Typer) -> None:
     app.command(
         "resume",
         help=(
-            "Continue an interrupted deployment from its first unfinished step.\n\n"
-            "Without an id, resumes the one deployment still marked running in the "
-            "environment. Traffic always ends on a healthy target group.\n\n"
+            "Continue an interrupted deployment or secret rotation from its first "
+            "unfinished step.\n\n"
+            "Without an id, resumes the one operation still marked running in the "
+            "environment. Traffic always ends on a healthy target group; a rotation ends "
+            "with exactly one current value (finished, or put back). Resuming a rotation "
+            "needs the admin role.\n\n"
             "Examples:\n\n"
             "  deployops resume -e staging\n\n"
-            "  deployops resume dep-20261129-174501-7f3a"
+            "  deployops resume dep-20261129-174501-7f3a\n\n"
+            "  deployops resume rot-20261202-031500-ab12 -e production"
         ),
     )(resume)
 
@@ -280,29 +284,39 @@ def _judged(app: App, deployment_id: str) -> dict[str, object]:
 def resume(
     ctx: typer.Context,
     deployment_id: Annotated[
-        str | None, typer.Argument(help="Deployment id (default: the one still running).")
+        str | None,
+        typer.Argument(help="Operation id: a deployment or a rotation (default: the one running)."),
     ] = None,
 ) -> None:
+    from deployops.engine.rotation import ROTATE
     from deployops.errors import ConfigError
+    from deployops.store.records import DEPLOYMENT_KINDS
     from deployops.wiring import build_deployer, owner_alive, whoami
 
     app = get_app(ctx)
+    kinds = (*DEPLOYMENT_KINDS, ROTATE.name)
     if deployment_id is None:
         env = app.environment_name()
-        running = app.store.list_deployments(environment=env, status=["running"])
+        running = app.store.list_operations(environment=env, kinds=kinds, status=["running"])
         if not running:
             raise ConfigError(
-                f"no interrupted deployment in {env}",
+                f"no interrupted deployment or rotation in {env}",
                 path="DEPLOYMENT_ID",
                 hint="`deployops deployments list` shows every deployment and its status",
             )
         if len(running) > 1:
             raise ConfigError(
-                "several deployments are running: " + ", ".join(r.id for r in running),
+                "several operations are running: " + ", ".join(r.id for r in running),
                 path="DEPLOYMENT_ID",
                 hint="pass the one to resume",
             )
         deployment_id = running[0].id
+    op = app.store.find_operation(deployment_id, kinds=kinds)
+    if op is not None and op.kind == ROTATE.name:
+        from deployops.cli.secrets_cmd import resume_rotation
+
+        resume_rotation(app, op.id, op.environment)
+        return
     rec = app.store.find_deployment(deployment_id)
     env = rec.environment if rec else app.environment_name()
     deployer = build_deployer(app.project, env, store=app.store, reporter=reporter_for(app))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -10,7 +10,7 @@ from deployops.cli._common import fmt_time, get_app
 
 if TYPE_CHECKING:
     from deployops.cli.app import App
-    from deployops.store import DeploymentRecord
+    from deployops.store import DeploymentRecord, OperationRecord
 
 group = typer.Typer(
     help=(
@@ -28,6 +28,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="deployments")
 
 
+# --kind: the operation kinds listed (default: deployments and rollbacks)
+_KINDS = {"deploy": ("deploy",), "rollback": ("rollback",), "rotate": ("rotate",)}
+
+
 @group.command("list")
 def list_(
     ctx: typer.Context,
@@ -35,15 +39,93 @@ def list_(
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")
     ] = 20,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind",
+            help="Operations of this kind: deploy, rollback, rotate (secret rotations) or all "
+            "(default: deploy and rollback).",
+        ),
+    ] = None,
 ) -> None:
-    """List deployments, newest first."""
+    """List deployments (or other operations with --kind), newest first."""
+    from deployops.errors import ConfigError
+
     app = get_app(ctx)
     env = app.env
     if env:
         app.project.environment(env)
     if service:
         app.project.service(service)
-    rows = app.store.list_deployments(environment=env, service=service, limit=limit)
+    if kind is not None and kind != "all" and kind not in _KINDS:
+        raise ConfigError(
+            f"unknown operation kind {kind!r}",
+            path="--kind",
+            hint=f"use one of {', '.join([*_KINDS, 'all'])}",
+        )
+    if kind in (None, "deploy", "rollback"):
+        _list_deployments(app, env, service, limit, _KINDS[kind] if kind else None)
+        return
+    kinds = None if kind == "all" else _KINDS[kind]
+    ops = app.store.list_operations(kinds=kinds, environment=env, target=service, limit=limit)
+    if app.json:
+        app.emit([_op_row_json(op) for op in ops])
+        return
+    if not ops:
+        app.console.print(f"no {kind} operations yet")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for col in ("ID", "ENV", "TARGET", "KIND", "VERSION", "FROM", "STATUS", "PHASE", "STARTED"):
+        table.add_column(col, no_wrap=col == "ID")
+    for op in ops:
+        row = _op_row_json(op)
+        table.add_row(
+            op.id,
+            op.environment,
+            op.target,
+            op.kind,
+            str(row["version"])[:12] or "-",
+            str(row["previous_version"])[:12] or "-",
+            _status(op.status),
+            op.phase or "-",
+            fmt_time(op.created_at),
+        )
+    app.console.print(table)
+
+
+def _op_row_json(op: OperationRecord) -> dict[str, Any]:
+    """One operation of any kind as a list row (never a secret value: versions are ids)."""
+    return {
+        "id": op.id,
+        "kind": op.kind,
+        "environment": op.environment,
+        "target": op.target,
+        "service": op.target,
+        "status": op.status,
+        "phase": op.phase,
+        "owner": op.owner,
+        "version": str(op.detail.get("version", "")),
+        "previous_version": str(op.detail.get("previous_version", "")),
+        "reverts": op.reverts,
+        "error": op.error,
+        "created_at": op.created_at.isoformat(),
+        "updated_at": op.updated_at.isoformat(),
+        "finished_at": op.finished_at.isoformat() if op.finished_at else None,
+    }
+
+
+def _list_deployments(
+    app: App, env: str | None, service: str | None, limit: int, kinds: tuple[str, ...] | None
+) -> None:
+    from deployops.store import DeploymentRecord
+
+    if kinds is None:
+        rows = app.store.list_deployments(environment=env, service=service, limit=limit)
+    else:
+        ops = app.store.list_operations(kinds=kinds, environment=env, target=service, limit=limit)
+        rows = [DeploymentRecord.from_operation(op) for op in ops]
     if app.json:
         from deployops.store.queries import deployment_json
 
@@ -108,6 +190,12 @@ def show(
       deployops -o json deployments show dep-2026 -f
     """
     app = get_app(ctx)
+    rec = app.store.find_deployment(deployment_id)
+    if rec is None:
+        op = app.store.find_operation(deployment_id)
+        if op is not None:  # another kind of operation (a secret rotation)
+            _show_operation(app, op)
+            return
     rec = app.store.require_deployment(deployment_id)
     # the newest event the document below includes (read first: none can slip between them)
     shown = max((e.id for e in app.store.events(deployment_id=rec.id)), default=0)
@@ -219,3 +307,29 @@ def _show(app: App, rec: DeploymentRecord) -> None:
     for r in reports:
         state = "final" if r.get("final") else "open"
         c.print(f"  report    {r.get('markdown')} ({state}; HTML: {r.get('html')})")
+
+
+def _show_operation(app: App, op: OperationRecord) -> None:
+    """An operation that is not a deployment: its steps (revert steps included) and events."""
+    from deployops.store.queries import event_json, step_json
+
+    steps = app.store.steps_for(op.id)
+    events = app.store.events(deployment_id=op.id)
+    if app.json:
+        app.emit(
+            {
+                **_op_row_json(op),
+                "steps": [step_json(s) for s in steps],
+                "events": [event_json(e) for e in events],
+            }
+        )
+        return
+    c = app.console
+    c.print(f"[bold]{op.id}[/bold]  {op.kind} of {op.target} in {op.environment}")
+    c.print(f"  status    {_status(op.status)}   phase: {op.phase or '-'}")
+    c.print(f"  started   {fmt_time(op.created_at)}   finished: {fmt_time(op.finished_at)}")
+    if op.error:
+        c.print(f"  [red]error[/red]     {op.error}")
+    for s in steps:
+        took = f"{(s.finished_at - s.started_at).total_seconds():.2f}s" if s.finished_at else "-"
+        c.print(f"  {s.seq:>2} {s.phase:<8} {s.name:<18} {_status(s.status)} {took} {s.error}")

@@ -187,6 +187,7 @@ class Daemon:
                 host=host,
                 port_range=self.local.replica_port_range,
                 backoff_max_s=float(self.local.restart_backoff_max),
+                drain_timeout_s=float(self.local.drain_timeout),
             ),
             store=self.store,
             rolling=rolling,
