@@ -4,7 +4,9 @@ It keeps watching after the CLI has exited. Each :meth:`Controller.tick` runs wh
 
 - alarm evaluation every alarm period (MON-1), with its actions;
 - the target-tracking autoscaler every policy period (IAC-5);
-- deferred jobs, e.g. deleting the previous target group 24 h after a deploy (DEP-4).
+- deferred jobs, e.g. deleting the previous target group 24 h after a deploy (DEP-4);
+- the watch after the switch: the live version judged by the rollback rules after its
+  stability window, rolled back when one breaks (:mod:`deployops.engine.watch_after`).
 
 At :meth:`Controller.start` it puts back jobs claimed by a controller that died (SIGKILL) and
 resumes interrupted deployments whose owner no longer runs. With a :class:`LeaderLease`,
@@ -34,6 +36,7 @@ from deployops.engine.alarms import AlarmEvaluator
 from deployops.engine.autoscaler import Autoscaler
 from deployops.engine.cleanup import JOB_DELETE_TARGET_GROUP, WAITING, JobOutcome, run_deletion
 from deployops.engine.lease import LeaderLease
+from deployops.engine.watch_after import AfterSwitchWatch
 from deployops.errors import DeployopsError
 from deployops.ports import Compute, Traffic
 from deployops.store import EventRecord, JobRecord, StateStore
@@ -85,6 +88,8 @@ class Controller:
     stats: dict[str, LoopStats] = field(default_factory=dict)
     # None: this controller is the only one and always acts.
     lease: LeaderLease | None = None
+    # RB-1 after the stability window (wiring.build_controller)
+    watch: AfterSwitchWatch | None = None
 
     def __post_init__(self) -> None:
         self._handlers: dict[str, JobHandler] = {
@@ -98,6 +103,8 @@ class Controller:
             self._schedules["autoscaler"] = _Schedule(float(self.autoscaler.policy.period_s))
         if self.rotations is not None:
             self._schedules["rotations"] = _Schedule(self.rotation_interval_s)
+        if self.watch is not None:
+            self._schedules["watch"] = _Schedule(self.watch.every_s)
         for name in self._schedules:
             self.stats.setdefault(name, LoopStats())
         self.started = False
@@ -201,6 +208,8 @@ class Controller:
             loops["autoscaler"] = self.autoscaler.step
         if self.rotations is not None:
             loops["rotations"] = self.rotations
+        if self.watch is not None:
+            loops["watch"] = self.watch.tick
         for name, fn in loops.items():
             sched = self._schedules[name]
             if now < sched.next_at:
