@@ -59,6 +59,9 @@ def _started(op: OperationRecord) -> str:
 
 
 def _succeeded(ctx: StepContext) -> None:
+    # The watch after the switch: this deploy goes under watch, older watches of the service
+    # end, and a rollback the watch started is recorded and reported (engine/watch_after.py).
+    begin_watch(ctx)
     done = DeploymentRecord.from_operation(ctx.op)
     ctx.event("deploy.succeeded", f"{done.service} {done.version} is live in {done.environment}")
     ctx.send(
@@ -71,9 +74,6 @@ def _succeeded(ctx: StepContext) -> None:
             fields=operation_fields(ctx),
         )
     )
-    # The watch after the switch: this deploy goes under watch, older watches of the service
-    # end, and a rollback the watch started is recorded and reported (engine/watch_after.py).
-    begin_watch(ctx)
 
 
 DEPLOY = OperationKind(

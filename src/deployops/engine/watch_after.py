@@ -57,6 +57,15 @@ from deployops.engine.planning.rollback import Deployer as RollbackDeployer
 from deployops.engine.planning.rollback import RollbackPlan, plan_rollback, run_rollback
 from deployops.errors import ConfigError, DeployopsError, LockHeldError
 from deployops.store import DecisionRecord, DeploymentRecord, OperationRecord, StateStore
+from deployops.store.queries import (
+    ACTIVE,
+    ROLLING_BACK,
+    WATCH,
+    WATCHING,
+    watch_of,
+    watch_view,
+)
+from deployops.store.queries import parse_time as _iso
 
 __all__ = [
     "ACTIVE",
@@ -70,32 +79,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The key of the watch in an operation's ``detail``.
-WATCH = "watch"
-# States in which the controller still has work to do; every other state has ended.
-WATCHING, ROLLING_BACK = "watching", "rolling_back"
-ACTIVE = (WATCHING, ROLLING_BACK)
 # How ended watches end: clean | rolled_back | superseded | rollback_failed | blocked | off
 
 # A plan without an Observe step (no stability window) is judged this often.
 DEFAULT_INTERVAL_S = 10.0
 # DEP-4's default retention, for a plan that schedules no target-group deletion (rolling).
 DEFAULT_RETENTION_S = 86400.0
-
-
-def watch_of(op: OperationRecord) -> dict[str, Any]:
-    """The watch recorded on ``op`` (empty when it never had one)."""
-    w = op.detail.get(WATCH)
-    return dict(w) if isinstance(w, Mapping) else {}
-
-
-def _iso(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
 
 
 def _update(store: StateStore, clock: Clock, op_id: str, **changes: Any) -> dict[str, Any]:
@@ -207,8 +196,6 @@ def _begin_watch(ctx: StepContext) -> None:
             f"{w['basis']}, until {w['until']}",
             data={"until": w["until"], "period_s": w["period_s"]},
         )
-    else:
-        ctx.event("watch.off", f"no watch after the switch: {w['reason']}")
 
 
 def _supersede(env: Env, watched: OperationRecord, newer: OperationRecord) -> None:
@@ -696,52 +683,3 @@ class AfterSwitchWatch:
                 f"the rollback {rollback.id} {rollback.status}: {rollback.error}",
                 "rollback_failed",
             )
-
-
-# ---------------------------------------------------------------------- the read side
-def watch_view(op: OperationRecord, *, now: datetime) -> dict[str, Any]:
-    """The watch of a deployment for people and pipelines: ``state``, ``until``, how it ended
-    and why (``deployops deployments show``). ``under_watch`` is true while the controller
-    still judges it."""
-    w = watch_of(op)
-    if not w:
-        return {"state": "none", "under_watch": False, "summary": "not watched after the switch"}
-    state = str(w.get("state", ""))
-    until = w.get("until")
-    out: dict[str, Any] = {
-        "state": state,
-        "under_watch": state in ACTIVE,
-        "since": w.get("since"),
-        "until": until,
-        "ended_at": w.get("ended_at"),
-        "reason": w.get("reason", ""),
-    }
-    for key in ("rollback_id", "rolled_back_at", "superseded_by", "report", "breach", "basis"):
-        if w.get(key):
-            out[key] = w[key]
-    if state == WATCHING:
-        end = _iso(until)
-        late = end is not None and now > end + timedelta(seconds=60)
-        out["summary"] = f"under watch until {until} ({w.get('basis', '')})" + (
-            "; its period is over but no controller has closed it (is `deployops serve` running?)"
-            if late
-            else ""
-        )
-    elif state == ROLLING_BACK:
-        breach = w.get("breach") or {}
-        out["summary"] = (
-            f"rolling back since {breach.get('at', '')}: {breach.get('rule', '')}: "
-            f"{breach.get('reason', '')}"
-        )
-    elif state == "rolled_back":
-        out["summary"] = (
-            f"rolled back at {w.get('rolled_back_at', '')} by {w.get('rollback_id', '')} for "
-            f"{w.get('reason', '')}"
-        )
-    elif state == "superseded":
-        out["summary"] = str(w.get("reason", "superseded"))
-    elif state == "clean":
-        out["summary"] = f"ended clean at {w.get('ended_at', '')}: {w.get('reason', '')}"
-    else:
-        out["summary"] = f"{state}: {w.get('reason', '')}"
-    return out

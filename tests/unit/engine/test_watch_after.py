@@ -127,8 +127,9 @@ def test_rb1_release_degrading_after_its_window_is_rolled_back_by_the_watch(
     # The same record as inside the window: decision notice, rollback notice, incident report.
     kinds = [n.kind for n in rig.notices]
     assert "decision" in kinds
-    assert kinds[-1] == "deployment.rolled_back"
-    assert rig.notices[-1].severity == "critical"
+    # the rollback notice, then the previous version's "deployed" of the rollback itself
+    assert kinds[-2:] == ["deployment.rolled_back", "deployment.succeeded"]
+    assert rig.notices[-2].severity == "critical"
     report = tmp_path / ".deployops" / "reports" / f"{live.id}.md"
     text = report.read_text()
     for section in ("## Summary", "## Impact", "## Timeline", "## Evidence", "## Verification"):
