@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -50,6 +50,7 @@ from deployops.engine.observe.watch import (
     decide,
     judged_summary,
     operation_fields,
+    record_windows,
 )
 from deployops.engine.operation import Env, OperationKind, StepContext
 from deployops.engine.planning.deploy import frozen_rollback
@@ -502,6 +503,7 @@ class AfterSwitchWatch:
             return
         ctx = _context(self.env, op)
         if verdict.action is Action.ROLLBACK:
+            self._keep_windows(op, w, tracked)
             self._breach(op, ctx, verdict)
             return
         key = (verdict.action, str(verdict.evidence.get("verdict", "")))
@@ -553,7 +555,19 @@ class AfterSwitchWatch:
                 return other
         return None
 
+    def _keep_windows(self, op: OperationRecord, w: Mapping[str, Any], tracked: _Tracked) -> None:
+        """Keep the measurements the watch judged (the live colour since the watch began; the
+        window's own were kept by its Observe step), as every observation does."""
+        since = _iso(w.get("since")) or tracked.since
+        record_windows(
+            _context(self.env, op),
+            replace(tracked.step, baseline_target_group=""),
+            tracked.observer,
+            since=since,
+        )
+
     def _end_clean(self, op: OperationRecord, w: Mapping[str, Any], tracked: _Tracked) -> None:
+        self._keep_windows(op, w, tracked)
         summary = ""
         if isinstance(tracked.observer, Judging):
             summary = judged_summary(tracked.observer.judgement())
