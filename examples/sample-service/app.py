@@ -20,6 +20,8 @@ Endpoints: ``/`` (the app: JSON with version and replica), ``/health`` (200 when
                               (what a service without a graceful stop does)
 ``SHUTDOWN_GRACE_S``          how long a stop waits for requests in flight (default ``4``,
                               under the local platform's 5 s before SIGKILL)
+``FAULT_DEGRADE_AFTER_S``     the error-rate and latency faults start this many seconds
+                              after the replica started (a release that degrades later)
 ``DB_HOST``                   PostgreSQL host: when set, the service keeps its items in
                               the database (see below); when unset it has no database
 ``DB_PORT``                   PostgreSQL port (default ``5432``)
@@ -66,6 +68,8 @@ LEAK_MB_PER_S = float(os.environ.get("FAULT_LEAK_MB_PER_S", "0") or 0)
 BURN_CPU = os.environ.get("FAULT_CPU", "") == "1"
 CPU_S_PER_REQUEST = float(os.environ.get("FAULT_CPU_MS_PER_REQUEST", "0") or 0) / 1000.0
 HEALTH_FAIL = os.environ.get("FAULT_HEALTH_FAIL", "") == "1"
+DEGRADE_AFTER_S = float(os.environ.get("FAULT_DEGRADE_AFTER_S", "0") or 0)
+STARTED = time.monotonic()
 
 _counts = {"requests": 0, "errors": 0}
 _lock = threading.Lock()
@@ -248,11 +252,12 @@ class Handler(GracefulHandler):
         if path != "/":
             self._send(404, {"error": "not found", "path": path})
             return
-        if LATENCY_S:
+        degraded = time.monotonic() - STARTED >= DEGRADE_AFTER_S
+        if LATENCY_S and degraded:
             time.sleep(LATENCY_S)
         if CPU_S_PER_REQUEST:
             _burn(CPU_S_PER_REQUEST)
-        failed = ERROR_RATE > 0 and random.random() < ERROR_RATE
+        failed = degraded and ERROR_RATE > 0 and random.random() < ERROR_RATE
         with _lock:
             _counts["requests"] += 1
             _counts["errors"] += int(failed)

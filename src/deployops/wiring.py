@@ -356,10 +356,32 @@ def build_controller(
         (effective_rollback(project, name).measurements_retention for name in services),
         default=(project.rollback or RollbackSettings()).measurements_retention,
     )
+
+    from deployops.engine.watch_after import AfterSwitchWatch
+
+    watch = AfterSwitchWatch(
+        store=store,
+        clock=clock,
+        environment=environment,
+        worker=worker,
+        # the rollback runs as `deployops rollback` does, through a deployer of its own
+        deployer=lambda: build_deployer(
+            project,
+            environment,
+            store=store,
+            reporter=null_reporter,
+            clock=clock,
+            platform=platform,
+        ),
+        owner_alive=owner_alive,
+        every_s=min(1.0, tick_s) if tick_s > 0 else 1.0,
+    )
+
     return Controller(
         store=store,
         measurements_retention_s=retention,
         rotations=rotations,
+        watch=watch,
         clock=clock,
         environment=environment,
         traffic=platform.traffic,

@@ -126,10 +126,11 @@ def _list_deployments(
     else:
         ops = app.store.list_operations(kinds=kinds, environment=env, target=service, limit=limit)
         rows = [DeploymentRecord.from_operation(op) for op in ops]
+    watches = _watches(app, rows)
     if app.json:
         from deployops.store.queries import deployment_json
 
-        app.emit([deployment_json(r) for r in rows])
+        app.emit([{**deployment_json(r), "watch": watches[r.id]} for r in rows])
         return
     if not rows:
         app.console.print("no deployments yet: run `deployops deploy --version X.Y.Z`")
@@ -137,7 +138,10 @@ def _list_deployments(
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for col in ("ID", "ENV", "SERVICE", "KIND", "VERSION", "FROM", "STATUS", "PHASE", "STARTED"):
+    for col in (
+        *("ID", "ENV", "SERVICE", "KIND", "VERSION", "FROM", "STATUS", "PHASE", "STARTED"),
+        "WATCH",
+    ):
         table.add_column(col, no_wrap=col == "ID")  # ids are copied into `show`: never cut
     for r in rows:
         table.add_row(
@@ -150,8 +154,41 @@ def _list_deployments(
             _status(r.status),
             r.phase or "-",
             fmt_time(r.created_at),
+            _watch_cell(watches[r.id]),
         )
     app.console.print(table)
+
+
+def _watches(app: App, rows: list[DeploymentRecord]) -> dict[str, dict[str, object]]:
+    """The watch after the switch of each row (the rollback rules after the window)."""
+    from deployops.clock import SystemClock
+    from deployops.store.queries import watch_view
+
+    now = SystemClock().now()
+    out: dict[str, dict[str, object]] = {}
+    for r in rows:
+        op = app.store.get_operation(r.id)
+        out[r.id] = watch_view(op, now=now) if op is not None else {"state": "none"}
+    return out
+
+
+def _watch_cell(view: dict[str, object]) -> str:
+    """A short column: until when it is watched, or how the watch ended."""
+    from deployops.store.queries import parse_time
+
+    state = str(view.get("state", "none"))
+    if state == "watching":
+        until = parse_time(view.get("until"))
+        return f"[cyan]until {fmt_time(until)}[/cyan]" if until else "[cyan]watching[/cyan]"
+    if state == "rolling_back":
+        return "[yellow]rolling back[/yellow]"
+    if state == "rolled_back":
+        return "[yellow]rolled back[/yellow]"
+    if state in ("none", "off"):
+        return "-"
+    if state in ("rollback_failed", "blocked"):
+        return f"[red]{state.replace('_', ' ')}[/red]"
+    return state
 
 
 def _status(status: str) -> str:
@@ -179,7 +216,8 @@ def show(
         ),
     ] = False,
 ) -> None:
-    """Show one deployment: its steps with timestamps, events and decisions.
+    """Show one deployment: its steps with timestamps, events and decisions, and whether it
+    is still under watch after the switch (until when, or how the watch ended).
 
     Examples:
 
@@ -251,9 +289,11 @@ def _show(app: App, rec: DeploymentRecord) -> None:
     # CHK-3: the completion report kept with the deployment (the newest of its rewrites)
     reports = [e.data for e in events if e.kind == "checklist.report"][-1:]
     if app.json:
+        from deployops.clock import SystemClock
         from deployops.store.queries import deployment_detail
 
-        app.emit({**deployment_detail(app.store, rec.id), "reports": reports})
+        detail = deployment_detail(app.store, rec.id, now=SystemClock().now())
+        app.emit({**detail, "reports": reports})
         return
     c = app.console
     c.print(f"[bold]{rec.id}[/bold]  {rec.kind} of {rec.service} to {rec.environment}")
@@ -266,6 +306,9 @@ def _show(app: App, rec: DeploymentRecord) -> None:
         c.print(f"  task def  {rec.task_definition}   target group: {rec.target_group or '-'}")
     if rec.error:
         c.print(f"  [red]error[/red]     {rec.error}")
+    watch = _watches(app, [rec])[rec.id]
+    if watch.get("state") not in (None, "none"):
+        c.print(f"  watch     {watch.get('summary', '')}", markup=False, highlight=False)
     if steps:
         from rich.table import Table
 

@@ -3,8 +3,9 @@
 It is what the engine's unit tests and the contract suites run against on a virtual clock,
 the way libcloud keeps a dummy driver. It understands the sample service's fault switches in a
 task definition's environment (``FAULT_HEALTH_FAIL``, ``FAULT_CRASH_ON_START``,
-``FAULT_ERROR_RATE``, ``FAULT_LATENCY_MS``, ``FAULT_LEAK_MB_PER_S``, ``FAULT_CPU``), so failure
-paths can be rehearsed in milliseconds. ``MemoryCloud.faults`` applies switches to every
+``FAULT_ERROR_RATE``, ``FAULT_LATENCY_MS``, ``FAULT_LEAK_MB_PER_S``, ``FAULT_CPU``, and
+``FAULT_DEGRADE_AFTER_S``: the error and latency faults begin that long after a task started),
+so failure paths can be rehearsed in milliseconds. ``MemoryCloud.faults`` applies switches to every
 service at once (a shared dependency failing: the release is not to blame). What it cannot
 show: real processes, sockets, HAProxy timing.
 """
@@ -357,15 +358,33 @@ class MemoryMetrics:
             value = value * n / 100
         per_request = query.metric in (MetricName.ERROR_RATE, MetricName.RESPONSE_TIME)
         samples = n if per_request or query.metric is MetricName.REQUEST_COUNT else running
+        later = float(env.get("FAULT_DEGRADE_AFTER_S", "0") or 0)
         points = []
         t = query.start.timestamp()
         while t < query.end.timestamp():
             at = datetime.fromtimestamp(t, tz=query.start.tzinfo)
+            shown = value
             if query.metric is MetricName.MEMORY:
-                value = self._memory(svc, env, at)
-            points.append(Datapoint(timestamp=at, value=value, samples=samples))
+                shown = self._memory(svc, env, at)
+            elif later and per_request:
+                base = 5.0 if query.metric is MetricName.RESPONSE_TIME else 0.0
+                shown = self._degraded(svc, at, later, value, base)
+            points.append(Datapoint(timestamp=at, value=shown, samples=samples))
             t += query.period_s
         return Measurement(query=query, datapoints=tuple(points))
+
+    def _degraded(
+        self, svc: _Service, at: datetime, after_s: float, faulty: float, healthy: float
+    ) -> float:
+        """A fault that begins ``after_s`` after each task started: the share of the tasks
+        running at ``at`` that are that old get ``faulty``, the others the healthy value."""
+        clock = self.cloud.clock
+        mono_at = clock.monotonic() - (clock.now() - at).total_seconds()
+        ages = [mono_at - t.started for t in svc.tasks if t.started <= mono_at]
+        if not ages:
+            return healthy
+        share = sum(1 for a in ages if a >= after_s) / len(ages)
+        return healthy + share * (faulty - healthy)
 
     def _memory(self, svc: _Service, env: Mapping[str, str], at: datetime) -> float:
         """Mean memory use at ``at`` of the service's tasks running then, in percent of

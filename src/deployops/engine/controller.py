@@ -6,6 +6,8 @@ It keeps watching after the CLI has exited. Each :meth:`Controller.tick` runs wh
 - the target-tracking autoscaler every policy period (IAC-5);
 - deferred jobs, e.g. deleting the previous target group 24 h after a deploy (DEP-4);
 - pruning the measurements of deployments older than ``measurements_retention_s`` (hourly).
+- the watch after the switch: the live version judged by the rollback rules after its
+  stability window, rolled back when one breaks (:mod:`deployops.engine.watch_after`).
 
 At :meth:`Controller.start` it puts back jobs claimed by a controller that died (SIGKILL) and
 resumes interrupted deployments whose owner no longer runs. With a :class:`LeaderLease`,
@@ -36,6 +38,7 @@ from deployops.engine.alarms import AlarmEvaluator
 from deployops.engine.autoscaler import Autoscaler
 from deployops.engine.cleanup import JOB_DELETE_TARGET_GROUP, WAITING, JobOutcome, run_deletion
 from deployops.engine.lease import LeaderLease
+from deployops.engine.watch_after import AfterSwitchWatch
 from deployops.errors import DeployopsError
 from deployops.ports import Compute, Traffic
 from deployops.store import EventRecord, JobRecord, StateStore
@@ -90,6 +93,8 @@ class Controller:
     # rollback.measurements_retention: observed windows and judgements older are pruned
     measurements_retention_s: float | None = None
     measurements_prune_s: float = 3600.0
+    # RB-1 after the stability window (wiring.build_controller)
+    watch: AfterSwitchWatch | None = None
 
     def __post_init__(self) -> None:
         self._handlers: dict[str, JobHandler] = {
@@ -105,6 +110,8 @@ class Controller:
             self._schedules["rotations"] = _Schedule(self.rotation_interval_s)
         if self.measurements_retention_s is not None:
             self._schedules["measurements"] = _Schedule(self.measurements_prune_s)
+        if self.watch is not None:
+            self._schedules["watch"] = _Schedule(self.watch.every_s)
         for name in self._schedules:
             self.stats.setdefault(name, LoopStats())
         self.started = False
@@ -210,6 +217,8 @@ class Controller:
             loops["rotations"] = self.rotations
         if self.measurements_retention_s is not None:
             loops["measurements"] = self.prune_measurements
+        if self.watch is not None:
+            loops["watch"] = self.watch.tick
         for name, fn in loops.items():
             sched = self._schedules[name]
             if now < sched.next_at:
