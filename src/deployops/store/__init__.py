@@ -1,5 +1,5 @@
 """deployops' own state: operations (deployments and every other kind), steps, events,
-decisions, locks, samples, audit, jobs.
+decisions, locks, samples, audit, jobs, notices waiting for redelivery.
 
 SQLite by default (``.deployops/state.db`` beside ``deployops.yaml``); PostgreSQL when
 ``DEPLOYOPS_DATABASE_URL`` or ``state.url`` says so. Schema changes are Alembic migrations.
@@ -18,6 +18,7 @@ from deployops.store.records import (
     LockInfo,
     MetricSample,
     OperationRecord,
+    PendingNotice,
     RotationRecord,
     ScalingActivity,
     StepRecord,
@@ -37,6 +38,7 @@ __all__ = [
     "LockInfo",
     "MetricSample",
     "OperationRecord",
+    "PendingNotice",
     "RotationRecord",
     "ScalingActivity",
     "StateStore",
