@@ -1,18 +1,41 @@
 """Shared by the component-fault tests: a bounded loopback load through the production
-listener that counts the requests that failed, and receivers that are down or hang."""
+listener that counts the requests that failed, receivers that are down or hang, a receiver
+that answers (on a port of one's choosing, so a receiver can come back where it was), and
+a poll for a condition."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
+import pytest
 
-__all__ = ["Load", "hanging_receiver", "loopback_load", "refused_port"]
+from tests.integration.notify.receivers import HttpReceiver, make_handler
+
+__all__ = [
+    "HttpReceiver",
+    "Load",
+    "hanging_receiver",
+    "http_receiver",
+    "long_fault",
+    "loopback_load",
+    "refused_port",
+    "wait_until",
+]
+
+# `make faults` sets DEPLOYOPS_TEST_FAULTS=full: every component fault runs. Each takes tens of
+# seconds of real deploys, so `make test` keeps only the quick ones (read at import, before the
+# autouse fixture clears DEPLOYOPS_* for the tests themselves).
+FULL_FAULTS = os.environ.get("DEPLOYOPS_TEST_FAULTS") == "full"
+long_fault = pytest.mark.skipif(
+    not FULL_FAULTS, reason="a long component fault: `make faults` runs it"
+)
 
 
 @dataclass
@@ -98,3 +121,32 @@ def refused_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def http_receiver(port: int = 0) -> Iterator[HttpReceiver]:
+    """A Slack / PagerDuty stand-in that answers (``receivers.HttpReceiver``) on ``port``."""
+    from http.server import ThreadingHTTPServer
+
+    rx = HttpReceiver()
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(rx))
+    server.daemon_threads = True
+    rx.port = int(server.server_address[1])
+    th = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    th.start()
+    try:
+        yield rx
+    finally:
+        server.shutdown()
+        server.server_close()
+        th.join(timeout=5)
+
+
+def wait_until(check: Callable[[], bool], *, timeout_s: float, what: str) -> float:
+    """Poll ``check`` every 0.1 s; the seconds it took. Fails naming ``what``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        if check():
+            return time.monotonic() - t0
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not reached within {timeout_s:g}s")
