@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,15 +46,26 @@ class Load:
     sent: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    # the version that answered each successful request (the sample service says it)
+    versions: Counter[str] = field(default_factory=Counter)
+    # (monotonic time, ok) of every request, to see when failures happened
+    timeline: list[tuple[float, bool]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, ok: bool, what: str = "") -> None:
+    def record(self, ok: bool, what: str = "", version: str = "") -> None:
         with self.lock:
             self.sent += 1
+            self.timeline.append((time.monotonic(), ok))
+            if version:
+                self.versions[version] += 1
             if not ok:
                 self.failed += 1
                 if len(self.errors) < 20:
                     self.errors.append(what)
+
+    def failed_between(self, start: float, end: float) -> int:
+        with self.lock:
+            return sum(1 for t, ok in self.timeline if start <= t <= end and not ok)
 
 
 @contextmanager
@@ -69,7 +81,7 @@ def loopback_load(port: int, *, rate_per_s: float = 20.0) -> Iterator[Load]:
                 t0 = time.monotonic()
                 try:
                     r = client.get(f"http://127.0.0.1:{port}/")
-                    load.record(r.status_code == 200, f"HTTP {r.status_code}")
+                    load.record(r.status_code == 200, f"HTTP {r.status_code}", _version(r))
                 except httpx.HTTPError as exc:
                     load.record(False, type(exc).__name__)
                 stop.wait(max(0.0, 1.0 / rate_per_s - (time.monotonic() - t0)))
@@ -81,6 +93,15 @@ def loopback_load(port: int, *, rate_per_s: float = 20.0) -> Iterator[Load]:
     finally:
         stop.set()
         th.join(timeout=10)
+
+
+def _version(r: httpx.Response) -> str:
+    if r.status_code != 200:
+        return ""
+    try:
+        return str(r.json().get("version", ""))
+    except ValueError:
+        return ""
 
 
 @contextmanager
