@@ -27,7 +27,7 @@ format: deps
 
 # The reliability suite at full strength: fuzzing at 500 examples per input kind, every fault.
 faults: deps
-	DEPLOYOPS_TEST_FUZZ_EXAMPLES=500 DEPLOYOPS_TEST_CRASH_MATRIX=full \
+	DEPLOYOPS_TEST_FUZZ_EXAMPLES=500 DEPLOYOPS_TEST_CRASH_MATRIX=full DEPLOYOPS_TEST_FAULTS=full \
 	DEPLOYOPS_TEST_CRASH_REPORT=$(CURDIR)/.deployops-crash-matrix.md \
 	$(BIN)/python -m pytest tests/faults -s $(PYTEST_ARGS)
 

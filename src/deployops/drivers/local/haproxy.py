@@ -291,6 +291,21 @@ class HaproxyRuntime:
             f"set server {name} health down; set server {name} state ready"
         )
 
+    def restore_server(
+        self, backend: str, slot: str, port: int, host: str = "127.0.0.1", *, up: bool
+    ) -> None:
+        """Put a replica back into its slot after HAProxy restarted. One the supervisor saw
+        healthy just before (``up``) serves at once (``state ready`` from MAINT marks it UP
+        before any check, as a server-state file would); its checks then run as usual. A new
+        freshly restarted HAProxy otherwise answered 503 until ``rise`` checks passed."""
+        if not up:
+            self.add_server(backend, slot, port, host)
+            return
+        name = f"{backend}/{slot}"
+        self._expect_quiet(
+            f"set server {name} addr {host} port {port}; set server {name} state ready"
+        )
+
     def drain_server(self, backend: str, slot: str) -> None:
         self._expect_quiet(f"set server {backend}/{slot} state drain")
 

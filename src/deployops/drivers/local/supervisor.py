@@ -543,11 +543,16 @@ class Supervisor:
         return li
 
     def reapply_registrations(self) -> None:
-        """After HAProxy restarted: put every registered replica back into its slot."""
+        """After HAProxy restarted: put every registered replica back into its slot, those
+        healthy by the supervisor's own checks in service at once, a stopping one draining."""
         with self._lock:
             for r in self._replicas.values():
                 if r.slot and r.group:
-                    self.runtime.add_server(r.group, r.slot, r.port, self.settings.host)
+                    self.runtime.restore_server(
+                        r.group, r.slot, r.port, self.settings.host, up=r.healthy
+                    )
+                    if r.stopping:
+                        self.runtime.drain_server(r.group, r.slot)
 
     # ------------------------------------------------------------------ reconcile
     def _loop(self) -> None:
@@ -935,6 +940,11 @@ class Supervisor:
             write_json_atomic(self.paths.state_json, data)
         except OSError as exc:
             sys.stderr.write(f"could not save {self.paths.state_json}: {exc}\n")
+
+    def platform_event(self, kind: str, message: str, *, level: str = "warning") -> None:
+        """Something the platform did by itself (e.g. restarted HAProxy): the daemon log and a
+        stored event of the environment."""
+        self._event(kind, message, service="", level=level, data={})
 
     def _event(
         self, kind: str, message: str, *, service: str, level: str, data: dict[str, Any]
