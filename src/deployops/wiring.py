@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from deployops.engine.rotation import Rotator
     from deployops.engine.runner import Runner
     from deployops.ports import Compute, CredentialTarget, Metrics
+    from deployops.ports.recovery import DatabaseEndpoints
     from deployops.store import StateStore
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "build_notify",
     "build_rotator",
     "build_runner",
+    "database_endpoints",
     "owner_alive",
     "whoami",
 ]
@@ -147,6 +149,7 @@ def build_deployer(
     from deployops.engine.deploy import Deployer
     from deployops.engine.observe.rules_observer import RulesObserver
     from deployops.engine.planning.deploy import frozen_rollback
+    from deployops.ports.recovery import DatabaseEndpoints
 
     clk = clock or SystemClock()
     plat = platform or build_platform(project, environment, clock=clk, store=store)
@@ -182,8 +185,18 @@ def build_deployer(
         observer=observer,
         app_environment=app_environment,
         crash_point=crash_point_from_environment(),
-        extra_ports=platform_ports(plat),
+        extra_ports={
+            **platform_ports(plat),
+            DatabaseEndpoints: database_endpoints(store, environment, clk),
+        },
     )
+
+
+def database_endpoints(store: StateStore, environment: str, clock: Clock) -> DatabaseEndpoints:
+    """Where each service's database is now (a restore's repoint), kept in the state store."""
+    from deployops.engine.restore import StoredDatabaseEndpoints
+
+    return StoredDatabaseEndpoints(store=store, environment=environment, clock=clock)
 
 
 def platform_ports(platform: Platform) -> dict[type[Any], object]:

@@ -38,12 +38,14 @@ def register(app: typer.Typer) -> None:
     app.command(
         "resume",
         help=(
-            "Continue an interrupted deployment from its first unfinished step.\n\n"
-            "Without an id, resumes the one deployment still marked running in the "
+            "Continue an interrupted deployment, rollback, restore or drill from its first "
+            "unfinished step.\n\n"
+            "Without an id, resumes the one operation still marked running in the "
             "environment. Traffic always ends on a healthy target group.\n\n"
             "Examples:\n\n"
             "  deployops resume -e staging\n\n"
-            "  deployops resume dep-20261129-174501-7f3a"
+            "  deployops resume dep-20261129-174501-7f3a\n\n"
+            "  deployops resume rst-20261129-180210-9c1e"
         ),
     )(resume)
 
@@ -283,13 +285,18 @@ def resume(
         str | None, typer.Argument(help="Deployment id (default: the one still running).")
     ] = None,
 ) -> None:
+    from deployops.cli._recovery import recovery_kinds, resume_recovery
     from deployops.errors import ConfigError
+    from deployops.store.records import DEPLOYMENT_KINDS
     from deployops.wiring import build_deployer, owner_alive, whoami
 
     app = get_app(ctx)
+    recovery = tuple(recovery_kinds())
     if deployment_id is None:
         env = app.environment_name()
-        running = app.store.list_deployments(environment=env, status=["running"])
+        running = app.store.list_operations(
+            kinds=(*DEPLOYMENT_KINDS, *recovery), environment=env, status=["running"]
+        )
         if not running:
             raise ConfigError(
                 f"no interrupted deployment in {env}",
@@ -303,6 +310,11 @@ def resume(
                 hint="pass the one to resume",
             )
         deployment_id = running[0].id
+    op = app.store.find_operation(deployment_id)
+    if op is not None and op.kind in recovery:
+        # a restore or a drill: the same runner, with the recovery steps' ports
+        resume_recovery(app, op.id)
+        return
     rec = app.store.find_deployment(deployment_id)
     env = rec.environment if rec else app.environment_name()
     deployer = build_deployer(app.project, env, store=app.store, reporter=reporter_for(app))

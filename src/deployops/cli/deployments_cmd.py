@@ -8,6 +8,10 @@ import typer
 
 from deployops.cli._common import fmt_time, get_app
 
+# What the history shows: deployments, rollbacks, and the recovery kinds (restores, drills;
+# cli/_recovery.recovery_kinds, checked by a test)
+HISTORY_KINDS = ("deploy", "rollback", "restore", "drill")
+
 if TYPE_CHECKING:
     from deployops.cli.app import App
     from deployops.store import DeploymentRecord
@@ -36,14 +40,16 @@ def list_(
         int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")
     ] = 20,
 ) -> None:
-    """List deployments, newest first."""
+    """List deployments, rollbacks, restores and drills, newest first."""
     app = get_app(ctx)
     env = app.env
     if env:
         app.project.environment(env)
     if service:
         app.project.service(service)
-    rows = app.store.list_deployments(environment=env, service=service, limit=limit)
+    rows = app.store.list_deployments(
+        environment=env, service=service, limit=limit, kinds=HISTORY_KINDS
+    )
     if app.json:
         from deployops.store.queries import deployment_json
 
@@ -63,7 +69,7 @@ def list_(
             r.environment,
             r.service,
             r.kind,
-            r.version,
+            r.version or "-",
             r.previous_version or "-",
             _status(r.status),
             r.phase or "-",
@@ -108,7 +114,7 @@ def show(
       deployops -o json deployments show dep-2026 -f
     """
     app = get_app(ctx)
-    rec = app.store.require_deployment(deployment_id)
+    rec = app.store.require_deployment(deployment_id, kinds=HISTORY_KINDS)
     # the newest event the document below includes (read first: none can slip between them)
     shown = max((e.id for e in app.store.events(deployment_id=rec.id)), default=0)
     _show(app, rec)
@@ -134,7 +140,7 @@ def _follow(app: App, deployment_id: str, *, after: int, poll_s: float = 0.5) ->
         seen = 0
         app.console.print("  its log (Ctrl-C stops watching, not the deployment):")
     while True:
-        rec = app.store.require_deployment(deployment_id)
+        rec = app.store.require_deployment(deployment_id, kinds=HISTORY_KINDS)
         for e in app.store.events(deployment_id=deployment_id, since_id=seen):
             seen = e.id
             if app.json:
@@ -165,11 +171,15 @@ def _show(app: App, rec: DeploymentRecord) -> None:
     if app.json:
         from deployops.store.queries import deployment_detail
 
-        app.emit({**deployment_detail(app.store, rec.id), "reports": reports})
+        detail = deployment_detail(app.store, rec.id, kinds=HISTORY_KINDS)
+        app.emit({**detail, "reports": reports})
         return
     c = app.console
     c.print(f"[bold]{rec.id}[/bold]  {rec.kind} of {rec.service} to {rec.environment}")
-    c.print(f"  version   {rec.previous_version or '-'} -> {rec.version}  ({rec.strategy})")
+    if rec.version:
+        c.print(f"  version   {rec.previous_version or '-'} -> {rec.version}  ({rec.strategy})")
+    else:
+        c.print(f"  plan      {rec.strategy}")
     c.print(f"  status    {_status(rec.status)}   phase: {rec.phase or '-'}")
     if rec.reverts:
         c.print(f"  reverts   {rec.reverts}")

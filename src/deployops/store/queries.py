@@ -11,10 +11,12 @@ JSON-serialisable dicts, so ``deployops deployments show -o json`` and
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from deployops.store.records import (
+    DEPLOYMENT_KINDS,
     AlarmHistoryRecord,
     AlarmStateRecord,
     AuditRecord,
@@ -163,12 +165,15 @@ def list_deployments(
     return [deployment_json(r) for r in rows]
 
 
-def deployment_detail(store: StateStore, deployment_id: str) -> dict[str, Any]:
+def deployment_detail(
+    store: StateStore, deployment_id: str, *, kinds: Sequence[str] = DEPLOYMENT_KINDS
+) -> dict[str, Any]:
     """One deployment with its steps, events and decisions (with their evidence).
 
     ``deployment_id`` may be a unique prefix; an unknown one raises ``NotFoundError``.
+    ``kinds`` widens it to other operations (restores, drills).
     """
-    rec = store.require_deployment(deployment_id)
+    rec = store.require_deployment(deployment_id, kinds=kinds)
     return {
         **deployment_json(rec),
         "steps": [step_json(s) for s in store.steps_for(rec.id)],
