@@ -351,3 +351,11 @@ def test_dr4_a_restore_survives_the_next_deploy(tmp_path: Path) -> None:
     env = live_env()
     assert env["APP_VERSION"] == "1.1.0"
     assert (env["DB_HOST"], env["DB_PORT"]) == ("127.0.0.1", "6000")
+
+
+def test_the_history_lists_every_recovery_kind_resume_knows() -> None:
+    from deployops.cli._recovery import recovery_kinds
+    from deployops.cli.deployments_cmd import HISTORY_KINDS
+    from deployops.store.records import DEPLOYMENT_KINDS
+
+    assert set(HISTORY_KINDS) == {*DEPLOYMENT_KINDS, *recovery_kinds()}
