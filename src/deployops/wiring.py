@@ -284,9 +284,11 @@ def build_controller(
     tick_s: float = 1.0,
     job_interval_s: float = 5.0,
     lease_ttl_s: float | None = None,
+    loops: Mapping[str, tuple[float, Callable[[], object]]] | None = None,
 ) -> Controller:
     """The controller of one environment, wired from ``deployops.yaml``. With ``lease_ttl_s``
-    it shares the store with other controllers of the environment: one acts at a time."""
+    it shares the store with other controllers of the environment: one acts at a time.
+    ``loops`` adds self-contained loops (``cli/_recovery.build_dr_schedule(...).loops()``)."""
     from deployops.config.monitoring import alarm_definitions, scaling_policy
     from deployops.domain.model import MetricName
     from deployops.engine.alarms import AlarmEvaluator, RoutedMetrics
@@ -376,6 +378,7 @@ def build_controller(
         owner_alive=owner_alive,
         tick_s=tick_s,
         job_interval_s=job_interval_s,
+        loops=dict(loops or {}),
         lease=None
         if lease_ttl_s is None
         else LeaderLease(

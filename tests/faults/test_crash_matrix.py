@@ -223,6 +223,7 @@ def _bodies(project: Project) -> list[str]:
     return [i["body"] for i in httpx.get(url, timeout=10).json()["items"]]
 
 
+@pytest.mark.timeout(3600 if FULL else 600)  # a restore per point: ~40 s each
 def test_dr4_a_restore_killed_at_any_step_boundary_resumes_with_the_database_untouched(
     db_project: Project, outcomes: list[Outcome]
 ) -> None:

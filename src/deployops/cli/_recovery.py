@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from deployops.drivers.local.confighistory import ConfigHistory
     from deployops.drivers.local.postgres import LocalPostgres
     from deployops.drivers.local.restic import ResticBackupRepo
+    from deployops.engine.dr_schedule import DrSchedule
     from deployops.engine.events import Reporter
     from deployops.engine.operation import OperationKind
     from deployops.engine.runner import Runner
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "app_db_password",
     "build_database",
+    "build_dr_schedule",
     "build_recovery_runner",
     "build_restic",
     "drills_dir",
@@ -190,6 +192,63 @@ def build_recovery_runner(
         clock=clk,
     )
     return runner, db
+
+
+def build_dr_schedule(app: App, environment: str, clock: Clock) -> DrSchedule:
+    """The controller's disaster-recovery loops for the environment (freshness, test
+    restores, drills), from the ``backups:`` policies."""
+    from datetime import datetime
+
+    from deployops.domain.backup import BackupTarget, DrillScenario
+    from deployops.engine.dr_schedule import DrSchedule
+    from deployops.engine.testrestore import run_test_restore
+    from deployops.wiring import build_notify
+
+    cfg = app.project.backups
+    local = app.project.environment(environment).platform == "local"
+
+    def newest_points() -> dict[BackupTarget, datetime | None]:
+        if not local:
+            return {}
+        db = build_database(app, environment, clock)
+        points = db.backups() if db.primary_id() else []
+        archived = db.archived_until() if points else None
+        stamps = [p.finished_at for p in points] + ([archived] if archived else [])
+        repo = build_restic(app, environment, clock)
+        snaps = repo.snapshots() if repo.exists() else []
+        return {
+            BackupTarget.DATABASE: max(stamps) if stamps else None,
+            BackupTarget.APP_DATA: snaps[-1].finished_at if snaps else None,
+        }
+
+    def test_restore() -> dict[str, Any]:
+        return run_test_restore(
+            database=build_database(app, environment, clock),
+            repo=build_restic(app, environment, clock),
+        )
+
+    def run_drill(sc: DrillScenario) -> object:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        argv = [str(Path(sys.executable).parent / "deployops"), "-c", str(app.project.path)]
+        argv += ["-e", environment, "-q", "dr", "drill", sc.value]
+        argv += ["--i-understand", "--reason", "scheduled by the controller"]
+        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=7200)
+
+    return DrSchedule(
+        environment=environment,
+        store=app.store,
+        clock=clock,
+        newest_points=newest_points,
+        policies=cfg.policies(),
+        notify=build_notify(app.project, environment, app.store, clock),
+        test_restore=test_restore if local else None,
+        test_restore_every_s=float(cfg.test_restore.every),
+        drill_every_s=float(cfg.drills.every),
+        run_drill=run_drill if (local and cfg.drills.automatic) else None,
+    )
 
 
 def recovery_kinds() -> dict[str, OperationKind]:

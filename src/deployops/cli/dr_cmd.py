@@ -368,11 +368,12 @@ def _security_incident_unavailable(
 
 @group.command("status")
 def status(ctx: typer.Context) -> None:
-    """The last drill of each scenario, its result and when the next is due; the freshness
-    of every backup target against its RPO."""
+    """The last drill of each scenario, its result and when the next is due; when the next
+    test restore is due; the freshness of every backup target against its RPO (what the
+    controller of `deployops serve` schedules)."""
     import json
 
-    from deployops.cli._recovery import drills_dir
+    from deployops.cli._recovery import build_dr_schedule, drills_dir
     from deployops.clock import SystemClock
     from deployops.domain.backup import DrillScenario, drill_due
 
@@ -406,8 +407,14 @@ def status(ctx: typer.Context) -> None:
                 "overdue": due <= now,
             }
         )
+    schedule = build_dr_schedule(app, env, SystemClock())
+    tr = next((i for i in schedule.due() if i.what == "test-restore"), None)
+    test_restore = tr.to_json() if tr else None
+    fresh = schedule.freshness_rows()
     if app.json:
-        app.emit({"environment": env, "drills": rows})
+        app.emit(
+            {"environment": env, "drills": rows, "test_restore": test_restore, "freshness": fresh}
+        )
         return
     for r in rows:
         if r["last_drill"] is None:
@@ -419,3 +426,9 @@ def status(ctx: typer.Context) -> None:
             f"{r['scenario']}: {r['last_drill']} {verdict} (RTO {r['rto_s']} s, RPO "
             f"{r['rpo_s']} s); {when}"
         )
+    if test_restore is not None:
+        done = test_restore["last_at"] or "never"
+        when = "due now" if test_restore["overdue"] else f"next due {test_restore['next_due']}"
+        app.console.print(f"test restore: last {done}; {when}")
+    for f in fresh:
+        app.console.print(f"backups {'fresh' if f['ok'] else 'STALE'}: {f['text']}")

@@ -4,7 +4,9 @@ It keeps watching after the CLI has exited. Each :meth:`Controller.tick` runs wh
 
 - alarm evaluation every alarm period (MON-1), with its actions;
 - the target-tracking autoscaler every policy period (IAC-5);
-- deferred jobs, e.g. deleting the previous target group 24 h after a deploy (DEP-4).
+- deferred jobs, e.g. deleting the previous target group 24 h after a deploy (DEP-4);
+- self-contained loops handed in as ``loops`` (the disaster-recovery schedule: backup
+  freshness, test restores, quarterly drills, ``engine/dr_schedule.py``).
 
 At :meth:`Controller.start` it puts back jobs claimed by a controller that died (SIGKILL) and
 resumes interrupted deployments whose owner no longer runs. With a :class:`LeaderLease`,
@@ -85,6 +87,9 @@ class Controller:
     stats: dict[str, LoopStats] = field(default_factory=dict)
     # None: this controller is the only one and always acts.
     lease: LeaderLease | None = None
+    # Self-contained loops by name: (every seconds, what runs), e.g. the disaster-recovery
+    # schedule's (engine/dr_schedule.py: backup freshness, test restores, drills).
+    loops: Mapping[str, tuple[float, Callable[[], object]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._handlers: dict[str, JobHandler] = {
@@ -98,6 +103,8 @@ class Controller:
             self._schedules["autoscaler"] = _Schedule(float(self.autoscaler.policy.period_s))
         if self.rotations is not None:
             self._schedules["rotations"] = _Schedule(self.rotation_interval_s)
+        for name, (every_s, _fn) in self.loops.items():
+            self._schedules[name] = _Schedule(float(every_s))
         for name in self._schedules:
             self.stats.setdefault(name, LoopStats())
         self.started = False
@@ -201,6 +208,7 @@ class Controller:
             loops["autoscaler"] = self.autoscaler.step
         if self.rotations is not None:
             loops["rotations"] = self.rotations
+        loops.update({name: fn for name, (_every, fn) in self.loops.items()})
         for name, fn in loops.items():
             sched = self._schedules[name]
             if now < sched.next_at:
