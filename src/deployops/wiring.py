@@ -364,8 +364,16 @@ def build_controller(
         def rotations() -> object:
             return rotator.rotate_due(managed, actor="controller", owner_alive=owner_alive)
 
+    from deployops.config.rollback import RollbackSettings, effective_rollback
+
+    # The longest retention any service asks for: a window is kept while one still needs it.
+    retention = max(
+        (effective_rollback(project, name).measurements_retention for name in services),
+        default=(project.rollback or RollbackSettings()).measurements_retention,
+    )
     return Controller(
         store=store,
+        measurements_retention_s=retention,
         rotations=rotations,
         clock=clock,
         environment=environment,

@@ -211,6 +211,21 @@ def _show(app: App, rec: DeploymentRecord) -> None:
         c.print(table)
     for d in decisions:
         c.print(f"  decision  {fmt_time(d.ts)} {d.rule}: {d.verdict} -> {d.action}")
+    from deployops.store.queries import judgement_lines, measurements_summary
+
+    for j in app.store.judgements(deployment_id=rec.id):
+        first, *rest = judgement_lines(j)
+        c.print(f"  judgement {fmt_time(j.ts)} {first}", markup=False, highlight=False)
+        for line in rest:
+            c.print(f"            {line}", markup=False, highlight=False)
+    for m in measurements_summary(app.store.measurements(deployment_id=rec.id)):
+        rate = "-" if m["error_rate"] is None else f"{m['error_rate']:g} %"
+        p99 = "-" if m["max_p99_ms"] is None else f"{m['max_p99_ms']:.4g} ms"
+        c.print(
+            f"  measured  {m['colour']} ({m['role']}, {m['scope']}): {m['windows']} windows, "
+            f"{m['requests']} requests, {m['errors']} errors ({rate}), worst P99 {p99}",
+            highlight=False,
+        )
     for r in reports:
         state = "final" if r.get("final") else "open"
         c.print(f"  report    {r.get('markdown')} ({state}; HTML: {r.get('html')})")

@@ -96,6 +96,7 @@ def _register() -> None:
         cleanup_cmd,
         config_cmd,
         db_cmd,
+        decide_cmd,
         deploy_cmd,
         deployments_cmd,
         dr_cmd,
@@ -113,6 +114,7 @@ def _register() -> None:
     init_cmd.register(app)
     deploy_cmd.register(app)
     rollback_cmd.register(app)
+    decide_cmd.register(app)
     health_cmd.register(app)
     deployments_cmd.register(app)
     lock_cmd.register(app)

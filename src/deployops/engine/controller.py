@@ -5,6 +5,7 @@ It keeps watching after the CLI has exited. Each :meth:`Controller.tick` runs wh
 - alarm evaluation every alarm period (MON-1), with its actions;
 - the target-tracking autoscaler every policy period (IAC-5);
 - deferred jobs, e.g. deleting the previous target group 24 h after a deploy (DEP-4);
+- pruning the measurements of deployments older than ``measurements_retention_s`` (hourly);
 - self-contained loops handed in as ``loops`` (the disaster-recovery schedule: backup
   freshness, test restores, quarterly drills, ``engine/dr_schedule.py``).
 
@@ -28,6 +29,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from deployops.clock import Clock
@@ -87,6 +89,9 @@ class Controller:
     stats: dict[str, LoopStats] = field(default_factory=dict)
     # None: this controller is the only one and always acts.
     lease: LeaderLease | None = None
+    # rollback.measurements_retention: observed windows and judgements older are pruned
+    measurements_retention_s: float | None = None
+    measurements_prune_s: float = 3600.0
     # Self-contained loops by name: (every seconds, what runs), e.g. the disaster-recovery
     # schedule's (engine/dr_schedule.py: backup freshness, test restores, drills).
     loops: Mapping[str, tuple[float, Callable[[], object]]] = field(default_factory=dict)
@@ -103,6 +108,8 @@ class Controller:
             self._schedules["autoscaler"] = _Schedule(float(self.autoscaler.policy.period_s))
         if self.rotations is not None:
             self._schedules["rotations"] = _Schedule(self.rotation_interval_s)
+        if self.measurements_retention_s is not None:
+            self._schedules["measurements"] = _Schedule(self.measurements_prune_s)
         for name, (every_s, _fn) in self.loops.items():
             self._schedules[name] = _Schedule(float(every_s))
         for name in self._schedules:
@@ -208,6 +215,8 @@ class Controller:
             loops["autoscaler"] = self.autoscaler.step
         if self.rotations is not None:
             loops["rotations"] = self.rotations
+        if self.measurements_retention_s is not None:
+            loops["measurements"] = self.prune_measurements
         loops.update({name: fn for name, (_every, fn) in self.loops.items()})
         for name, fn in loops.items():
             sched = self._schedules[name]
@@ -230,6 +239,22 @@ class Controller:
         st.last_seconds = elapsed
         st.seconds_total += elapsed
         st.last_run = self.clock.now().timestamp()
+
+    # ------------------------------------------------------------------ retention
+    def prune_measurements(self) -> tuple[int, int]:
+        """Delete observed windows and judgements past ``measurements_retention_s``."""
+        if self.measurements_retention_s is None:
+            return (0, 0)
+        cutoff = self.clock.now() - timedelta(seconds=self.measurements_retention_s)
+        windows, judged = self.store.prune_measurements(cutoff)
+        if windows or judged:
+            self._event(
+                "measurements.pruned",
+                f"pruned {windows} observed windows and {judged} judgements older than "
+                f"{cutoff.isoformat(timespec='seconds')}",
+                data={"windows": windows, "judgements": judged},
+            )
+        return windows, judged
 
     # ------------------------------------------------------------------ jobs
     def run_jobs(self) -> list[tuple[JobRecord, JobOutcome]]:

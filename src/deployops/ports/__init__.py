@@ -9,6 +9,7 @@ faked: the engine checks them and says what is unsupported on that platform.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import ClassVar, Protocol, runtime_checkable
 
 from deployops.clock import Clock
@@ -25,12 +26,14 @@ from deployops.domain.model import (
 )
 from deployops.domain.native import NativeDeployment, NativeStart
 from deployops.domain.secrets import SecretInfo, Stage
+from deployops.domain.sketch import LatencySketch
 from deployops.secret import Secret
 
 __all__ = [
     "Clock",
     "Compute",
     "CredentialTarget",
+    "LatencySketches",
     "Metrics",
     "NativeDeployments",
     "Notification",
@@ -161,6 +164,17 @@ class Metrics(Protocol):
 
     def query(self, query: MetricQuery) -> Measurement:
         """Never raises for a failed query: the failure is ``Measurement.error``."""
+        ...
+
+
+@runtime_checkable
+class LatencySketches(Protocol):
+    """A metric source that also answers the latency *distribution* of a scope over a window
+    (capability ``latency-sketch``; the local platform's collector keeps one per interval).
+    The canary comparison needs the distribution, not only percentiles."""
+
+    def latency_sketch(self, scope: str, start: datetime, end: datetime) -> LatencySketch | None:
+        """Every request's latency (ms) completed in ``[start, end)``; ``None`` if unknown."""
         ...
 
 

@@ -23,6 +23,8 @@ from deployops.store.records import (
     DecisionRecord,
     DeploymentRecord,
     EventRecord,
+    JudgementRecord,
+    MeasurementRecord,
     ScalingActivity,
     StepRecord,
 )
@@ -39,7 +41,10 @@ __all__ = [
     "deployment_json",
     "event_json",
     "incident_reports",
+    "judgement_json",
+    "judgement_lines",
     "list_deployments",
+    "measurements_summary",
     "scaling_json",
     "step_json",
 ]
@@ -94,6 +99,78 @@ def decision_json(d: DecisionRecord) -> dict[str, Any]:
         "action": d.action,
         "evidence": d.evidence,
     }
+
+
+def judgement_json(j: JudgementRecord) -> dict[str, Any]:
+    """A comparison of the colours: verdict, score, each metric's reason and numbers."""
+    return {
+        "id": j.id,
+        "ts": j.ts.isoformat(),
+        "deployment_id": j.deployment_id,
+        "source": j.source,
+        "verdict": j.verdict,
+        "score": j.score,
+        "reason": j.detail.get("reason", ""),
+        "metrics": j.detail.get("metrics", []),
+        "window": j.detail.get("window", {}),
+        "held": j.held,
+        "decision": j.decision or None,
+        "decided_by": j.decided_by or None,
+        "decided_at": j.decided_at.isoformat() if j.decided_at else None,
+        "decision_reason": j.decision_reason or None,
+    }
+
+
+def judgement_lines(j: JudgementRecord) -> list[str]:
+    """A judgement for people: the verdict line, then one line per metric's reason."""
+    head = f"{j.source or 'comparison'}: {j.verdict} (score {j.score:g})"
+    reason = str(j.detail.get("reason", ""))
+    if reason:
+        head += f" — {reason}"
+    if j.held:
+        head += (
+            f"; held, decided {j.decision} by {j.decided_by or '-'}"
+            if j.decision
+            else "; held for a decision (deployops decide)"
+        )
+    lines = [head]
+    for m in j.detail.get("metrics", []):
+        lines.append(f"  {m.get('outcome', '')}: {m.get('reason', '')}")
+    return lines
+
+
+def measurements_summary(rows: list[MeasurementRecord]) -> list[dict[str, Any]]:
+    """Per colour of a deployment: how many windows were kept, over what time, the requests
+    and errors they saw and the worst latency P99 among them."""
+    groups: dict[tuple[str, str, str], list[MeasurementRecord]] = defaultdict(list)
+    for r in rows:
+        groups[(r.role, r.colour, r.scope)].append(r)
+    out = []
+    for (role, colour, scope), rs in sorted(groups.items()):
+        requests = sum(r.requests for r in rs)
+        errors = sum(r.errors for r in rs)
+        p99s = [
+            float(r.stats["latency_ms"]["p99"])
+            for r in rs
+            if isinstance(r.stats.get("latency_ms"), dict) and "p99" in r.stats["latency_ms"]
+        ]
+        out.append(
+            {
+                "role": role,
+                "colour": colour,
+                "scope": scope,
+                "sources": sorted({r.source for r in rs}),
+                "windows": len(rs),
+                "start": min(r.start for r in rs).isoformat(),
+                "end": max(r.end for r in rs).isoformat(),
+                "requests": requests,
+                "errors": errors,
+                "error_rate": round(100.0 * errors / requests, 3) if requests else None,
+                "max_p99_ms": max(p99s) if p99s else None,
+                "latency_distribution": any(r.latency for r in rs),
+            }
+        )
+    return out
 
 
 def alarm_json(a: AlarmStateRecord) -> dict[str, Any]:
@@ -179,6 +256,8 @@ def deployment_detail(
         "steps": [step_json(s) for s in store.steps_for(rec.id)],
         "events": [event_json(e) for e in store.events(deployment_id=rec.id)],
         "decisions": [decision_json(d) for d in store.decisions(deployment_id=rec.id)],
+        "judgements": [judgement_json(j) for j in store.judgements(deployment_id=rec.id)],
+        "measurements": measurements_summary(store.measurements(deployment_id=rec.id)),
         "rolled_back_by": [
             r.id
             for r in store.list_deployments(environment=rec.environment, limit=200)

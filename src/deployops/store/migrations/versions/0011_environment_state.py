@@ -2,7 +2,7 @@
 database's endpoint after a restore or a failover repointed the application)
 
 Revision ID: 0011
-Revises: 0004
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0004"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
