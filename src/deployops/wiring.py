@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from deployops.engine.runner import Runner
     from deployops.notify.router import Delivery, NotificationRouter
     from deployops.ports import Compute, CredentialTarget, Metrics
+    from deployops.ports.recovery import DatabaseEndpoints
     from deployops.store import StateStore
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "build_rotator",
     "build_runner",
     "close_routers",
+    "database_endpoints",
     "owner_alive",
     "whoami",
 ]
@@ -204,6 +206,7 @@ def build_deployer(
     from deployops.engine.deploy import Deployer
     from deployops.engine.observe.rules_observer import RulesObserver
     from deployops.engine.planning.deploy import frozen_rollback
+    from deployops.ports.recovery import DatabaseEndpoints
 
     clk = clock or SystemClock()
     plat = platform or build_platform(project, environment, clock=clk, store=store)
@@ -239,8 +242,18 @@ def build_deployer(
         observer=observer,
         app_environment=app_environment,
         crash_point=crash_point_from_environment(),
-        extra_ports=platform_ports(plat),
+        extra_ports={
+            **platform_ports(plat),
+            DatabaseEndpoints: database_endpoints(store, environment, clk),
+        },
     )
+
+
+def database_endpoints(store: StateStore, environment: str, clock: Clock) -> DatabaseEndpoints:
+    """Where each service's database is now (a restore's repoint), kept in the state store."""
+    from deployops.engine.restore import StoredDatabaseEndpoints
+
+    return StoredDatabaseEndpoints(store=store, environment=environment, clock=clock)
 
 
 def platform_ports(platform: Platform) -> dict[type[Any], object]:
@@ -328,9 +341,11 @@ def build_controller(
     tick_s: float = 1.0,
     job_interval_s: float = 5.0,
     lease_ttl_s: float | None = None,
+    loops: Mapping[str, tuple[float, Callable[[], object]]] | None = None,
 ) -> Controller:
     """The controller of one environment, wired from ``deployops.yaml``. With ``lease_ttl_s``
-    it shares the store with other controllers of the environment: one acts at a time."""
+    it shares the store with other controllers of the environment: one acts at a time.
+    ``loops`` adds self-contained loops (``cli/_recovery.build_dr_schedule(...).loops()``)."""
     from deployops.config.monitoring import alarm_definitions, scaling_policy
     from deployops.domain.model import MetricName
     from deployops.engine.alarms import AlarmEvaluator, RoutedMetrics
@@ -465,6 +480,7 @@ def build_controller(
         redeliver=redeliver,
         tick_s=tick_s,
         job_interval_s=job_interval_s,
+        loops=dict(loops or {}),
         lease=None
         if lease_ttl_s is None
         else LeaderLease(

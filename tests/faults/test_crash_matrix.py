@@ -1,10 +1,11 @@
-"""The crash matrix: for every step boundary of a blue-green deploy, a rolling deploy and a
-manual rollback, the deployops process is killed with SIGKILL — before the step's intent is
-stored, between the intent and the act, and after the act before its outcome is stored — then
-``deployops resume`` runs. Every point must end with traffic on a healthy version (20 requests
-through the production listener, all answered 200), the lock released, no orphan replica
-process, only the live colour running, and the recorded history complete (the operation
-succeeded, every step succeeded once).
+"""The crash matrix: for every step boundary of a blue-green deploy, a rolling deploy, a
+manual rollback and a database restore (DR-4), the deployops process is killed with SIGKILL —
+before the step's intent is stored, between the intent and the act, and after the act before
+its outcome is stored — then ``deployops resume`` runs. Every point must end with traffic on a
+healthy version (20 requests through the production listener, all answered 200), the lock
+released, no orphan replica process, only the live colour running, and the recorded history
+complete (the operation succeeded, every step succeeded once); a restore also leaves the
+running database untouched until the restored one is verified.
 
 The kill is deterministic: the runner's test-only fault point (``DEPLOYOPS_TEST_CRASH_AT``,
 see ``wiring.crash_point_from_environment``) makes the process SIGKILL itself at exactly that
@@ -30,9 +31,11 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import DEPLOYOPS, Project, running_project
+from tests.e2e.dr_support import db_project, start_db_and_deploy
 from tests.fixtures_local import ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
+__all__ = ["db_project"]  # the fixture
 
 WHERES = ("before-intent", "before-act", "before-outcome")
 FULL = os.environ.get("DEPLOYOPS_TEST_CRASH_MATRIX") == "full"
@@ -458,3 +461,72 @@ def _rotation_ops(project: Project) -> list[dict[str, Any]]:
     out = _run(project, "-o", "json", "deployments", "list", "--kind", "rotate", "-n", "100")
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def _db_status(project: Project) -> dict[str, Any]:
+    out = _run(project, "-o", "json", "db", "status")
+    assert out.returncode == 0, out.stderr
+    return dict(json.loads(out.stdout))
+
+
+def _bodies(project: Project) -> list[str]:
+    url = f"http://127.0.0.1:{project.config.services['web'].port}/items?limit=1000"
+    return [i["body"] for i in httpx.get(url, timeout=10).json()["items"]]
+
+
+@pytest.mark.timeout(3600 if FULL else 600)  # a restore per point: ~40 s each
+def test_dr4_a_restore_killed_at_any_step_boundary_resumes_with_the_database_untouched(
+    db_project: Project, outcomes: list[Outcome]
+) -> None:
+    """DR-4: ``restore db`` (restore into a new instance, verify, promote, repoint) killed at
+    every step boundary, then ``deployops resume``. Until the restored instance is verified
+    (every point before PromoteDatabase acts) the running primary is the one before, still
+    running, and the application serves its rows; after the resume the restored instance is
+    the primary, the replicas use it, the service answers, the lock is released."""
+    project = db_project
+    start_db_and_deploy(project)
+    url = f"http://127.0.0.1:{project.config.services['web'].port}/items"
+    assert httpx.post(url, json={"body": "kept"}, timeout=10).status_code == 201
+    assert _run(project, "backup", "run", "--target", "database").returncode == 0
+    planned = _run(project, "-o", "json", "restore", "db", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    steps = [s["type"] for s in json.loads(planned.stdout)["plan"]["steps"]]
+    promote = steps.index("PromoteDatabase")
+    mine = []
+    for seq, where in _points("restore", len(steps)):
+        before = _db_status(project)["primary"]
+        rows = _bodies(project)
+        known = {d["id"] for d in project.deployments()}
+        crashed = _run(project, "restore", "db", crash_at=f"restore:{seq}:{where}")
+        killed = crashed.returncode == -signal.SIGKILL
+        result = (
+            "" if killed else f"not killed (exit {crashed.returncode}: {crashed.stderr[-300:]})"
+        )
+        new = [d for d in project.deployments() if d["id"] not in known]
+        op_id = new[0]["id"] if new else ""
+        untouched = seq < promote or (seq == promote and where != "before-outcome")
+        if untouched:
+            status = _db_status(project)
+            by = {i["id"]: i for i in status["instances"]}
+            if status["primary"] != before or not by[before]["running"]:
+                result += f" the primary changed before the restore was verified: {status}"
+            if _bodies(project) != rows:
+                result += " the application's rows changed before the restore was verified"
+        resumed = _run(project, "resume", op_id) if op_id else crashed
+        if resumed.returncode != 0:
+            result += f" resume exit {resumed.returncode}: {resumed.stderr[-400:]}"
+        answers = _probe(project)
+        if answers != 20:
+            result += f" only {answers} of 20 answered"
+        if op_id:
+            result += _check_end_state(project, op_id)
+            if _db_status(project)["primary"] != op_id:
+                result += f" the restored {op_id} is not the primary"
+        if "kept" not in _bodies(project):
+            result += " the restored database lost the row before the backup"
+        mine.append(
+            Outcome("restore", seq, steps[seq], where, killed, resumed.returncode, answers, result)
+        )
+    outcomes.extend(mine)
+    bad = [o for o in mine if not o.killed or o.result.strip()]
+    assert not bad, "\n".join(f"{o.kind} step {o.seq} {o.where}: {o.result}" for o in bad)

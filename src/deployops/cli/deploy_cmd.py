@@ -38,8 +38,8 @@ def register(app: typer.Typer) -> None:
     app.command(
         "resume",
         help=(
-            "Continue an interrupted deployment or secret rotation from its first "
-            "unfinished step.\n\n"
+            "Continue an interrupted deployment, rollback, restore, drill or secret rotation "
+            "from its first unfinished step.\n\n"
             "Without an id, resumes the one operation still marked running in the "
             "environment. Traffic always ends on a healthy target group; a rotation ends "
             "with exactly one current value (finished, or put back). Resuming a rotation "
@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
             "Examples:\n\n"
             "  deployops resume -e staging\n\n"
             "  deployops resume dep-20261129-174501-7f3a\n\n"
+            "  deployops resume rst-20261129-180210-9c1e\n\n"
             "  deployops resume rot-20261202-031500-ab12 -e production"
         ),
     )(resume)
@@ -285,22 +286,24 @@ def resume(
     ctx: typer.Context,
     deployment_id: Annotated[
         str | None,
-        typer.Argument(help="Operation id: a deployment or a rotation (default: the one running)."),
+        typer.Argument(help="Operation id: a deployment, restore, drill or rotation (default: the one running)."),
     ] = None,
 ) -> None:
+    from deployops.cli._recovery import recovery_kinds, resume_recovery
     from deployops.engine.rotation import ROTATE
     from deployops.errors import ConfigError
     from deployops.store.records import DEPLOYMENT_KINDS
     from deployops.wiring import build_deployer, owner_alive, whoami
 
     app = get_app(ctx)
-    kinds = (*DEPLOYMENT_KINDS, ROTATE.name)
+    recovery = tuple(recovery_kinds())
+    kinds = (*DEPLOYMENT_KINDS, ROTATE.name, *recovery)
     if deployment_id is None:
         env = app.environment_name()
         running = app.store.list_operations(environment=env, kinds=kinds, status=["running"])
         if not running:
             raise ConfigError(
-                f"no interrupted deployment or rotation in {env}",
+                f"no interrupted operation in {env}",
                 path="DEPLOYMENT_ID",
                 hint="`deployops deployments list` shows every deployment and its status",
             )
@@ -316,6 +319,10 @@ def resume(
         from deployops.cli.secrets_cmd import resume_rotation
 
         resume_rotation(app, op.id, op.environment)
+        return
+    if op is not None and op.kind in recovery:
+        # a restore or a drill: the same runner, with the recovery steps' ports
+        resume_recovery(app, op.id)
         return
     rec = app.store.find_deployment(deployment_id)
     env = rec.environment if rec else app.environment_name()

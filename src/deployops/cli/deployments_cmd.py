@@ -8,6 +8,10 @@ import typer
 
 from deployops.cli._common import fmt_time, get_app
 
+# What the history shows: deployments, rollbacks, and the recovery kinds (restores, drills;
+# cli/_recovery.recovery_kinds, checked by a test)
+HISTORY_KINDS = ("deploy", "rollback", "restore", "drill")
+
 if TYPE_CHECKING:
     from deployops.cli.app import App
     from deployops.store import DeploymentRecord, OperationRecord
@@ -29,7 +33,13 @@ def register(app: typer.Typer) -> None:
 
 
 # --kind: the operation kinds listed (default: deployments and rollbacks)
-_KINDS = {"deploy": ("deploy",), "rollback": ("rollback",), "rotate": ("rotate",)}
+_KINDS = {
+    "deploy": ("deploy",),
+    "rollback": ("rollback",),
+    "restore": ("restore",),
+    "drill": ("drill",),
+    "rotate": ("rotate",),
+}
 
 
 @group.command("list")
@@ -43,12 +53,13 @@ def list_(
         str | None,
         typer.Option(
             "--kind",
-            help="Operations of this kind: deploy, rollback, rotate (secret rotations) or all "
-            "(default: deploy and rollback).",
+            help="Operations of this kind: deploy, rollback, restore, drill, rotate (secret "
+            "rotations) or all (default: all but rotations).",
         ),
     ] = None,
 ) -> None:
-    """List deployments (or other operations with --kind), newest first."""
+    """List deployments, rollbacks, restores and drills (or other operations with --kind),
+    newest first."""
     from deployops.errors import ConfigError
 
     app = get_app(ctx)
@@ -63,8 +74,8 @@ def list_(
             path="--kind",
             hint=f"use one of {', '.join([*_KINDS, 'all'])}",
         )
-    if kind in (None, "deploy", "rollback"):
-        _list_deployments(app, env, service, limit, _KINDS[kind] if kind else None)
+    if kind is None or kind in HISTORY_KINDS:
+        _list_deployments(app, env, service, limit, _KINDS[kind] if kind else HISTORY_KINDS)
         return
     kinds = None if kind == "all" else _KINDS[kind]
     ops = app.store.list_operations(kinds=kinds, environment=env, target=service, limit=limit)
@@ -119,13 +130,9 @@ def _op_row_json(op: OperationRecord) -> dict[str, Any]:
 def _list_deployments(
     app: App, env: str | None, service: str | None, limit: int, kinds: tuple[str, ...] | None
 ) -> None:
-    from deployops.store import DeploymentRecord
-
-    if kinds is None:
-        rows = app.store.list_deployments(environment=env, service=service, limit=limit)
-    else:
-        ops = app.store.list_operations(kinds=kinds, environment=env, target=service, limit=limit)
-        rows = [DeploymentRecord.from_operation(op) for op in ops]
+    rows = app.store.list_deployments(
+        environment=env, service=service, limit=limit, kinds=kinds or HISTORY_KINDS
+    )
     watches = _watches(app, rows)
     if app.json:
         from deployops.store.queries import deployment_json
@@ -149,7 +156,7 @@ def _list_deployments(
             r.environment,
             r.service,
             r.kind,
-            r.version,
+            r.version or "-",
             r.previous_version or "-",
             _status(r.status),
             r.phase or "-",
@@ -228,13 +235,13 @@ def show(
       deployops -o json deployments show dep-2026 -f
     """
     app = get_app(ctx)
-    rec = app.store.find_deployment(deployment_id)
+    rec = app.store.find_deployment(deployment_id, kinds=HISTORY_KINDS)
     if rec is None:
         op = app.store.find_operation(deployment_id)
         if op is not None:  # another kind of operation (a secret rotation)
             _show_operation(app, op)
             return
-    rec = app.store.require_deployment(deployment_id)
+    rec = app.store.require_deployment(deployment_id, kinds=HISTORY_KINDS)
     # the newest event the document below includes (read first: none can slip between them)
     shown = max((e.id for e in app.store.events(deployment_id=rec.id)), default=0)
     _show(app, rec)
@@ -260,7 +267,7 @@ def _follow(app: App, deployment_id: str, *, after: int, poll_s: float = 0.5) ->
         seen = 0
         app.console.print("  its log (Ctrl-C stops watching, not the deployment):")
     while True:
-        rec = app.store.require_deployment(deployment_id)
+        rec = app.store.require_deployment(deployment_id, kinds=HISTORY_KINDS)
         for e in app.store.events(deployment_id=deployment_id, since_id=seen):
             seen = e.id
             if app.json:
@@ -292,12 +299,17 @@ def _show(app: App, rec: DeploymentRecord) -> None:
         from deployops.clock import SystemClock
         from deployops.store.queries import deployment_detail
 
-        detail = deployment_detail(app.store, rec.id, now=SystemClock().now())
+        detail = deployment_detail(
+            app.store, rec.id, kinds=HISTORY_KINDS, now=SystemClock().now()
+        )
         app.emit({**detail, "reports": reports})
         return
     c = app.console
     c.print(f"[bold]{rec.id}[/bold]  {rec.kind} of {rec.service} to {rec.environment}")
-    c.print(f"  version   {rec.previous_version or '-'} -> {rec.version}  ({rec.strategy})")
+    if rec.version:
+        c.print(f"  version   {rec.previous_version or '-'} -> {rec.version}  ({rec.strategy})")
+    else:
+        c.print(f"  plan      {rec.strategy}")
     c.print(f"  status    {_status(rec.status)}   phase: {rec.phase or '-'}")
     if rec.reverts:
         c.print(f"  reverts   {rec.reverts}")

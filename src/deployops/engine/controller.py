@@ -10,6 +10,8 @@ It keeps watching after the CLI has exited. Each :meth:`Controller.tick` runs wh
   stability window, rolled back when one breaks (:mod:`deployops.engine.watch_after`).
 - notices a command could not deliver (a receiver down or hanging), retried with backoff
   until delivered or expired (``redeliver``, see :mod:`deployops.notify.outbox`).
+- self-contained loops handed in as ``loops`` (the disaster-recovery schedule: backup
+  freshness, test restores, quarterly drills, ``engine/dr_schedule.py``).
 
 At :meth:`Controller.start` it puts back jobs claimed by a controller that died (SIGKILL) and
 resumes interrupted deployments whose owner no longer runs. With a :class:`LeaderLease`,
@@ -105,6 +107,9 @@ class Controller:
     measurements_prune_s: float = 3600.0
     # RB-1 after the stability window (wiring.build_controller)
     watch: AfterSwitchWatch | None = None
+    # Self-contained loops by name: (every seconds, what runs), e.g. the disaster-recovery
+    # schedule's (engine/dr_schedule.py: backup freshness, test restores, drills).
+    loops: Mapping[str, tuple[float, Callable[[], object]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._handlers: dict[str, JobHandler] = {
@@ -124,6 +129,8 @@ class Controller:
             self._schedules["watch"] = _Schedule(self.watch.every_s)
         if self.redeliver is not None:
             self._schedules["notices"] = _Schedule(self.redeliver_interval_s)
+        for name, (every_s, _fn) in self.loops.items():
+            self._schedules[name] = _Schedule(float(every_s))
         for name in self._schedules:
             self.stats.setdefault(name, LoopStats())
         self.started = False
@@ -234,6 +241,7 @@ class Controller:
             loops["watch"] = self.watch.tick
         if self.redeliver is not None:
             loops["notices"] = self.redeliver
+        loops.update({name: fn for name, (_every, fn) in self.loops.items()})
         for name, fn in loops.items():
             sched = self._schedules[name]
             if now < sched.next_at:

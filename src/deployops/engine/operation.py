@@ -311,3 +311,6 @@ class NewOperation:
     detail: Mapping[str, Any] = field(default_factory=dict)
     reverts: str | None = None
     summary: str = ""  # one line for the lock and the started event
+    # An id made by the caller (``new_id(kind.id_prefix, now)``) when the plan names things
+    # after its operation (a restore's new database instance); empty: the runner makes one.
+    operation_id: str = ""

@@ -72,7 +72,7 @@ class Runner:
         store, clock = self.env.store, self.env.clock
         key = lock_key(new.environment, new.target)
         now = clock.now()
-        op_id = new_id(new.kind.id_prefix, now)
+        op_id = new.operation_id or new_id(new.kind.id_prefix, now)
         summary = new.summary or f"{new.kind.name} {new.target}"
         try:
             store.acquire_lock(

@@ -155,6 +155,19 @@ leases = Table(
     Column("expires_at", Float, nullable=False),
 )
 
+# What the planning of an environment reads instead of deployops.yaml, one JSON value per key:
+# ``database/<service>`` is the database endpoint a restore or a failover repointed the
+# application to (the next deploy keeps it).
+environment_state = Table(
+    "environment_state",
+    metadata,
+    Column("environment", String(128), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("source", String(256), nullable=False, server_default=""),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
 metric_samples = Table(
     "metric_samples",
     metadata,

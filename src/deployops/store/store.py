@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -397,14 +397,18 @@ class StateStore:
             return None
         return DeploymentRecord.from_operation(op)
 
-    def find_deployment(self, prefix: str) -> DeploymentRecord | None:
-        """By full id, or by a unique prefix of one."""
-        op = self.find_operation(prefix, kinds=DEPLOYMENT_KINDS)
+    def find_deployment(
+        self, prefix: str, *, kinds: Sequence[str] = DEPLOYMENT_KINDS
+    ) -> DeploymentRecord | None:
+        """By full id, or by a unique prefix of one (``kinds``: also restores, drills)."""
+        op = self.find_operation(prefix, kinds=kinds)
         return DeploymentRecord.from_operation(op) if op is not None else None
 
-    def require_deployment(self, prefix: str) -> DeploymentRecord:
+    def require_deployment(
+        self, prefix: str, *, kinds: Sequence[str] = DEPLOYMENT_KINDS
+    ) -> DeploymentRecord:
         """:meth:`find_deployment`, or :class:`NotFoundError` naming the id."""
-        rec = self.find_deployment(prefix)
+        rec = self.find_deployment(prefix, kinds=kinds)
         if rec is None:
             raise NotFoundError(
                 f"no deployment {prefix!r}",
@@ -420,9 +424,10 @@ class StateStore:
         service: str | None = None,
         status: Sequence[str] | None = None,
         limit: int = 20,
+        kinds: Sequence[str] = DEPLOYMENT_KINDS,
     ) -> list[DeploymentRecord]:
         ops = self.list_operations(
-            kinds=DEPLOYMENT_KINDS,
+            kinds=kinds,
             environment=environment,
             target=service,
             status=status,
@@ -688,6 +693,53 @@ class StateStore:
         with self._tx() as conn:
             res = conn.execute(
                 delete(t.leases).where(and_(t.leases.c.name == name, t.leases.c.holder == holder))
+            )
+            return bool(res.rowcount)
+
+    # ------------------------------------------------------------------ environment state
+    def set_environment_state(
+        self, environment: str, key: str, value: Mapping[str, Any], *, source: str, now: datetime
+    ) -> None:
+        """Keep ``value`` (JSON) under ``key`` for the environment, replacing what was there."""
+        c = t.environment_state.c
+        row = {"value": _dump(dict(value)), "source": source, "updated_at": now}
+        with self._tx() as conn:
+            done = conn.execute(
+                update(t.environment_state)
+                .where(and_(c.environment == environment, c.key == key))
+                .values(**row)
+            ).rowcount
+            if not done:
+                conn.execute(
+                    insert(t.environment_state).values(environment=environment, key=key, **row)
+                )
+
+    def environment_state(self, environment: str, key: str) -> dict[str, Any] | None:
+        """The value kept under ``key`` with ``source`` and ``updated_at``, or ``None``."""
+        c = t.environment_state.c
+        with self._tx() as conn:
+            r = (
+                conn.execute(
+                    select(t.environment_state).where(
+                        and_(c.environment == environment, c.key == key)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if r is None:
+            return None
+        return {
+            **json.loads(r["value"]),
+            "source": r["source"],
+            "updated_at": _aware(r["updated_at"]),
+        }
+
+    def clear_environment_state(self, environment: str, key: str) -> bool:
+        c = t.environment_state.c
+        with self._tx() as conn:
+            res = conn.execute(
+                delete(t.environment_state).where(and_(c.environment == environment, c.key == key))
             )
             return bool(res.rowcount)
 

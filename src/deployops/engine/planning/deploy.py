@@ -32,6 +32,7 @@ from deployops.engine.operation import Ports
 from deployops.engine.planning.capabilities import require_capabilities
 from deployops.errors import ConfigError
 from deployops.ports import NativeDeployments
+from deployops.ports.recovery import DatabaseEndpoints
 
 __all__ = [
     "STRATEGIES",
@@ -260,6 +261,13 @@ class DeployPlanner:
         require_capabilities(plan, self.ports)
         return plan.with_settings(**deployment_settings(self.project, request.service)), live
 
+    def database_endpoint(self, service: str) -> tuple[str, int] | None:
+        """The database endpoint a restore recorded for ``service`` (environment state)."""
+        endpoints = self.ports.extra.get(DatabaseEndpoints)
+        if not isinstance(endpoints, DatabaseEndpoints):
+            return None
+        return endpoints.database_endpoint(service)
+
     def task_definition_spec(
         self, service: str, cfg: ServiceConfig, version: str
     ) -> TaskDefinitionSpec:
@@ -269,6 +277,11 @@ class DeployPlanner:
             env, secrets = self._app_environment(self.project, self.environment)
         env.update(cfg.environment)
         env.update(cfg.version_environment.get(version, {}))
+        moved = self.database_endpoint(service)
+        if moved is not None:
+            # DR-4: a restore or a failover repointed the application; the yaml still names
+            # the database it replaced, so the recorded endpoint wins (the restore survives).
+            env["DB_HOST"], env["DB_PORT"] = moved[0], str(moved[1])
         env["APP_VERSION"] = version
         image = cfg.image.replace("{version}", version) if cfg.image else ""
         container_port = int(env.get("PORT", "3000"))
