@@ -286,7 +286,10 @@ def resume(
     ctx: typer.Context,
     deployment_id: Annotated[
         str | None,
-        typer.Argument(help="Operation id: a deployment, restore, drill or rotation (default: the one running)."),
+        typer.Argument(
+            help="Operation id: a deployment, restore, drill or rotation (default: the one "
+            "running)."
+        ),
     ] = None,
 ) -> None:
     from deployops.cli._recovery import recovery_kinds, resume_recovery

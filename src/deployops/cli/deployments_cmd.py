@@ -299,9 +299,7 @@ def _show(app: App, rec: DeploymentRecord) -> None:
         from deployops.clock import SystemClock
         from deployops.store.queries import deployment_detail
 
-        detail = deployment_detail(
-            app.store, rec.id, kinds=HISTORY_KINDS, now=SystemClock().now()
-        )
+        detail = deployment_detail(app.store, rec.id, kinds=HISTORY_KINDS, now=SystemClock().now())
         app.emit({**detail, "reports": reports})
         return
     c = app.console
