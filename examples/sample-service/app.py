@@ -9,6 +9,9 @@ Endpoints: ``/`` (the app: JSON with version and replica), ``/health`` (200 when
 ``APP_VERSION``               version reported by ``/`` and ``/health``
 ``FAULT_ERROR_RATE``          share of ``/`` requests answered 500 (``0.2`` = 20 %)
 ``FAULT_LATENCY_MS``          extra delay of every ``/`` request, in milliseconds
+``FAULT_LATENCY_JITTER_MS``   a further random delay of every ``/`` request, exponentially
+                              distributed with this mean in milliseconds (a latency
+                              distribution with a tail: doubling both knobs doubles its P99)
 ``FAULT_LEAK_MB_PER_S``       memory leaked per second (for the memory rules)
 ``FAULT_CPU``                 ``1`` burns CPU in a background thread (for auto scaling)
 ``FAULT_CPU_MS_PER_REQUEST``  CPU time every ``/`` request burns, in milliseconds: the
@@ -64,6 +67,7 @@ VERSION = os.environ.get("APP_VERSION", "0.0.0")
 REPLICA = os.environ.get("DEPLOYOPS_TASK_ID", str(os.getpid()))
 ERROR_RATE = float(os.environ.get("FAULT_ERROR_RATE", "0") or 0)
 LATENCY_S = float(os.environ.get("FAULT_LATENCY_MS", "0") or 0) / 1000.0
+JITTER_S = float(os.environ.get("FAULT_LATENCY_JITTER_MS", "0") or 0) / 1000.0
 LEAK_MB_PER_S = float(os.environ.get("FAULT_LEAK_MB_PER_S", "0") or 0)
 BURN_CPU = os.environ.get("FAULT_CPU", "") == "1"
 CPU_S_PER_REQUEST = float(os.environ.get("FAULT_CPU_MS_PER_REQUEST", "0") or 0) / 1000.0
@@ -253,8 +257,11 @@ class Handler(GracefulHandler):
             self._send(404, {"error": "not found", "path": path})
             return
         degraded = time.monotonic() - STARTED >= DEGRADE_AFTER_S
-        if LATENCY_S and degraded:
-            time.sleep(LATENCY_S)
+        delay = (LATENCY_S if degraded else 0.0) + (
+            random.expovariate(1.0 / JITTER_S) if JITTER_S else 0.0
+        )
+        if delay:
+            time.sleep(delay)
         if CPU_S_PER_REQUEST:
             _burn(CPU_S_PER_REQUEST)
         failed = degraded and ERROR_RATE > 0 and random.random() < ERROR_RATE

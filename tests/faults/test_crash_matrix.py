@@ -530,3 +530,36 @@ def test_dr4_a_restore_killed_at_any_step_boundary_resumes_with_the_database_unt
     outcomes.extend(mine)
     bad = [o for o in mine if not o.killed or o.result.strip()]
     assert not bad, "\n".join(f"{o.kind} step {o.seq} {o.where}: {o.result}" for o in bad)
+
+
+def _shift_points(steps: list[str]) -> list[tuple[int, str]]:
+    """Every point with the full matrix; else the first shift and the first bake, each at
+    another boundary (the steps a canary adds to blue-green)."""
+    if FULL:
+        return [(seq, where) for seq in range(len(steps)) for where in WHERES]
+    shift, bake = steps.index("ShiftTraffic"), steps.index("Bake")
+    return [(shift, "before-act"), (bake, "before-outcome")]
+
+
+def test_a_canary_killed_at_any_step_boundary_resumes_to_a_healthy_version(
+    outcomes: list[Outcome],
+) -> None:
+    """A canary (one 25 % step baked 1 s) killed at a shift or a bake resumes from the stored
+    step: the weights are set again, the bake runs again, and the deploy ends on the new
+    version with the same checks as the other kinds."""
+    with running_project(
+        blue_green={"health_timeout": 20, "stability_window": 1, "sample_interval": 0.5},
+        canary={"steps": [25, 100], "bake": 1},
+    ) as project:
+        assert _run(project, "deploy", "--version", "1.0.0").returncode == 0
+        steps = _plan(project, "deploy", "--version", "1.0.1", "--strategy", "canary")
+        mine = []
+        for seq, where in _shift_points(steps):
+            version = f"1.3.{next(_versions)}"
+            args = ["deploy", "--version", version, "--strategy", "canary"]
+            mine.append(
+                _crash_and_resume(project, "deploy", "canary", args, seq, where, steps[seq])
+            )
+        outcomes.extend(mine)
+    bad = [o for o in mine if not o.killed or o.result]
+    assert not bad, "\n".join(f"{o.kind} step {o.seq} {o.where}: {o.result}" for o in bad)

@@ -19,6 +19,13 @@ target group) -> deploy (start green, wait for health, smoke-test it on the test
 -> switch (move the production listener, confirm, observe the stability window) -> cleanup
 (scale blue to 0, delete its target group 24 h later).
 
+Canary and linear (`--strategy canary|linear`, or `strategy:` in deployops.yaml) shift
+production in steps instead of switching at once: each step sends a share of the requests to
+the new version (canary: `canary.steps`, e.g. 5, 25, 50, 100 %; linear: every
+`linear.step_percent`), bakes it (`canary.bake` / `linear.bake`) and compares it with the
+previous version before the next; a failed step puts every request back on the previous
+version at once. See docs/runbooks/canary.md.
+
 Exit codes: 0 deployed, 1 failed (traffic left on the old version), 2 bad input (nothing
 changed), 3 rolled back, 4 another deploy holds the lock, 5 your role may not deploy (a
 deployer is needed).
@@ -30,6 +37,8 @@ Examples:
   deployops deploy -e production --service web --version 1.4.0 --dry-run
 
   deployops deploy -e staging --version 1.4.0 --strategy rolling -o json
+
+  deployops deploy -e production --version 1.4.0 --strategy canary
 """
 
 
@@ -70,7 +79,8 @@ def deploy(
         str | None, typer.Option("--service", envvar="SERVICE", help="Service name.")
     ] = None,
     strategy: Annotated[
-        str | None, typer.Option("--strategy", help="blue-green or rolling (default: config).")
+        str | None,
+        typer.Option("--strategy", help="blue-green, rolling, canary or linear (default: config)."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = (
         False

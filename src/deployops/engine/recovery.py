@@ -18,7 +18,15 @@ from typing import Any
 
 from deployops.domain.names import prod_listener
 from deployops.domain.native import NATIVE_STRATEGY, WaitNativeDeployment
-from deployops.domain.plan import Observe, Plan, RollingUpdate, Step, SwitchListener
+from deployops.domain.plan import (
+    SHIFT_STRATEGIES,
+    Bake,
+    Observe,
+    Plan,
+    RollingUpdate,
+    Step,
+    SwitchListener,
+)
 from deployops.engine.events import Notice
 from deployops.engine.incident import measure_impact, verify_rollback, write_incident_report
 from deployops.engine.observe.health import Verdict
@@ -39,10 +47,16 @@ def guard_traffic(ctx: StepContext) -> None:
         return  # the platform moves traffic; the resumed step reads its deployment again
     ports = ctx.ports
     prod = prod_listener(ctx.op.target)
-    tg = ports.traffic.describe_listener(prod).target_group
+    listener = ports.traffic.describe_listener(prod)
+    tg = listener.target_group
     svc = ports.compute.describe_service(tg)
+    # A canary's share counts too: every group with a weight must be serving.
+    shares = [g for g, w in listener.forwards if w > 0 and g != tg]
     if svc is not None and svc.desired > 0 and svc.healthy >= 1:
-        return
+        unserved = [g for g in shares if not _serving(ctx, g)]
+        if not unserved:
+            return
+        tg = unserved[0]
     prev = ctx.plan.previous_target_group
     if prev and prev != tg:
         prev_svc = ports.compute.describe_service(prev)
@@ -53,6 +67,11 @@ def guard_traffic(ctx: StepContext) -> None:
                 f"production was on unhealthy {tg}; switched back to {prev}",
                 level="warning",
             )
+
+
+def _serving(ctx: StepContext, target_group: str) -> bool:
+    svc = ctx.ports.compute.describe_service(target_group)
+    return svc is not None and svc.desired > 0 and svc.healthy >= 1
 
 
 def _restore(
@@ -69,6 +88,8 @@ def _restore(
     if rec.kind == "rollback":
         notes.append(f"rollback stopped; production is on {current}")
         return False, None, notes
+    if plan.strategy in SHIFT_STRATEGIES:
+        return _restore_shift(ctx, rec)
     if plan.strategy == "blue-green":
         flip: dict[str, Any] | None = None
         if current == plan.target_group and prev and prev != current:
@@ -94,6 +115,37 @@ def _restore(
         notes.append(f"rolling back {plan.target_group} to {rec.previous_task_definition}")
         return True, None, notes
     return False, None, notes
+
+
+def _restore_shift(
+    ctx: StepContext, rec: DeploymentRecord
+) -> tuple[bool, dict[str, Any] | None, list[str]]:
+    """A canary or linear deployment: whatever share of production the new colour has
+    (a step's weight, or all of it after the switch) goes back to the previous colour at once,
+    before anything else (one ``switch_listener``: the weights of the new colour to 0)."""
+    plan, ports = ctx.plan, ctx.ports
+    prod = prod_listener(rec.service)
+    listener = ports.traffic.describe_listener(prod)
+    share = dict(listener.forwards).get(plan.target_group, 0)
+    prev = rec.previous_target_group
+    if share <= 0 or not prev or prev == plan.target_group:
+        return False, None, [f"traffic stayed on {listener.target_group}"]
+    began = ctx.clock.monotonic()
+    ports.traffic.switch_listener(prod, prev)
+    ms = (ctx.clock.monotonic() - began) * 1000
+    flip = {
+        "listener": prod,
+        "from": plan.target_group,
+        "to": prev,
+        "ms": round(ms, 3),
+        "at": ctx.clock.now().isoformat(),
+        "percent": share,
+    }
+    return (
+        True,
+        flip,
+        [f"moved the {share}% of {prod} on {plan.target_group} back to {prev} in {ms:.0f} ms"],
+    )
 
 
 def _restore_native(
@@ -130,12 +182,12 @@ def _restore_native(
 def _teardown(ctx: StepContext, notes: list[str]) -> None:
     """Scale the failed colour to 0 once no traffic reaches it (``teardown_on_failure``)."""
     plan, ports = ctx.plan, ctx.ports
-    if plan.strategy != "blue-green" or not ctx.settings.get("teardown_on_failure", True):
-        return
-    if (
-        plan.target_group
-        == ports.traffic.describe_listener(prod_listener(ctx.op.target)).target_group
+    if plan.strategy not in ("blue-green", *SHIFT_STRATEGIES) or not ctx.settings.get(
+        "teardown_on_failure", True
     ):
+        return
+    listener = ports.traffic.describe_listener(prod_listener(ctx.op.target))
+    if dict(listener.forwards).get(plan.target_group, 0) > 0:
         return
     svc = ports.compute.describe_service(plan.target_group)
     if svc is not None and svc.desired > 0:
@@ -217,7 +269,9 @@ def _after_rollback(
     rec = _current(ctx)
     trigger = ctx.state.get(ROLLBACK_VERDICT)
     try:
-        interval = next((s.interval_s for s in ctx.plan.steps if isinstance(s, Observe)), 0.0)
+        interval = next(
+            (s.interval_s for s in ctx.plan.steps if isinstance(s, Observe | Bake)), 0.0
+        )
         verification = verify_rollback(
             ctx,
             rec,

@@ -441,6 +441,9 @@ class Daemon:
             "switch_listener": lambda p: wire.listener_to(
                 sup.switch_listener(p["name"], p["target_group"])
             ),
+            "set_weights": lambda p: wire.listener_to(
+                sup.set_weights(p["name"], {str(k): int(v) for k, v in p["weights"].items()})
+            ),
             "list_listeners": lambda _p: [wire.listener_to(li) for li in sup.list_listeners()],
             "status": status,
             "shutdown": shutdown,

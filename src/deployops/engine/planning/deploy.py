@@ -24,8 +24,10 @@ from deployops.domain.plan import (
     BlueGreenParams,
     Plan,
     RollingParams,
+    ShiftParams,
     blue_green_plan,
     rolling_plan,
+    shift_plan,
 )
 from deployops.domain.version import Version
 from deployops.engine.operation import Ports
@@ -106,24 +108,57 @@ def deployment_settings(project: ProjectConfig, service: str) -> dict[str, Any]:
     }
 
 
+def _blue_green_params(
+    request: DeployRequest, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
+) -> BlueGreenParams:
+    bg = cfg.blue_green
+    return BlueGreenParams(
+        service=request.service,
+        spec=spec,
+        health_check=health_check_of(cfg),
+        desired_count=bg.desired_count or cfg.desired_count,
+        active_colour=live.colour,
+        has_active=live.active,
+        health_timeout_s=bg.health_timeout,
+        stability_window_s=bg.stability_window,
+        sample_interval_s=bg.sample_interval,
+        target_group_retention_s=bg.target_group_retention,
+        smoke_checks=tuple((c.path, c.status) for c in bg.smoke_checks),
+        max_error_rate=bg.max_error_rate,
+    )
+
+
 def _blue_green(
     request: DeployRequest, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
 ) -> Plan:
-    bg = cfg.blue_green
-    return blue_green_plan(
-        BlueGreenParams(
-            service=request.service,
-            spec=spec,
-            health_check=health_check_of(cfg),
-            desired_count=bg.desired_count or cfg.desired_count,
-            active_colour=live.colour,
-            has_active=live.active,
-            health_timeout_s=bg.health_timeout,
-            stability_window_s=bg.stability_window,
-            sample_interval_s=bg.sample_interval,
-            target_group_retention_s=bg.target_group_retention,
-            smoke_checks=tuple((c.path, c.status) for c in bg.smoke_checks),
-            max_error_rate=bg.max_error_rate,
+    return blue_green_plan(_blue_green_params(request, cfg, spec, live))
+
+
+def _canary(
+    request: DeployRequest, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
+) -> Plan:
+    """Production shifted to the new colour in the configured steps (``canary.steps``),
+    each baked for ``canary.bake`` and judged against the previous colour."""
+    return shift_plan(
+        ShiftParams(
+            blue_green=_blue_green_params(request, cfg, spec, live),
+            strategy="canary",
+            steps=cfg.canary.steps,
+            bake_s=cfg.canary.bake,
+        )
+    )
+
+
+def _linear(
+    request: DeployRequest, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
+) -> Plan:
+    """Equal steps of ``linear.step_percent`` up to 100 %, each baked for ``linear.bake``."""
+    return shift_plan(
+        ShiftParams(
+            blue_green=_blue_green_params(request, cfg, spec, live),
+            strategy="linear",
+            steps=cfg.linear.steps,
+            bake_s=cfg.linear.bake,
         )
     )
 
@@ -184,7 +219,12 @@ def native_deployments(ports: Ports) -> NativeDeployments | None:
 
 # A strategy turns (request, service settings, task definition, live state) into a plan.
 Strategy = Callable[[DeployRequest, ServiceConfig, TaskDefinitionSpec, LiveState], Plan]
-STRATEGIES: dict[str, Strategy] = {"blue-green": _blue_green, "rolling": _rolling}
+STRATEGIES: dict[str, Strategy] = {
+    "blue-green": _blue_green,
+    "rolling": _rolling,
+    "canary": _canary,
+    "linear": _linear,
+}
 
 
 class DeployPlanner:
@@ -236,7 +276,7 @@ class DeployPlanner:
             raise ConfigError(
                 f"unknown strategy {strategy!r}",
                 path="--strategy",
-                hint=f"use {' or '.join(STRATEGIES)}",
+                hint=f"use {', '.join(STRATEGIES)}",
             )
         if native_deployments(self.ports) is not None:
             if strategy != "blue-green":
