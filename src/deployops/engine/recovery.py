@@ -25,6 +25,7 @@ from deployops.engine.observe.health import Verdict
 from deployops.engine.observe.watch import ROLLBACK_VERDICT, operation_fields
 from deployops.engine.operation import StepContext
 from deployops.engine.steps.native import rollback_native
+from deployops.engine.steps.rolling import PLATFORM_ROLLBACK, wait_platform_rollback
 from deployops.errors import DeploymentError, DeployopsError, RolledBackError
 from deployops.ids import new_id
 from deployops.store import DeploymentRecord, OperationRecord
@@ -87,6 +88,13 @@ def _restore(
         elif current != plan.target_group:
             notes.append(f"traffic stayed on {current}")
         return flip is not None, flip, notes
+    platform_rollback = str(ctx.state.get(PLATFORM_ROLLBACK) or "")
+    if isinstance(step, RollingUpdate) and platform_rollback:
+        # The platform rolls back by itself (an armed alarm, the circuit breaker): wait for
+        # it, never start a second deployment over it.
+        ok, note = wait_platform_rollback(ctx, platform_rollback)
+        notes.append(note)
+        return ok, None, notes
     if isinstance(step, RollingUpdate | Observe) and rec.previous_task_definition:
         ports.compute.update_service(
             plan.target_group, task_definition=rec.previous_task_definition
@@ -256,7 +264,9 @@ def _record_rollback(
     store = ctx.store
     now = ctx.clock.now()
     rb_id = new_id("dep", now)
-    by_platform = bool(flip and flip.get("by") == "platform")
+    by_platform = bool(flip and flip.get("by") == "platform") or bool(
+        ctx.state.get(PLATFORM_ROLLBACK)
+    )
     plan = Plan(
         strategy="platform-rollback" if by_platform else ("flip" if flip else "redeploy"),
         steps=(
@@ -300,6 +310,18 @@ def _record_rollback(
         )
     )
     seq = 0
+    if flip is None and ctx.state.get(PLATFORM_ROLLBACK):
+        # A rolling deployment the platform rolled back (no listener moved).
+        store.record_step_intent(
+            rb_id,
+            0,
+            "PlatformRollback",
+            phase="deploy",
+            params={"deployment": str(ctx.state[PLATFORM_ROLLBACK]), "by": "platform"},
+            now=now,
+        )
+        store.record_step_outcome(rb_id, 0, status="succeeded", result={}, now=now)
+        seq = 1
     if flip:
         store.record_step_intent(
             rb_id,

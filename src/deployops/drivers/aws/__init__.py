@@ -29,6 +29,7 @@ from deployops.drivers.aws.cloudwatch import (
 )
 from deployops.drivers.aws.ecs import EcsCompute
 from deployops.drivers.aws.ecs_native import EcsNativeDeployments
+from deployops.drivers.aws.ecs_rolling import EcsRollingDeployments
 from deployops.drivers.aws.elbv2 import ElbTraffic
 from deployops.drivers.aws.sns import SnsNotifier
 from deployops.errors import ConfigError
@@ -49,6 +50,7 @@ __all__ = [
     "CloudWatchMetrics",
     "EcsCompute",
     "EcsNativeDeployments",
+    "EcsRollingDeployments",
     "ElbTraffic",
     "SnsNotifier",
     "alarm_sync",
@@ -156,6 +158,13 @@ def build_with(
         "aws_session": session,
         "aws_mode": mode,
     }
+    if mode == "services":
+        # Rolling updates: ECS watches the rollback rules armed as CloudWatch alarms (RB-1).
+        extras["rollouts"] = EcsRollingDeployments(
+            compute=compute,
+            alarms=CloudWatchAlarms(client=session.client("cloudwatch")),
+            target_group=traffic.metric_ids,
+        )
     if mode == "ecs-native":
         # ECS carries out the blue/green; the engine drives it through this port.
         extras["native_deployments"] = EcsNativeDeployments(
