@@ -89,7 +89,7 @@ def test_the_rollback_rules_are_put_as_alarms_on_the_services_own_metrics(stubs:
         {"AlarmNames": NAMES, "AlarmTypes": ["MetricAlarm"]},
     )
     sent: list[dict[str, Any]] = []
-    for name in NAMES:
+    for _ in NAMES:
         # botocore validates each request against the model before the Stubber answers
         stubs.cw.add_response("put_metric_alarm", {})
     stubs.cw_client.meta.events.register(
