@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 from deployops.clock import Clock
-from deployops.domain.alarms import AlarmDefinition, Severity
+from deployops.domain.alarms import AlarmAction, AlarmDefinition, Severity
 from deployops.domain.model import Datapoint, Measurement, MetricName, MetricQuery, Statistic
 from deployops.domain.rollout import ArmedRule
 from deployops.domain.rules import Rule
@@ -265,17 +265,36 @@ class AlarmChange:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlarmTargets:
-    """What the MON-1 alarms watch on AWS: the ALB, both colours' target groups and ECS
-    services (blue and green swap roles on every deploy, so the alarms cover both and never
-    need re-pointing after a switch)."""
+    """What the MON-1 alarms watch on AWS, as infrastructure/modules/monitoring renders them:
+    CPU and memory per ECS service (blue and green, or the one ecs-native service), each
+    scaling out its own service; the ALB metrics (5XX...) per target group; LowHealthyHosts
+    over both groups (either may be live). ``names`` are Terraform's (its ``alarm_names``
+    output); an alarm it does not name is ``{prefix}-{colour}-{alarm}`` or
+    ``{prefix}-{alarm}``, as the module names them."""
 
     prefix: str
-    load_balancer_arn: str
-    target_group_arns: tuple[str, ...]
     cluster: str
-    ecs_services: tuple[str, ...]
+    load_balancer_arn: str
+    target_groups: Mapping[str, str]  # colour -> target group ARN
+    ecs_services: Mapping[str, str]  # colour (blue, green; native) -> ECS service name
     warning_topic_arn: str
     critical_topic_arn: str
+    scale_out_policies: Mapping[str, str] = field(default_factory=dict)  # colour -> ARN
+    names: Mapping[str, str | Mapping[str, str]] = field(default_factory=dict)
+
+    def name(self, alarm: str, colour: str | None = None) -> str:
+        named = self.names.get(alarm)
+        if colour is None:
+            return named if isinstance(named, str) else f"{self.prefix}-{alarm}"
+        if isinstance(named, Mapping) and colour in named:
+            return str(named[colour])
+        return f"{self.prefix}-{colour}-{alarm}"
+
+    def service_of(self, colour: str) -> str:
+        """The ECS service behind a target group's colour (the one service in ecs-native)."""
+        if colour in self.ecs_services:
+            return colour
+        return sorted(self.ecs_services)[0] if self.ecs_services else colour
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -469,39 +488,127 @@ def render_rollback_alarms(
 def render_alarms(
     definitions: Sequence[AlarmDefinition], targets: AlarmTargets
 ) -> list[dict[str, Any] | AlarmChange]:
-    """The ``PutMetricAlarm`` request of each alarm (or an ``AlarmChange`` "skipped")."""
-    scope = AlarmScope(
-        cluster=targets.cluster,
-        load_balancer_arn=targets.load_balancer_arn,
-        target_group_arns=targets.target_group_arns,
-        ecs_services=targets.ecs_services,
-    )
+    """The ``PutMetricAlarm`` request of each alarm per what it watches (see
+    :class:`AlarmTargets`), or an ``AlarmChange`` "skipped"."""
     out: list[dict[str, Any] | AlarmChange] = []
     for a in definitions:
-        topic = (
-            targets.critical_topic_arn
-            if a.severity is Severity.CRITICAL
-            else targets.warning_topic_arn
-        )
         rule = a.rule
-        if rule.metric in (MetricName.HTTP_5XX, MetricName.REQUEST_COUNT, MetricName.RESPONSE_TIME):
-            # the load balancer as a whole
-            rule_scope = AlarmScope(
-                cluster=scope.cluster, load_balancer_arn=scope.load_balancer_arn
+        # Every alarm notifies the alerts topic; a critical one also the critical topic.
+        notify = [targets.warning_topic_arn] if targets.warning_topic_arn else []
+        if a.severity is Severity.CRITICAL and targets.critical_topic_arn not in ("", *notify):
+            notify.append(targets.critical_topic_arn)
+        scales = a.action is AlarmAction.SCALE_OUT
+
+        def actions(*colours: str, scales: bool = scales, notify: list[str] = notify) -> list[str]:
+            policies = [targets.scale_out_policies.get(c, "") for c in colours] if scales else []
+            return [*[p for p in policies if p], *notify]
+
+        description = f"MON-1 (deployops): {a.description or rule.describe()}"
+        m = rule.metric
+        if m in (MetricName.CPU, MetricName.MEMORY):
+            for colour, svc in sorted(targets.ecs_services.items()):
+                scope = AlarmScope(
+                    cluster=targets.cluster,
+                    load_balancer_arn=targets.load_balancer_arn,
+                    ecs_services=(svc,),
+                )
+                out.append(
+                    alarm_request(
+                        targets.name(rule.name, colour),
+                        rule,
+                        scope,
+                        description=f"{description} ({svc})",
+                        actions=actions(colour),
+                        ok_actions=notify,
+                    )
+                )
+        elif m is MetricName.HEALTHY_HOSTS:
+            out.append(
+                _healthy_hosts(
+                    targets.name(rule.name),
+                    rule,
+                    targets,
+                    description=description,
+                    actions=actions(*sorted(targets.ecs_services)),
+                    ok_actions=notify,
+                )
+            )
+        elif m is MetricName.DB_CONNECTIONS:
+            out.append(
+                AlarmChange(
+                    name=targets.name(rule.name),
+                    action="skipped",
+                    reason="a percentage of max_connections needs the instance's limit: "
+                    "infrastructure/modules/monitoring renders this alarm",
+                )
             )
         else:
-            rule_scope = scope
-        out.append(
-            alarm_request(
-                f"{targets.prefix}-{rule.name}",
-                rule,
-                rule_scope,
-                description=f"MON-1 (deployops): {a.description or rule.describe()}",
-                actions=[topic] if topic else [],
-                ok_actions=[topic] if topic else [],
-            )
-        )
+            for colour, tg in sorted(targets.target_groups.items()):
+                scope = AlarmScope(
+                    cluster=targets.cluster,
+                    load_balancer_arn=targets.load_balancer_arn,
+                    target_group_arns=(tg,),
+                )
+                out.append(
+                    alarm_request(
+                        targets.name(rule.name, colour),
+                        rule,
+                        scope,
+                        description=f"{description} ({colour} target group)",
+                        actions=actions(targets.service_of(colour)),
+                        ok_actions=notify,
+                    )
+                )
     return out
+
+
+def _healthy_hosts(
+    name: str,
+    rule: Rule,
+    targets: AlarmTargets,
+    *,
+    description: str,
+    actions: Sequence[str],
+    ok_actions: Sequence[str],
+) -> dict[str, Any] | AlarmChange:
+    """LowHealthyHosts as the module renders it: the healthy targets of both groups summed
+    (query ids are the colours)."""
+    request = alarm_request(
+        name,
+        rule,
+        AlarmScope(cluster=targets.cluster, load_balancer_arn=targets.load_balancer_arn),
+        description=description,
+        actions=actions,
+        ok_actions=ok_actions,
+    )
+    if isinstance(request, AlarmChange):
+        return request
+    lb = [{"Name": "LoadBalancer", "Value": _lb_suffix(targets.load_balancer_arn)}]
+    colours = sorted(targets.target_groups)
+    queries = [
+        _stat_query(
+            _period(rule.period_s),
+            colour,
+            ALB,
+            "HealthyHostCount",
+            [{"Name": "TargetGroup", "Value": targets.target_groups[colour].split(":", 5)[-1]}]
+            + (lb if targets.load_balancer_arn else []),
+            rule.statistic.value,
+        )
+        for colour in colours
+    ]
+    for key in ("Namespace", "MetricName", "Dimensions", "Statistic", "Period", "Metrics"):
+        request.pop(key, None)
+    request["Metrics"] = [
+        *queries,
+        {
+            "Id": "healthy",
+            "Expression": " + ".join(f"FILL({c}, 0)" for c in colours),
+            "Label": f"HealthyHostCount ({' + '.join(colours)})",
+            "ReturnData": True,
+        },
+    ]
+    return request
 
 
 def _stat_query(
@@ -528,6 +635,8 @@ def _normal(value: Any) -> Any:
         items = [_normal(v) for v in value]
         if items and all(isinstance(i, dict) and "Name" in i and "Value" in i for i in items):
             return sorted(items, key=lambda d: d["Name"])
+        if items and all(isinstance(i, str) for i in items):
+            return sorted(items)  # actions: their order means nothing to CloudWatch
         return items
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
