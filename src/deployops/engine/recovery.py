@@ -66,7 +66,7 @@ def _restore(
     current = ports.traffic.describe_listener(prod).target_group
     prev = rec.previous_target_group
     if plan.strategy == NATIVE_STRATEGY:
-        return _restore_native(ctx, rec, current)
+        return _restore_native(ctx, rec, current, judged=isinstance(step, Observe))
     if rec.kind == "rollback":
         notes.append(f"rollback stopped; production is on {current}")
         return False, None, notes
@@ -105,10 +105,11 @@ def _restore(
 
 
 def _restore_native(
-    ctx: StepContext, rec: DeploymentRecord, current: str
+    ctx: StepContext, rec: DeploymentRecord, current: str, *, judged: bool = False
 ) -> tuple[bool, dict[str, Any] | None, list[str]]:
     """The platform rolls its deployment back (RB-2); a rollback when production had
-    reached the new revision, otherwise a failed deployment whose new revision is gone."""
+    reached the new revision (all of it, or a canary's or linear step's share while it was
+    ``judged``), otherwise a failed deployment whose new revision is gone."""
     plan = ctx.plan
     prod = prod_listener(rec.service)
     interval = next((s.interval_s for s in plan.steps if isinstance(s, WaitNativeDeployment)), 5.0)
@@ -120,11 +121,11 @@ def _restore_native(
     if rec.kind == "rollback":
         notes.append(f"rollback stopped; production is on {after}")
         return False, None, notes
-    if ok and current == plan.target_group and after != current:
+    if ok and (current == plan.target_group or judged) and after != plan.target_group:
         notes.append(f"the platform moved {prod} back to {after} in {ms:.0f} ms")
         flip = {
             "listener": prod,
-            "from": current,
+            "from": plan.target_group,
             "to": after,
             "ms": round(ms, 3),
             "at": ctx.clock.now().isoformat(),

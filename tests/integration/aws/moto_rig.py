@@ -331,6 +331,11 @@ class _SimDeployment:
     reason: str = ""
     hook: dict[str, Any] | None = None
     hook_answered_at: float | None = None
+    strategy: str = "BLUE_GREEN"
+    # CANARY / LINEAR: (seconds into the production shift, percent on the new revision)
+    schedule: tuple[tuple[float, float], ...] = ()
+    applied: int = 0
+    weights: list[float] = field(default_factory=list)  # every share production was given
 
 
 @dataclass
@@ -698,7 +703,7 @@ class EcsSimulator:
         if name not in self.native_services:
             self._start_rolling(name, params, str(context.get("simulated_source_td", "")))
             return
-        if config.get("strategy") != "BLUE_GREEN":
+        if config.get("strategy") not in ("BLUE_GREEN", "CANARY", "LINEAR"):
             return
         with self._lock:
             lb = params["loadBalancers"][0]
@@ -727,6 +732,8 @@ class EcsSimulator:
                 pause_timeout_s=timeout,
                 rules_before={r: self._rule_target(r) for r in rules},
                 since=now,
+                strategy=str(config["strategy"]),
+                schedule=_shift_schedule(config),
             )
             self.native_calls.append(("UpdateService", config["strategy"]))
 
@@ -752,11 +759,37 @@ class EcsSimulator:
             }
             d.hook_answered_at = None
         elif stage == "PRODUCTION_TRAFFIC_SHIFT":
-            self._shift(d.prod_rule, d.target_tg, d.source_tg)
+            if d.schedule:
+                d.applied = 0
+                self._apply_schedule(d, at)
+            else:
+                self._shift(d.prod_rule, d.target_tg, d.source_tg)
+                d.weights.append(100.0)
         elif stage == "CLEAN_UP":
             for t in self.tasks.get(d.service, []):
                 if t.task_definition_arn != d.target_td and t.stopped_at is None:
                     t.stopped_at = at
+
+    def _apply_schedule(self, d: _SimDeployment, now: float) -> None:
+        """CANARY / LINEAR: each share of production whose time has come, in order."""
+        while d.applied < len(d.schedule) and d.since + d.schedule[d.applied][0] <= now:
+            percent = d.schedule[d.applied][1]
+            self._elb.modify_rule(
+                RuleArn=d.prod_rule,
+                Actions=[
+                    {
+                        "Type": "forward",
+                        "ForwardConfig": {
+                            "TargetGroups": [
+                                {"TargetGroupArn": d.target_tg, "Weight": round(percent)},
+                                {"TargetGroupArn": d.source_tg, "Weight": 100 - round(percent)},
+                            ]
+                        },
+                    }
+                ],
+            )
+            d.weights.append(percent)
+            d.applied += 1
 
     def _begin_rollback(self, d: _SimDeployment, at: float, reason: str) -> None:
         d.status, d.since, d.reason = "ROLLBACK_IN_PROGRESS", at, reason
@@ -811,6 +844,11 @@ class EcsSimulator:
                         continue
                     return
                 end = d.hook_answered_at
+            elif d.stage == "PRODUCTION_TRAFFIC_SHIFT" and d.schedule:
+                self._apply_schedule(d, now)
+                if d.applied < len(d.schedule):
+                    return
+                end = d.since + d.schedule[-1][0] + self.stage_s
             elif d.stage == "BAKE_TIME":
                 end = d.since + d.bake_s
             if end is None or now < end:
@@ -1029,6 +1067,26 @@ _NATIVE_ANSWERS = {
     "StopServiceDeployment": "_stop_deployment",
     "ContinueServiceDeployment": "_continue_deployment",
 }
+
+
+def _shift_schedule(config: Mapping[str, Any]) -> tuple[tuple[float, float], ...]:
+    """When ECS gives the new revision each share of production during the production
+    traffic shift: a canary's share, then all after its bake; linear steps, one bake apart."""
+    if config.get("strategy") == "CANARY":
+        canary = config.get("canaryConfiguration") or {}
+        bake = float(canary.get("canaryBakeTimeInMinutes", 10)) * 60.0
+        return ((0.0, float(canary.get("canaryPercent", 5.0))), (bake, 100.0))
+    if config.get("strategy") == "LINEAR":
+        linear = config.get("linearConfiguration") or {}
+        step = float(linear.get("stepPercent", 10.0))
+        bake = float(linear.get("stepBakeTimeInMinutes", 6)) * 60.0
+        out: list[tuple[float, float]] = []
+        share = 0.0
+        while share < 100.0:
+            share = min(100.0, share + step)
+            out.append((len(out) * bake, share))
+        return tuple(out)
+    return ()
 
 
 def _td(ref: str) -> str:
