@@ -109,6 +109,12 @@ class NativeDeployment:
         return next((h for h in self.hooks if h.awaiting), None)
 
     @property
+    def released(self) -> bool:
+        """deployops' pause hook was answered (CONTINUE): production may move, or moved."""
+        answered = any(h.target_type == "PAUSE" and h.status == "SUCCEEDED" for h in self.hooks)
+        return (answered and self.running) or self.production_shifted
+
+    @property
     def production_shifted(self) -> bool:
         return self.status == "SUCCESSFUL" or (self.running and self.stage in PRODUCTION_STAGES)
 
