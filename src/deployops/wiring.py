@@ -258,10 +258,16 @@ def database_endpoints(store: StateStore, environment: str, clock: Clock) -> Dat
 
 def platform_ports(platform: Platform) -> dict[type[Any], object]:
     """The optional ports a platform brings, by protocol (the engine looks them up by type)."""
-    from deployops.ports import NativeDeployments
+    from deployops.ports import NativeDeployments, PlatformRollouts
 
+    ports: dict[type[Any], object] = {}
     native = platform.extras.get("native_deployments")
-    return {NativeDeployments: native} if isinstance(native, NativeDeployments) else {}
+    if isinstance(native, NativeDeployments):
+        ports[NativeDeployments] = native
+    rollouts = platform.extras.get("rollouts")
+    if isinstance(rollouts, PlatformRollouts):
+        ports[PlatformRollouts] = rollouts
+    return ports
 
 
 def during_gate(

@@ -33,6 +33,7 @@ from deployops.engine.observe.health import Verdict
 from deployops.engine.observe.watch import ROLLBACK_VERDICT, operation_fields
 from deployops.engine.operation import StepContext
 from deployops.engine.steps.native import rollback_native
+from deployops.engine.steps.rolling import PLATFORM_ROLLBACK, wait_platform_rollback
 from deployops.errors import DeploymentError, DeployopsError, RolledBackError
 from deployops.ids import new_id
 from deployops.store import DeploymentRecord, OperationRecord
@@ -84,7 +85,7 @@ def _restore(
     current = ports.traffic.describe_listener(prod).target_group
     prev = rec.previous_target_group
     if plan.strategy == NATIVE_STRATEGY:
-        return _restore_native(ctx, rec, current)
+        return _restore_native(ctx, rec, current, judged=isinstance(step, Observe))
     if rec.kind == "rollback":
         notes.append(f"rollback stopped; production is on {current}")
         return False, None, notes
@@ -108,6 +109,13 @@ def _restore(
         elif current != plan.target_group:
             notes.append(f"traffic stayed on {current}")
         return flip is not None, flip, notes
+    platform_rollback = str(ctx.state.get(PLATFORM_ROLLBACK) or "")
+    if isinstance(step, RollingUpdate) and platform_rollback:
+        # The platform rolls back by itself (an armed alarm, the circuit breaker): wait for
+        # it, never start a second deployment over it.
+        ok, note = wait_platform_rollback(ctx, platform_rollback)
+        notes.append(note)
+        return ok, None, notes
     if isinstance(step, RollingUpdate | Observe) and rec.previous_task_definition:
         ports.compute.update_service(
             plan.target_group, task_definition=rec.previous_task_definition
@@ -149,10 +157,11 @@ def _restore_shift(
 
 
 def _restore_native(
-    ctx: StepContext, rec: DeploymentRecord, current: str
+    ctx: StepContext, rec: DeploymentRecord, current: str, *, judged: bool = False
 ) -> tuple[bool, dict[str, Any] | None, list[str]]:
     """The platform rolls its deployment back (RB-2); a rollback when production had
-    reached the new revision, otherwise a failed deployment whose new revision is gone."""
+    reached the new revision (all of it, or a canary's or linear step's share while it was
+    ``judged``), otherwise a failed deployment whose new revision is gone."""
     plan = ctx.plan
     prod = prod_listener(rec.service)
     interval = next((s.interval_s for s in plan.steps if isinstance(s, WaitNativeDeployment)), 5.0)
@@ -164,11 +173,11 @@ def _restore_native(
     if rec.kind == "rollback":
         notes.append(f"rollback stopped; production is on {after}")
         return False, None, notes
-    if ok and current == plan.target_group and after != current:
+    if ok and (current == plan.target_group or judged) and after != plan.target_group:
         notes.append(f"the platform moved {prod} back to {after} in {ms:.0f} ms")
         flip = {
             "listener": prod,
-            "from": current,
+            "from": plan.target_group,
             "to": after,
             "ms": round(ms, 3),
             "at": ctx.clock.now().isoformat(),
@@ -310,7 +319,9 @@ def _record_rollback(
     store = ctx.store
     now = ctx.clock.now()
     rb_id = new_id("dep", now)
-    by_platform = bool(flip and flip.get("by") == "platform")
+    by_platform = bool(flip and flip.get("by") == "platform") or bool(
+        ctx.state.get(PLATFORM_ROLLBACK)
+    )
     plan = Plan(
         strategy="platform-rollback" if by_platform else ("flip" if flip else "redeploy"),
         steps=(
@@ -354,6 +365,18 @@ def _record_rollback(
         )
     )
     seq = 0
+    if flip is None and ctx.state.get(PLATFORM_ROLLBACK):
+        # A rolling deployment the platform rolled back (no listener moved).
+        store.record_step_intent(
+            rb_id,
+            0,
+            "PlatformRollback",
+            phase="deploy",
+            params={"deployment": str(ctx.state[PLATFORM_ROLLBACK]), "by": "platform"},
+            now=now,
+        )
+        store.record_step_outcome(rb_id, 0, status="succeeded", result={}, now=now)
+        seq = 1
     if flip:
         store.record_step_intent(
             rb_id,
