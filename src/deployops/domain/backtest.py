@@ -254,9 +254,14 @@ def replay_rules(
     *,
     since: datetime | None = None,
 ) -> RulesReplay:
-    """The rules replayed over the new colour's windows: judged at the end of each window,
-    stopping at the first rollback. ``since`` is when the observation began (default: the
-    first window's start)."""
+    """The rules replayed over the new colour's windows, stopping at the first rollback.
+    ``since`` is when the observation began (default: the first window's start).
+
+    As the live observation: each rule is judged on the windows written by then, at the end
+    of the newest one, while "how long since the switch" runs on the moment of judging. The
+    moments are every window end, the moment each rule's window (and escalation) has passed
+    since the switch, and the end of a scale-out's grace; none later than a period after the
+    last window (the data ends there)."""
     new = sorted(new, key=lambda w: w.start)
     if not new:
         return RulesReplay(rollback_at=None)
@@ -264,38 +269,56 @@ def replay_rules(
     switch = min(w.start for w in new)
     before = [w for w in previous if w.end <= switch]
     during = [w for w in previous if w.end > switch]
+    last = max(w.end for w in new)
+    horizon = last + timedelta(seconds=max((r.rule.period_s for r in policy.rules), default=60))
+    moments: set[datetime] = {w.end for w in new}
+    for rr in policy.rules:
+        m, _ = rr.rule.m_of_n
+        for wait in (
+            max(m * rr.rule.period_s, rr.rule.breach_duration_s),
+            rr.rule.escalate_after_s,
+        ):
+            if wait is not None:
+                moments.add(began + timedelta(seconds=wait))
     scale: dict[str, ScaleOutProgress] = {}
     actions: list[tuple[datetime, str, str]] = []
     told: dict[str, str] = {}
-    for judged, at in enumerate(sorted({w.end for w in new}), start=1):
-        seen = [w for w in new if w.end <= at]
-        elapsed = (at - began).total_seconds()
+    done: set[datetime] = set()
+    while True:
+        pending = sorted(t for t in moments if t not in done and t <= horizon)
+        if not pending:
+            break
+        t = pending[0]
+        done.add(t)
+        seen = [w for w in new if w.end <= t]
+        if not seen:
+            continue
+        at = min(t, max(w.end for w in seen))  # the newest written period's end
+        elapsed = (t - began).total_seconds()
         for rr in policy.rules:
-            decision = decide(rr, series_for(rr.rule, seen), now=at, scale_out=scale.get(rr.name))
+            series = series_for(rr.rule, seen)
+            decision = decide(rr, series, now=at, scale_out=scale.get(rr.name))
             if decision.action is Action.ROLLBACK:
                 base = _baseline(rr, during, before, at=at, elapsed=elapsed)
                 if base is not None:
                     decision = decide(
-                        rr,
-                        series_for(rr.rule, seen),
-                        now=at,
-                        baseline=base,
-                        scale_out=scale.get(rr.name),
+                        rr, series, now=at, baseline=base, scale_out=scale.get(rr.name)
                     )
             decision = _not_before_window(rr.rule, decision, elapsed)
             if decision.action is Action.ROLLBACK:
                 return RulesReplay(
-                    rollback_at=at,
+                    rollback_at=t,
                     rule=rr.name,
                     reason=decision.reason,
-                    actions=(*actions, (at, rr.name, "rollback")),
-                    judged_windows=judged,
+                    actions=(*actions, (t, rr.name, "rollback")),
+                    judged_windows=len(seen),
                 )
             if decision.action is Action.SCALE_OUT and rr.name not in scale:
                 # Taken as healthy at once: the grace runs from here.
                 scale[rr.name] = ScaleOutProgress(started_at=at, healthy_at=at)
+                moments.add(at + timedelta(seconds=rr.scale_out_grace_s))
             if decision.action is not Action.NONE and told.get(rr.name) != decision.action:
-                actions.append((at, rr.name, decision.action.value))
+                actions.append((t, rr.name, decision.action.value))
             told[rr.name] = decision.action.value
     return RulesReplay(rollback_at=None, actions=tuple(actions), judged_windows=len(new))
 
