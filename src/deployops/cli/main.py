@@ -105,6 +105,7 @@ def _register() -> None:
         local_cmd,
         lock_cmd,
         logs_cmd,
+        notifications_cmd,
         restore_cmd,
         rollback_cmd,
         rules_cmd,
@@ -134,6 +135,7 @@ def _register() -> None:
     restore_cmd.register(app)
     dr_cmd.register(app)
     logs_cmd.register(app)
+    notifications_cmd.register(app)
 
 
 _register()

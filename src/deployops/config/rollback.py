@@ -10,6 +10,9 @@ level (every service) and under a service (that service; its keys win, rule by r
       max_replicas: 10         # scale-out never goes above this (IAC-3)
       scale_out_step: 2        # replicas added per scale-out
       scale_out_cooldown: 300s # IAC-5
+      watch_after_switch: retention  # keep judging the live version after the stability
+                               # window: retention (until the old target group is deleted,
+                               # 24 h), a duration, or 0 (off)
       insufficient_data:       # a rule without enough data is never a silent pass
         action: synthetic      # synthetic | extend | fail | accept
         max_extension: 5m      # extend: observe at most this much longer for data
@@ -232,6 +235,10 @@ class RollbackSettings(_Model):
     # Every observed window (and judgement) of a deployment is kept this long, for the
     # incident report and `deployops rules backtest`.
     measurements_retention: Duration = 90 * 86400.0
+    # After the stability window the controller keeps judging the live version by these rules
+    # (deployops.engine.watch_after): "retention" = until the old target group is deleted
+    # (blue_green.target_group_retention, 24 h), a duration, or 0 to switch it off.
+    watch_after_switch: Literal["retention"] | Duration = "retention"
 
     def merged(self, override: RollbackSettings | None) -> RollbackSettings:
         """These settings with ``override``'s explicitly set keys on top (rules merge by name,

@@ -21,6 +21,7 @@ __all__ = [
     "MeasurementRecord",
     "MetricSample",
     "OperationRecord",
+    "PendingNotice",
     "RotationRecord",
     "ScalingActivity",
     "StepRecord",
@@ -216,6 +217,29 @@ class LeaseInfo:
     holder: str
     acquired_at: datetime
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PendingNotice:
+    """A notice not delivered on ``channel`` while its command ran, kept for the controller
+    to retry. ``status``: ``pending`` (retried at ``next_attempt_at``), ``delivered`` or
+    ``expired``; ``notice`` is the notice's fields (``Notice`` as JSON)."""
+
+    id: int
+    environment: str
+    channel: str
+    action: str
+    title: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    notice: dict[str, Any] = field(default_factory=dict)
+    last_error: str = ""
+    rounds: int = 0  # tries by the controller so far
+    claimed_by: str | None = None
+    finished_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
