@@ -21,10 +21,12 @@ window ends (the live observation judged every sample interval within them).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 from deployops.domain.judge import ColourWindow, Judgement, JudgePolicy, JudgeVerdict, judge
@@ -265,6 +267,7 @@ def replay_rules(
     new = sorted(new, key=lambda w: w.start)
     if not new:
         return RulesReplay(rollback_at=None)
+    starts = [w.start for w in new]
     began = since or new[0].start
     switch = min(w.start for w in new)
     before = [w for w in previous if w.end <= switch]
@@ -283,19 +286,26 @@ def replay_rules(
     scale: dict[str, ScaleOutProgress] = {}
     actions: list[tuple[datetime, str, str]] = []
     told: dict[str, str] = {}
+    queue = sorted(moments)
+    heapify(queue)
     done: set[datetime] = set()
-    while True:
-        pending = sorted(t for t in moments if t not in done and t <= horizon)
-        if not pending:
-            break
-        t = pending[0]
-        done.add(t)
-        seen = [w for w in new if w.end <= t]
-        if not seen:
+    while queue:
+        t = heappop(queue)
+        if t in done or t > horizon:
             continue
-        at = min(t, max(w.end for w in seen))  # the newest written period's end
+        done.add(t)
+        hi = bisect_right(starts, t)  # windows that started by t
+        # The newest period written by t (windows follow each other: look at the last few).
+        head = max((w.end for w in new[max(0, hi - 3) : hi] if w.end <= t), default=None)
+        if head is None:
+            continue  # nothing written yet
+        at = min(t, head)
         elapsed = (t - began).total_seconds()
         for rr in policy.rules:
+            # Only the rule's lookback matters (a watch over a day keeps thousands of windows).
+            reach = at - timedelta(seconds=rr.rule.lookback_s + rr.rule.period_s)
+            lo = bisect_left(starts, reach)
+            seen = [w for w in new[lo:hi] if w.end <= t]
             series = series_for(rr.rule, seen)
             decision = decide(rr, series, now=at, scale_out=scale.get(rr.name))
             if decision.action is Action.ROLLBACK:
@@ -311,12 +321,12 @@ def replay_rules(
                     rule=rr.name,
                     reason=decision.reason,
                     actions=(*actions, (t, rr.name, "rollback")),
-                    judged_windows=len(seen),
+                    judged_windows=hi,
                 )
             if decision.action is Action.SCALE_OUT and rr.name not in scale:
                 # Taken as healthy at once: the grace runs from here.
                 scale[rr.name] = ScaleOutProgress(started_at=at, healthy_at=at)
-                moments.add(at + timedelta(seconds=rr.scale_out_grace_s))
+                heappush(queue, at + timedelta(seconds=rr.scale_out_grace_s))
             if decision.action is not Action.NONE and told.get(rr.name) != decision.action:
                 actions.append((t, rr.name, decision.action.value))
             told[rr.name] = decision.action.value
