@@ -307,13 +307,12 @@ def replay_rules(
             lo = bisect_left(starts, reach)
             seen = [w for w in new[lo:hi] if w.end <= t]
             series = series_for(rr.rule, seen)
-            decision = decide(rr, series, now=at, scale_out=scale.get(rr.name))
+            progress = _as_of(scale.get(rr.name), lag=t - at)
+            decision = decide(rr, series, now=at, scale_out=progress)
             if decision.action is Action.ROLLBACK:
                 base = _baseline(rr, during, before, at=at, elapsed=elapsed)
                 if base is not None:
-                    decision = decide(
-                        rr, series, now=at, baseline=base, scale_out=scale.get(rr.name)
-                    )
+                    decision = decide(rr, series, now=at, baseline=base, scale_out=progress)
             decision = _not_before_window(rr.rule, decision, elapsed)
             if decision.action is Action.ROLLBACK:
                 return RulesReplay(
@@ -325,12 +324,21 @@ def replay_rules(
                 )
             if decision.action is Action.SCALE_OUT and rr.name not in scale:
                 # Taken as healthy at once: the grace runs from here.
-                scale[rr.name] = ScaleOutProgress(started_at=at, healthy_at=at)
-                heappush(queue, at + timedelta(seconds=rr.scale_out_grace_s))
+                scale[rr.name] = ScaleOutProgress(started_at=t, healthy_at=t)
+                heappush(queue, t + timedelta(seconds=rr.scale_out_grace_s))
             if decision.action is not Action.NONE and told.get(rr.name) != decision.action:
                 actions.append((t, rr.name, decision.action.value))
             told[rr.name] = decision.action.value
     return RulesReplay(rollback_at=None, actions=tuple(actions), judged_windows=len(new))
+
+
+def _as_of(progress: ScaleOutProgress | None, *, lag: timedelta) -> ScaleOutProgress | None:
+    """A scale-out's times moved back by ``lag``: the rule is judged on the newest written
+    period's end, ``lag`` before the moment of judging, while its grace runs in real time."""
+    if progress is None or not lag:
+        return progress
+    healthy = progress.healthy_at - lag if progress.healthy_at is not None else None
+    return replace(progress, started_at=progress.started_at - lag, healthy_at=healthy)
 
 
 def _baseline(
