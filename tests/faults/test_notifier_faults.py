@@ -56,7 +56,9 @@ def _timed(p: Project, *args: str) -> tuple[Any, float]:
     return out, time.monotonic() - t0
 
 
-@pytest.mark.parametrize("mode", ["down", "hanging"])
+# `make test` runs the receiver that is down; the hanging one (and its redelivery, in
+# test_notice_redelivery.py) runs under `make faults`.
+@pytest.mark.parametrize("mode", ["down", pytest.param("hanging", marks=long_fault)])
 def test_a_receiver_down_or_hanging_never_stalls_a_deploy_or_a_rollback(mode: str) -> None:
     with running_project() as p:
         base, base_s = _timed(p, "deploy", "--version", "1.0.0")
@@ -88,14 +90,20 @@ def test_a_receiver_down_or_hanging_never_stalls_a_deploy_or_a_rollback(mode: st
 def test_pagerduty_email_and_slack_down_or_hanging_never_stall_an_automatic_rollback(
     mode: str,
 ) -> None:
-    """A release that never turns healthy (6.6.6) is rolled back while Slack, PagerDuty and
-    the SMTP server are all down (refused) or all hanging (accept, never answer), each with
-    its default 10 s timeout: the rollback is not held up (exit within ``exit_wait`` + 10 s
-    of the same rollback without notifications), no request of the load fails, the user is
-    told on stderr, and the critical notice is kept for each of the three channels."""
-    with running_project() as p:
+    """A release whose every request fails (5.0.0) is rolled back automatically after the
+    switch (a critical notice) while Slack, PagerDuty and the SMTP server are all down
+    (refused) or all hanging (accept, never answer), each with its default 10 s timeout. The
+    rollback is not held up (its command exits within ``exit_wait`` + 10 s of the same
+    rollback without notifications), the load sees no more failures than then (those of the
+    bad release before the rollback), the user is told on stderr, and the critical notice is
+    kept for each of the three channels, with no secret."""
+    health_only = {"path": "/health", "status": 200}  # so the bad release reaches the switch
+    bg = {"health_timeout": 20, "stability_window": 4, "sample_interval": 0.5}
+    with running_project(blue_green={**bg, "smoke_checks": [health_only]}) as p:
+        port = p.config.services["web"].port
         assert p.cli("deploy", "--version", "1.0.0", timeout=300).returncode == 0
-        base, base_s = _timed(p, "deploy", "--version", "6.6.6")
+        with loopback_load(port) as base_load:
+            base, base_s = _timed(p, "deploy", "--version", "5.0.0")
         assert base.returncode == 3, base.stderr[-2000:]
         (p.path.parent / "config").mkdir(exist_ok=True)
         (p.path.parent / "config" / ".env.local").write_text("PAGERDUTY_KEY=R0UT1NG-fault-key\n")
@@ -122,17 +130,18 @@ def test_pagerduty_email_and_slack_down_or_hanging_never_stall_an_automatic_roll
                 "redelivery": {"exit_wait": "2s"},
             }
             p.path.write_text(yaml.safe_dump(doc, sort_keys=False))
-            with loopback_load(p.config.services["web"].port) as load:
-                dep, dep_s = _timed(p, "deploy", "--version", "6.6.6")
+            with loopback_load(port) as load:
+                dep, dep_s = _timed(p, "deploy", "--version", "5.0.0")
             kept = p.cli("-o", "json", "notifications", "list")
         print(
-            f"\nall receivers {mode}: rollback {dep_s:.1f}s (exit {dep.returncode}), without "
-            f"notifier {base_s:.1f}s; requests {load.sent}, failed {load.failed}"
+            f"\nSlack, PagerDuty and SMTP {mode}: rolled back in {dep_s:.1f}s (exit "
+            f"{dep.returncode}), without notifier {base_s:.1f}s; requests {load.sent}, failed "
+            f"{load.failed} (without notifier {base_load.failed} of {base_load.sent})"
         )
         assert dep.returncode == 3, dep.stderr[-2000:]
         assert dep_s <= base_s + 2.0 + 10.0, (dep_s, base_s)
-        assert load.failed == 0, load.errors
-        assert "not delivered yet on" in dep.stderr
+        assert load.failed <= base_load.failed * 1.5 + 20, (load.failed, base_load.failed)
+        assert "not delivered yet" in dep.stderr
         rows = json.loads(kept.stdout)
         critical = {r["channel"] for r in rows if r["notice"]["severity"] == "critical"}
         assert critical == {"team", "oncall", "pager"}, rows
