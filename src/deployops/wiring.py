@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from deployops.engine.runner import Runner
     from deployops.notify.router import Delivery, NotificationRouter
     from deployops.ports import Compute, CredentialTarget, Metrics
+    from deployops.ports.recovery import DatabaseEndpoints
     from deployops.store import StateStore
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "build_rotator",
     "build_runner",
     "close_routers",
+    "database_endpoints",
     "owner_alive",
     "whoami",
 ]
@@ -204,6 +206,7 @@ def build_deployer(
     from deployops.engine.deploy import Deployer
     from deployops.engine.observe.rules_observer import RulesObserver
     from deployops.engine.planning.deploy import frozen_rollback
+    from deployops.ports.recovery import DatabaseEndpoints
 
     clk = clock or SystemClock()
     plat = platform or build_platform(project, environment, clock=clk, store=store)
@@ -239,16 +242,32 @@ def build_deployer(
         observer=observer,
         app_environment=app_environment,
         crash_point=crash_point_from_environment(),
-        extra_ports=platform_ports(plat),
+        extra_ports={
+            **platform_ports(plat),
+            DatabaseEndpoints: database_endpoints(store, environment, clk),
+        },
     )
+
+
+def database_endpoints(store: StateStore, environment: str, clock: Clock) -> DatabaseEndpoints:
+    """Where each service's database is now (a restore's repoint), kept in the state store."""
+    from deployops.engine.restore import StoredDatabaseEndpoints
+
+    return StoredDatabaseEndpoints(store=store, environment=environment, clock=clock)
 
 
 def platform_ports(platform: Platform) -> dict[type[Any], object]:
     """The optional ports a platform brings, by protocol (the engine looks them up by type)."""
-    from deployops.ports import NativeDeployments
+    from deployops.ports import NativeDeployments, PlatformRollouts
 
+    ports: dict[type[Any], object] = {}
     native = platform.extras.get("native_deployments")
-    return {NativeDeployments: native} if isinstance(native, NativeDeployments) else {}
+    if isinstance(native, NativeDeployments):
+        ports[NativeDeployments] = native
+    rollouts = platform.extras.get("rollouts")
+    if isinstance(rollouts, PlatformRollouts):
+        ports[PlatformRollouts] = rollouts
+    return ports
 
 
 def during_gate(
@@ -328,9 +347,11 @@ def build_controller(
     tick_s: float = 1.0,
     job_interval_s: float = 5.0,
     lease_ttl_s: float | None = None,
+    loops: Mapping[str, tuple[float, Callable[[], object]]] | None = None,
 ) -> Controller:
     """The controller of one environment, wired from ``deployops.yaml``. With ``lease_ttl_s``
-    it shares the store with other controllers of the environment: one acts at a time."""
+    it shares the store with other controllers of the environment: one acts at a time.
+    ``loops`` adds self-contained loops (``cli/_recovery.build_dr_schedule(...).loops()``)."""
     from deployops.config.monitoring import alarm_definitions, scaling_policy
     from deployops.domain.model import MetricName
     from deployops.engine.alarms import AlarmEvaluator, RoutedMetrics
@@ -420,9 +441,39 @@ def build_controller(
         def rotations() -> object:
             return rotator.rotate_due(managed, actor="controller", owner_alive=owner_alive)
 
+    from deployops.config.rollback import RollbackSettings, effective_rollback
+
+    # The longest retention any service asks for: a window is kept while one still needs it.
+    retention = max(
+        (effective_rollback(project, name).measurements_retention for name in services),
+        default=(project.rollback or RollbackSettings()).measurements_retention,
+    )
+
+    from deployops.engine.watch_after import AfterSwitchWatch
+
+    watch = AfterSwitchWatch(
+        store=store,
+        clock=clock,
+        environment=environment,
+        worker=worker,
+        # the rollback runs as `deployops rollback` does, through a deployer of its own
+        deployer=lambda: build_deployer(
+            project,
+            environment,
+            store=store,
+            reporter=null_reporter,
+            clock=clock,
+            platform=platform,
+        ),
+        owner_alive=owner_alive,
+        every_s=min(1.0, tick_s) if tick_s > 0 else 1.0,
+    )
+
     return Controller(
         store=store,
+        measurements_retention_s=retention,
         rotations=rotations,
+        watch=watch,
         clock=clock,
         environment=environment,
         traffic=platform.traffic,
@@ -435,6 +486,7 @@ def build_controller(
         redeliver=redeliver,
         tick_s=tick_s,
         job_interval_s=job_interval_s,
+        loops=dict(loops or {}),
         lease=None
         if lease_ttl_s is None
         else LeaderLease(
@@ -458,7 +510,9 @@ def build_rotator(
     progress: Callable[[str], None] | None = None,
 ) -> Rotator:
     """The secret rotator of one environment (SEC-3): its rotating store, the PostgreSQL roles
-    of a database password, and the platform's Compute to move replicas (when reachable)."""
+    of a database password, and the platform's Compute to move replicas (when reachable). It
+    runs each rotation as a ``rotate`` operation on the engine's runner (locked, stored step by
+    step, resumable with ``deployops resume``), notifying as configured."""
     from deployops.drivers.secrets import build_secret_store, rotating_store
     from deployops.engine.rotation import Rotator
 
@@ -487,4 +541,6 @@ def build_rotator(
         targets=targets,
         settings=settings,
         progress=progress or (lambda _m: None),
+        notify=build_notify(project, environment, store, clock),
+        crash_point=crash_point_from_environment(),
     )

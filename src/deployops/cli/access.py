@@ -21,6 +21,7 @@ REQUIRED: dict[tuple[str, ...], Role] = {
     ("deploy",): Role.DEPLOYER,
     ("resume",): Role.DEPLOYER,
     ("rollback",): Role.DEPLOYER,
+    ("decide",): Role.DEPLOYER,
     ("serve",): Role.DEPLOYER,
     ("local", "up"): Role.DEPLOYER,
     ("local", "down"): Role.DEPLOYER,

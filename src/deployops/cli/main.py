@@ -96,6 +96,7 @@ def _register() -> None:
         cleanup_cmd,
         config_cmd,
         db_cmd,
+        decide_cmd,
         deploy_cmd,
         deployments_cmd,
         dr_cmd,
@@ -107,6 +108,7 @@ def _register() -> None:
         notifications_cmd,
         restore_cmd,
         rollback_cmd,
+        rules_cmd,
         secrets_cmd,
         serve_cmd,
     )
@@ -114,6 +116,8 @@ def _register() -> None:
     init_cmd.register(app)
     deploy_cmd.register(app)
     rollback_cmd.register(app)
+    decide_cmd.register(app)
+    rules_cmd.register(app)
     health_cmd.register(app)
     deployments_cmd.register(app)
     lock_cmd.register(app)

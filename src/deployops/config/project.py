@@ -7,6 +7,7 @@ Validation is two passes (structure, then cross-field) and collects *every* prob
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import re
 from pathlib import Path
@@ -28,8 +29,10 @@ from deployops.errors import ConfigError, ConfigIssue, NotFoundError
 __all__ = [
     "PROJECT_FILE",
     "BlueGreenSettings",
+    "CanarySettings",
     "EnvironmentConfig",
     "HealthCheckConfig",
+    "LinearSettings",
     "ProjectConfig",
     "RollingSettings",
     "ServiceConfig",
@@ -93,6 +96,40 @@ class RollingSettings(_Model):
     health_timeout: Duration = 60.0
 
 
+class CanarySettings(_Model):
+    """A weighted shift in steps: each step's share of requests goes to the new version and
+    is judged against the old one before the next step."""
+
+    # percent of requests on the new version, increasing, the last one 100
+    steps: tuple[int, ...] = (5, 25, 50, 100)
+    bake: Duration = 300.0  # how long each step is observed before the next
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v:
+            raise ValueError("name at least one step, e.g. [5, 25, 50, 100]")
+        if any(not 1 <= p <= 100 for p in v):
+            raise ValueError("each step is a percent from 1 to 100")
+        if any(b <= a for a, b in itertools.pairwise(v)):
+            raise ValueError("steps must increase, e.g. [5, 25, 50, 100]")
+        if v[-1] != 100:
+            raise ValueError("the last step must be 100 (all requests on the new version)")
+        return v
+
+
+class LinearSettings(_Model):
+    """Equal steps of ``step_percent`` until 100 %, each observed for ``bake``."""
+
+    step_percent: int = Field(default=10, ge=1, le=100)
+    bake: Duration = 60.0
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        out = list(range(self.step_percent, 100, self.step_percent))
+        return (*out, 100)
+
+
 class MigrationMarker(_Model):
     """What a version did to the database (RB-3: a rollback across an irreversible migration
     is refused unless forced with a reason)."""
@@ -110,10 +147,12 @@ class ServiceConfig(_Model):
     working_dir: str = ""
     environment: dict[str, str] = Field(default_factory=dict)
     desired_count: int = Field(default=4, ge=0, le=100)  # DEP-2
-    strategy: Literal["blue-green", "rolling"] = "blue-green"
+    strategy: Literal["blue-green", "rolling", "canary", "linear"] = "blue-green"
     health_check: HealthCheckConfig = HealthCheckConfig()
     blue_green: BlueGreenSettings = BlueGreenSettings()
     rolling: RollingSettings = RollingSettings()
+    canary: CanarySettings = CanarySettings()
+    linear: LinearSettings = LinearSettings()
     # version -> environment variables added for that version (the sample service's faults)
     version_environment: dict[str, dict[str, str]] = Field(default_factory=dict)
     # version -> the database migration it ships (RB-3)
@@ -135,6 +174,9 @@ class LocalPlatform(_Model):
     metrics_interval: Duration = 10.0
     metrics_retention: Duration = 7 * 86400.0
     restart_backoff_max: Duration = 30.0
+    # how long a stopping replica is drained at HAProxy (no new requests, the open ones
+    # finish) before it gets SIGTERM; what is still running then is the replica's own to end
+    drain_timeout: Duration = 5.0
 
 
 class AwsPlatform(_Model):

@@ -10,6 +10,9 @@ level (every service) and under a service (that service; its keys win, rule by r
       max_replicas: 10         # scale-out never goes above this (IAC-3)
       scale_out_step: 2        # replicas added per scale-out
       scale_out_cooldown: 300s # IAC-5
+      watch_after_switch: retention  # keep judging the live version after the stability
+                               # window: retention (until the old target group is deleted,
+                               # 24 h), a duration, or 0 (off)
       insufficient_data:       # a rule without enough data is never a silent pass
         action: synthetic      # synthetic | extend | fail | accept
         max_extension: 5m      # extend: observe at most this much longer for data
@@ -26,6 +29,16 @@ level (every service) and under a service (that service; its keys win, rule by r
           threshold: 80
           window: 1m
           action: notify
+      analysis:                # the canary comparison: new version against the old
+        confidence: 0.98
+        pass_score: 95
+        marginal_score: 75
+        on_marginal: hold      # hold: wait for `deployops decide`; continue
+        decision_timeout: 30m  # a held rollout rolls back after this
+        metrics:
+          error_rate: {min_effect_absolute: 1}     # percentage points
+          latency: {min_effect_percent: 10}
+      measurements_retention: 90d
 
 Impossible windows and thresholds are reported with their path through
 :func:`~deployops.domain.rules.validate_rule`.
@@ -33,12 +46,21 @@ Impossible windows and thresholds are reported with their path through
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deployops.config.durations import Duration
+from deployops.domain.judge import (
+    Direction,
+    JudgeMetric,
+    JudgePolicy,
+    MetricPolicy,
+    default_metric_policies,
+    validate_judge_policy,
+)
 from deployops.domain.model import MetricName, Statistic
 from deployops.domain.policy import (
     RollbackPolicy,
@@ -50,11 +72,15 @@ from deployops.domain.policy import (
 from deployops.domain.rules import Comparison, MissingData, Rule
 
 __all__ = [
+    "AnalysisMetricConfig",
+    "AnalysisSettings",
     "InsufficientDataSettings",
+    "PolicyFile",
     "RollbackRuleConfig",
     "RollbackSettings",
     "effective_rollback",
     "file_path",
+    "load_policy_file",
     "rollback_issues",
     "rollback_warnings",
 ]
@@ -107,6 +133,93 @@ class InsufficientDataSettings(_Model):
     synthetic_timeout: Duration = 5.0
 
 
+class AnalysisMetricConfig(_Model):
+    """One metric of the canary comparison; unset keys keep the default of that metric.
+
+    ``min_effect_percent`` is relative to the old version (10 = +10 %);
+    ``min_effect_absolute`` is in the metric's unit: percentage points for ``error_rate``,
+    milliseconds for ``latency`` (mean) and ``latency_spread`` (standard deviation). ``null``
+    removes a default floor. A change fails only when it reaches every floor set.
+    """
+
+    enabled: bool = True
+    direction: Literal["increase", "decrease", "either"] = "increase"
+    min_samples: int = Field(default=50, ge=2)
+    min_effect_percent: float | None = Field(default=None, ge=0)
+    min_effect_absolute: float | None = Field(default=None, ge=0)
+    critical: bool = False
+    weight: float = Field(default=1.0, ge=0)
+
+
+class AnalysisSettings(_Model):
+    """The statistical comparison of the new version with the old one over the same window
+    (used while both take traffic, e.g. at each canary step): scipy's tests at ``confidence``,
+    scored into pass / marginal / fail. :meth:`judge_policy` is the one place it becomes the
+    domain's :class:`~deployops.domain.judge.JudgePolicy`."""
+
+    confidence: float = Field(default=0.98, ge=0.5, lt=1.0)
+    pass_score: float = Field(default=95.0, ge=0, le=100)
+    marginal_score: float = Field(default=75.0, ge=0, le=100)
+    on_marginal: Literal["hold", "continue"] = "hold"
+    decision_timeout: Duration = 1800.0
+    no_data_passes: bool = False
+    metrics: dict[JudgeMetric, AnalysisMetricConfig] = Field(default_factory=dict)
+
+    def merged(self, override: AnalysisSettings | None) -> AnalysisSettings:
+        """These settings with ``override``'s set keys on top (metrics merge key by key)."""
+        if override is None:
+            return self
+        base = self.model_dump(exclude_unset=True)
+        top = override.model_dump(exclude_unset=True)
+        metrics: dict[Any, dict[str, Any]] = {
+            k: dict(v) for k, v in base.get("metrics", {}).items()
+        }
+        for name, fields in top.pop("metrics", {}).items():
+            metrics.setdefault(name, {}).update(fields)
+        base.update(top)
+        base["metrics"] = metrics
+        return AnalysisSettings.model_validate(base)
+
+    def judge_policy(self) -> JudgePolicy:
+        """The domain policy: the default metrics with this section's changes."""
+        out: list[MetricPolicy] = []
+        for default in default_metric_policies():
+            cfg = self.metrics.get(default.metric)
+            if cfg is None:
+                out.append(default)
+            elif cfg.enabled:
+                out.append(_metric_policy(default, cfg))
+        return JudgePolicy(
+            metrics=tuple(out),
+            confidence=self.confidence,
+            pass_score=self.pass_score,
+            marginal_score=self.marginal_score,
+            no_data_passes=self.no_data_passes,
+        )
+
+
+def _metric_policy(default: MetricPolicy, cfg: AnalysisMetricConfig) -> MetricPolicy:
+    given = cfg.model_fields_set
+    changes: dict[str, Any] = {}
+    if "direction" in given:
+        changes["direction"] = Direction(cfg.direction)
+    if "min_samples" in given:
+        changes["min_samples"] = cfg.min_samples
+    if "min_effect_percent" in given:
+        pct = cfg.min_effect_percent
+        changes["min_effect_relative"] = None if pct is None else pct / 100.0
+    if "min_effect_absolute" in given:
+        value = cfg.min_effect_absolute
+        if value is not None and default.metric is not JudgeMetric.ERROR_RATE:
+            value = value / 1000.0  # milliseconds in the file, seconds in the judge
+        changes["min_effect_absolute"] = value
+    if "critical" in given:
+        changes["critical"] = cfg.critical
+    if "weight" in given:
+        changes["weight"] = cfg.weight
+    return replace(default, **changes)
+
+
 class RollbackSettings(_Model):
     """Automatic rollback (RB-1, RB-2). The guide's numbers are the defaults."""
 
@@ -118,6 +231,14 @@ class RollbackSettings(_Model):
     scale_out_cooldown: Duration = 300.0  # IAC-5
     insufficient_data: InsufficientDataSettings = InsufficientDataSettings()
     rules: dict[str, RollbackRuleConfig] = Field(default_factory=dict)
+    analysis: AnalysisSettings = AnalysisSettings()
+    # Every observed window (and judgement) of a deployment is kept this long, for the
+    # incident report and `deployops rules backtest`.
+    measurements_retention: Duration = 90 * 86400.0
+    # After the stability window the controller keeps judging the live version by these rules
+    # (deployops.engine.watch_after): "retention" = until the old target group is deleted
+    # (blue_green.target_group_retention, 24 h), a duration, or 0 to switch it off.
+    watch_after_switch: Literal["retention"] | Duration = "retention"
 
     def merged(self, override: RollbackSettings | None) -> RollbackSettings:
         """These settings with ``override``'s explicitly set keys on top (rules merge by name,
@@ -133,6 +254,10 @@ class RollbackSettings(_Model):
             below = dict(base.get("insufficient_data", {}))
             below.update(top.pop("insufficient_data"))
             base["insufficient_data"] = below
+        if "analysis" in top:
+            under = AnalysisSettings.model_validate(base.get("analysis", {}))
+            merged = under.merged(AnalysisSettings.model_validate(top.pop("analysis")))
+            base["analysis"] = merged.model_dump(exclude_unset=True)
         base.update(top)
         base["rules"] = rules
         return RollbackSettings.model_validate(base)
@@ -246,6 +371,14 @@ def _issues(settings: RollbackSettings, path: str) -> list[tuple[str, str]]:
         issues.append(
             (f"{path}.insufficient_data.synthetic_timeout", "must be more than 0 seconds")
         )
+    if settings.measurements_retention < 86400:
+        issues.append(
+            (
+                f"{path}.measurements_retention",
+                "must be at least 1d: the backtest replays the measurements kept this long",
+            )
+        )
+    issues.extend(_analysis_issues(settings.analysis, f"{path}.analysis"))
     defaults = {r.name for r in default_rollback_rules()}
     broken: set[str] = set()
     for name, cfg in settings.rules.items():
@@ -288,6 +421,20 @@ def _issues(settings: RollbackSettings, path: str) -> list[tuple[str, str]]:
     )
     for p, message in validate_policy(usable.policy(), f"{path}.rules"):
         issues.append((file_path(p), message))
+    return issues
+
+
+def _analysis_issues(analysis: AnalysisSettings, path: str) -> list[tuple[str, str]]:
+    issues: list[tuple[str, str]] = []
+    if analysis.decision_timeout < 1:
+        issues.append((f"{path}.decision_timeout", "must be at least 1s"))
+    for p, message in validate_judge_policy(analysis.judge_policy(), path):
+        if p == f"{path}.marginal_score":
+            message = (
+                f"must not be above pass_score ({analysis.pass_score:g}): lower it or raise "
+                "pass_score"
+            )
+        issues.append((p, message))
     return issues
 
 
@@ -369,3 +516,95 @@ def effective_rollback(project: _ProjectRollback, service: str) -> RollbackSetti
     """The rollback settings of ``service``: defaults, the top-level section, the service's."""
     base = project.rollback or RollbackSettings()
     return base.merged(project.service(service).rollback)
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    """A changed policy to backtest: a ``rollback:`` section (as in ``deployops.yaml``) and
+    services' own ``rollback:`` sections under ``services: NAME:``."""
+
+    rollback: RollbackSettings
+    services: dict[str, RollbackSettings] = field(default_factory=dict)
+
+    def settings_for(self, service: str) -> RollbackSettings:
+        """The service's settings under this policy (its own section on top)."""
+        return self.rollback.merged(self.services.get(service))
+
+
+def load_policy_file(path: Path) -> PolicyFile:
+    """Read and validate a policy file: a YAML mapping with a ``rollback:`` section (a whole
+    ``deployops.yaml`` works too) or the section's keys at the top. Every problem is a
+    ``ConfigError`` naming the file and the key's path (exit 2)."""
+    import yaml
+
+    from deployops.errors import ConfigError, ConfigIssue
+
+    file = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the policy file: {exc.strerror or exc}",
+            path="--policy",
+            file=file,
+            hint="pass a readable YAML file with a rollback: section, e.g. --policy stricter.yaml",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"not valid YAML: {getattr(exc, 'problem', None) or exc}", path="(root)", file=file
+        ) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            "the policy file must be a mapping with a rollback: section",
+            path="(root)",
+            file=file,
+            hint="write e.g. `rollback: {rules: {error-rate: {threshold: 2}}}`",
+        )
+    whole = "rollback" in raw or "services" in raw
+    section = (raw.get("rollback") or {}) if whole else raw
+    prefix = "rollback" if whole else ""
+    issues: list[ConfigIssue] = []
+
+    def parse(data: Any, where: str) -> RollbackSettings | None:
+        try:
+            return RollbackSettings.model_validate(data or {})
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err["loc"])
+                key = ".".join(p for p in (where, loc) if p)
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                if err["type"] == "extra_forbidden":
+                    msg = "unknown key"
+                issues.append(ConfigIssue(path=key or "(root)", message=msg, file=file))
+            return None
+
+    top = parse(section, prefix)
+    services: dict[str, RollbackSettings] = {}
+    for name, svc in (raw.get("services") or {}).items() if whole else ():
+        if not isinstance(svc, dict):
+            issues.append(
+                ConfigIssue(path=f"services.{name}", message="must be a mapping", file=file)
+            )
+            continue
+        own = parse(svc.get("rollback"), f"services.{name}.rollback")
+        if own is not None:
+            services[str(name)] = own
+    if top is not None:
+        for p, message in rollback_issues(top, prefix or "rollback"):
+            issues.append(
+                ConfigIssue(
+                    path=p if prefix else p.removeprefix("rollback."), message=message, file=file
+                )
+            )
+        for name, own in services.items():
+            for p, message in rollback_issues(own, f"services.{name}.rollback", inherited=top):
+                issues.append(ConfigIssue(path=p, message=message, file=file))
+    if issues or top is None:
+        raise ConfigError(
+            issues,
+            hint="the policy file takes the keys of deployops.yaml's rollback: section "
+            "(docs/configuration.md)",
+        )
+    return PolicyFile(rollback=top, services=services)

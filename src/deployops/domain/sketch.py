@@ -131,6 +131,15 @@ class LatencySketch:
                 return min(max(self._value(i), self._min), self._max)
         return self._max  # pragma: no cover - counts always add up to rank
 
+    def items(self) -> list[tuple[float, int]]:
+        """``(representative value, count)`` per bucket, smallest first (zeros as 0.0): the
+        distribution as weighted values, each within the relative accuracy of what was added."""
+        out: list[tuple[float, int]] = [(0.0, self._zero)] if self._zero else []
+        for i in sorted(self._bins):
+            value = min(max(self._value(i), self._min), self._max)
+            out.append((value, self._bins[i]))
+        return out
+
     # ------------------------------------------------------------------ equality, JSON
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LatencySketch):

@@ -5,8 +5,13 @@ It keeps watching after the CLI has exited. Each :meth:`Controller.tick` runs wh
 - alarm evaluation every alarm period (MON-1), with its actions;
 - the target-tracking autoscaler every policy period (IAC-5);
 - deferred jobs, e.g. deleting the previous target group 24 h after a deploy (DEP-4);
+- pruning the measurements of deployments older than ``measurements_retention_s`` (hourly).
+- the watch after the switch: the live version judged by the rollback rules after its
+  stability window, rolled back when one breaks (:mod:`deployops.engine.watch_after`).
 - notices a command could not deliver (a receiver down or hanging), retried with backoff
   until delivered or expired (``redeliver``, see :mod:`deployops.notify.outbox`).
+- self-contained loops handed in as ``loops`` (the disaster-recovery schedule: backup
+  freshness, test restores, quarterly drills, ``engine/dr_schedule.py``).
 
 At :meth:`Controller.start` it puts back jobs claimed by a controller that died (SIGKILL) and
 resumes interrupted deployments whose owner no longer runs. With a :class:`LeaderLease`,
@@ -28,6 +33,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from deployops.clock import Clock
@@ -36,6 +42,7 @@ from deployops.engine.alarms import AlarmEvaluator
 from deployops.engine.autoscaler import Autoscaler
 from deployops.engine.cleanup import JOB_DELETE_TARGET_GROUP, WAITING, JobOutcome, run_deletion
 from deployops.engine.lease import LeaderLease
+from deployops.engine.watch_after import AfterSwitchWatch
 from deployops.errors import DeployopsError
 from deployops.ports import Compute, Traffic
 from deployops.store import EventRecord, JobRecord, StateStore
@@ -95,6 +102,14 @@ class Controller:
     stats: dict[str, LoopStats] = field(default_factory=dict)
     # None: this controller is the only one and always acts.
     lease: LeaderLease | None = None
+    # rollback.measurements_retention: observed windows and judgements older are pruned
+    measurements_retention_s: float | None = None
+    measurements_prune_s: float = 3600.0
+    # RB-1 after the stability window (wiring.build_controller)
+    watch: AfterSwitchWatch | None = None
+    # Self-contained loops by name: (every seconds, what runs), e.g. the disaster-recovery
+    # schedule's (engine/dr_schedule.py: backup freshness, test restores, drills).
+    loops: Mapping[str, tuple[float, Callable[[], object]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._handlers: dict[str, JobHandler] = {
@@ -108,8 +123,14 @@ class Controller:
             self._schedules["autoscaler"] = _Schedule(float(self.autoscaler.policy.period_s))
         if self.rotations is not None:
             self._schedules["rotations"] = _Schedule(self.rotation_interval_s)
+        if self.measurements_retention_s is not None:
+            self._schedules["measurements"] = _Schedule(self.measurements_prune_s)
+        if self.watch is not None:
+            self._schedules["watch"] = _Schedule(self.watch.every_s)
         if self.redeliver is not None:
             self._schedules["notices"] = _Schedule(self.redeliver_interval_s)
+        for name, (every_s, _fn) in self.loops.items():
+            self._schedules[name] = _Schedule(float(every_s))
         for name in self._schedules:
             self.stats.setdefault(name, LoopStats())
         self.started = False
@@ -214,8 +235,13 @@ class Controller:
             loops["autoscaler"] = self.autoscaler.step
         if self.rotations is not None:
             loops["rotations"] = self.rotations
+        if self.measurements_retention_s is not None:
+            loops["measurements"] = self.prune_measurements
+        if self.watch is not None:
+            loops["watch"] = self.watch.tick
         if self.redeliver is not None:
             loops["notices"] = self.redeliver
+        loops.update({name: fn for name, (_every, fn) in self.loops.items()})
         for name, fn in loops.items():
             sched = self._schedules[name]
             if now < sched.next_at:
@@ -256,6 +282,22 @@ class Controller:
         st.last_seconds = elapsed
         st.seconds_total += elapsed
         st.last_run = self.clock.now().timestamp()
+
+    # ------------------------------------------------------------------ retention
+    def prune_measurements(self) -> tuple[int, int]:
+        """Delete observed windows and judgements past ``measurements_retention_s``."""
+        if self.measurements_retention_s is None:
+            return (0, 0)
+        cutoff = self.clock.now() - timedelta(seconds=self.measurements_retention_s)
+        windows, judged = self.store.prune_measurements(cutoff)
+        if windows or judged:
+            self._event(
+                "measurements.pruned",
+                f"pruned {windows} observed windows and {judged} judgements older than "
+                f"{cutoff.isoformat(timespec='seconds')}",
+                data={"windows": windows, "judgements": judged},
+            )
+        return windows, judged
 
     # ------------------------------------------------------------------ jobs
     def run_jobs(self) -> list[tuple[JobRecord, JobOutcome]]:

@@ -29,7 +29,14 @@ from deployops.engine.observe.health import Verdict
 from deployops.engine.operation import StepContext
 from deployops.engine.planning.deploy import frozen_rollback, frozen_smoke_checks
 from deployops.errors import DeploymentError
-from deployops.store import DecisionRecord, DeploymentRecord, EventRecord, StepRecord
+from deployops.store import (
+    DecisionRecord,
+    DeploymentRecord,
+    EventRecord,
+    JudgementRecord,
+    StepRecord,
+)
+from deployops.store.queries import measurements_summary
 
 __all__ = [
     "measure_impact",
@@ -160,6 +167,8 @@ def write_incident_report(
         trigger=trigger,
         error=error,
         generated_at=ctx.clock.now(),
+        judgements=store.judgements(deployment_id=rec.id),
+        measurements=measurements_summary(store.measurements(deployment_id=rec.id)),
     )
     folder = Path(str(ctx.settings.get("reports_dir") or ".deployops/reports"))
     path = folder / f"{rec.id}.md"
@@ -198,11 +207,13 @@ def measure_impact(
     """Who was affected: how long the new version had production traffic, how many requests
     it served in that time and how many of them failed (from the metric source). Measured
     right after the flip, before the failed version is scaled down."""
+    # The first production request the new version could get: the switch, or the first
+    # step of a canary or linear shift.
     switched = next(
         (
-            s.result.get("switched_at")
+            s.result.get("switched_at") or s.result.get("shifted_at")
             for s in ctx.store.steps_for(rec.id)
-            if s.name == "SwitchListener" and s.status == "succeeded"
+            if s.name in ("SwitchListener", "ShiftTraffic") and s.status == "succeeded"
         ),
         None,
     )
@@ -215,7 +226,8 @@ def measure_impact(
         "exposed_s": round(exposed, 3),
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "share_of_traffic": 100,
+        # the share of production the new version had when it was taken out of it
+        "share_of_traffic": int(flip.get("percent", 100)) if flip else 100,
     }
     if exposed <= 0:
         return out
@@ -306,6 +318,8 @@ def render_incident_report(
     trigger: Verdict | None,
     error: str,
     generated_at: datetime,
+    judgements: Sequence[JudgementRecord] = (),
+    measurements: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The Markdown report. Pure: everything it shows is passed in."""
     t0 = rec.created_at
@@ -374,6 +388,30 @@ def render_incident_report(
         lines.append("No metric decision was recorded.")
     for d in decisions:
         lines += _decision_section(d)
+    if judgements:
+        lines += ["", "## Comparison with the previous version", ""]
+        for j in judgements:
+            lines += _judgement_section(j)
+    if measurements:
+        lines += [
+            "",
+            "## Measurements",
+            "",
+            "| colour | role | windows | from | to | requests | errors | error rate | worst P99 |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for m in measurements:
+            rate = "-" if m.get("error_rate") is None else f"{m['error_rate']:g} %"
+            p99 = "-" if m.get("max_p99_ms") is None else f"{m['max_p99_ms']:.4g} ms"
+            lines.append(
+                f"| {m['colour']} ({m['scope']}) | {m['role']} | {m['windows']} | {m['start']} "
+                f"| {m['end']} | {m['requests']} | {m['errors']} | {rate} | {p99} |"
+            )
+        lines += [
+            "",
+            "Every window is kept for the measurements retention; "
+            "`deployops rules backtest` replays them against a changed policy.",
+        ]
     lines += ["", "## Verification", "", "| check | status | detail |", "|---|---|---|"]
     for c in verification.get("checks", ()):
         lines.append(f"| {c['check']} | {c['status']} | {_cell(str(c['detail']))} |")
@@ -418,6 +456,37 @@ def _decision_section(d: DecisionRecord) -> list[str]:
         plain = {k: v for k, v in ev.items() if not isinstance(v, dict | list)}
         if plain:
             out.append(f"- Evidence: {', '.join(f'{k}={v}' for k, v in plain.items())}")
+    out.append("")
+    return out
+
+
+def _judgement_section(j: JudgementRecord) -> list[str]:
+    """Why a comparison came out as it did, in numbers: one row per metric."""
+    out = [
+        f"### {j.ts.isoformat(timespec='seconds')} — {j.source or 'comparison'}: "
+        f"**{j.verdict}** (score {j.score:g})",
+        "",
+    ]
+    reason = j.detail.get("reason")
+    if reason:
+        out.append(f"- Verdict: {reason}")
+    if j.held:
+        if j.decision:
+            out.append(
+                f"- Held for a decision: {j.decision} by {j.decided_by or '-'}"
+                + (f" ({j.decision_reason})" if j.decision_reason else "")
+            )
+        else:
+            out.append("- Held for a decision: none recorded")
+    metrics = j.detail.get("metrics") or []
+    if metrics:
+        out += ["", "| metric | outcome | why |", "|---|---|---|"]
+        for m in metrics:
+            critical = " (critical)" if m.get("critical") else ""
+            out.append(
+                f"| {m.get('name', '')}{critical} | {m.get('outcome', '')} "
+                f"| {_cell(str(m.get('reason', '')))} |"
+            )
     out.append("")
     return out
 

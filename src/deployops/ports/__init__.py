@@ -9,6 +9,7 @@ faked: the engine checks them and says what is unsupported on that platform.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import ClassVar, Protocol, runtime_checkable
 
 from deployops.clock import Clock
@@ -24,17 +25,21 @@ from deployops.domain.model import (
     TaskDefinitionSpec,
 )
 from deployops.domain.native import NativeDeployment, NativeStart
+from deployops.domain.rollout import ArmedRule, Rollout
 from deployops.domain.secrets import SecretInfo, Stage
+from deployops.domain.sketch import LatencySketch
 from deployops.secret import Secret
 
 __all__ = [
     "Clock",
     "Compute",
     "CredentialTarget",
+    "LatencySketches",
     "Metrics",
     "NativeDeployments",
     "Notification",
     "Notifier",
+    "PlatformRollouts",
     "Prober",
     "RotatingSecretStore",
     "SecretStore",
@@ -153,6 +158,34 @@ class NativeDeployments(Protocol):
 
 
 @runtime_checkable
+class PlatformRollouts(Protocol):
+    """A platform whose rolling updates watch alarms and roll back by themselves (ECS rolling
+    deployments with ``deploymentConfiguration.alarms``): deployops arms its rollback rules as
+    the platform's alarms, starts the update with them, and watches the deployment."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]]
+
+    def arm(self, service: str, rules: Sequence[ArmedRule]) -> Mapping[str, str]:
+        """Put ``rules`` as alarms on ``service``'s own metrics (its target group and its
+        tasks); returns each armed rule's alarm name by rule name (a rule the platform cannot
+        judge is left out). Idempotent: alarms that already match are left alone."""
+        ...
+
+    def start(
+        self, service: str, *, task_definition: str, desired_count: int, alarms: Sequence[str]
+    ) -> str:
+        """Start the rolling update of ``service`` to ``task_definition`` watched by
+        ``alarms`` (rollback on); returns the deployment's id. Idempotent: a deployment of the
+        same revision already under way is returned, not started again."""
+        ...
+
+    def describe(self, deployment: str) -> Rollout:
+        """The deployment as the platform reports it now. Raises ``NotFoundError``."""
+        ...
+
+
+@runtime_checkable
 class Metrics(Protocol):
     """Time series like CloudWatch GetMetricData."""
 
@@ -161,6 +194,17 @@ class Metrics(Protocol):
 
     def query(self, query: MetricQuery) -> Measurement:
         """Never raises for a failed query: the failure is ``Measurement.error``."""
+        ...
+
+
+@runtime_checkable
+class LatencySketches(Protocol):
+    """A metric source that also answers the latency *distribution* of a scope over a window
+    (capability ``latency-sketch``; the local platform's collector keeps one per interval).
+    The canary comparison needs the distribution, not only percentiles."""
+
+    def latency_sketch(self, scope: str, start: datetime, end: datetime) -> LatencySketch | None:
+        """Every request's latency (ms) completed in ``[start, end)``; ``None`` if unknown."""
         ...
 
 

@@ -11,16 +11,21 @@ JSON-serialisable dicts, so ``deployops deployments show -o json`` and
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from deployops.store.records import (
+    DEPLOYMENT_KINDS,
     AlarmHistoryRecord,
     AlarmStateRecord,
     AuditRecord,
     DecisionRecord,
     DeploymentRecord,
     EventRecord,
+    JudgementRecord,
+    MeasurementRecord,
+    OperationRecord,
     ScalingActivity,
     StepRecord,
 )
@@ -37,9 +42,14 @@ __all__ = [
     "deployment_json",
     "event_json",
     "incident_reports",
+    "judgement_json",
+    "judgement_lines",
     "list_deployments",
+    "measurements_summary",
     "scaling_json",
     "step_json",
+    "watch_of",
+    "watch_view",
 ]
 
 # A change that failed in production (change-failure rate): rolled back or failed after start.
@@ -92,6 +102,78 @@ def decision_json(d: DecisionRecord) -> dict[str, Any]:
         "action": d.action,
         "evidence": d.evidence,
     }
+
+
+def judgement_json(j: JudgementRecord) -> dict[str, Any]:
+    """A comparison of the colours: verdict, score, each metric's reason and numbers."""
+    return {
+        "id": j.id,
+        "ts": j.ts.isoformat(),
+        "deployment_id": j.deployment_id,
+        "source": j.source,
+        "verdict": j.verdict,
+        "score": j.score,
+        "reason": j.detail.get("reason", ""),
+        "metrics": j.detail.get("metrics", []),
+        "window": j.detail.get("window", {}),
+        "held": j.held,
+        "decision": j.decision or None,
+        "decided_by": j.decided_by or None,
+        "decided_at": j.decided_at.isoformat() if j.decided_at else None,
+        "decision_reason": j.decision_reason or None,
+    }
+
+
+def judgement_lines(j: JudgementRecord) -> list[str]:
+    """A judgement for people: the verdict line, then one line per metric's reason."""
+    head = f"{j.source or 'comparison'}: {j.verdict} (score {j.score:g})"
+    reason = str(j.detail.get("reason", ""))
+    if reason:
+        head += f" — {reason}"
+    if j.held:
+        head += (
+            f"; held, decided {j.decision} by {j.decided_by or '-'}"
+            if j.decision
+            else "; held for a decision (deployops decide)"
+        )
+    lines = [head]
+    for m in j.detail.get("metrics", []):
+        lines.append(f"  {m.get('outcome', '')}: {m.get('reason', '')}")
+    return lines
+
+
+def measurements_summary(rows: list[MeasurementRecord]) -> list[dict[str, Any]]:
+    """Per colour of a deployment: how many windows were kept, over what time, the requests
+    and errors they saw and the worst latency P99 among them."""
+    groups: dict[tuple[str, str, str], list[MeasurementRecord]] = defaultdict(list)
+    for r in rows:
+        groups[(r.role, r.colour, r.scope)].append(r)
+    out = []
+    for (role, colour, scope), rs in sorted(groups.items()):
+        requests = sum(r.requests for r in rs)
+        errors = sum(r.errors for r in rs)
+        p99s = [
+            float(r.stats["latency_ms"]["p99"])
+            for r in rs
+            if isinstance(r.stats.get("latency_ms"), dict) and "p99" in r.stats["latency_ms"]
+        ]
+        out.append(
+            {
+                "role": role,
+                "colour": colour,
+                "scope": scope,
+                "sources": sorted({r.source for r in rs}),
+                "windows": len(rs),
+                "start": min(r.start for r in rs).isoformat(),
+                "end": max(r.end for r in rs).isoformat(),
+                "requests": requests,
+                "errors": errors,
+                "error_rate": round(100.0 * errors / requests, 3) if requests else None,
+                "max_p99_ms": max(p99s) if p99s else None,
+                "latency_distribution": any(r.latency for r in rs),
+            }
+        )
+    return out
 
 
 def alarm_json(a: AlarmStateRecord) -> dict[str, Any]:
@@ -163,17 +245,29 @@ def list_deployments(
     return [deployment_json(r) for r in rows]
 
 
-def deployment_detail(store: StateStore, deployment_id: str) -> dict[str, Any]:
-    """One deployment with its steps, events and decisions (with their evidence).
+def deployment_detail(
+    store: StateStore,
+    deployment_id: str,
+    *,
+    kinds: Sequence[str] = DEPLOYMENT_KINDS,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """One deployment with its steps, events and decisions (with their evidence), and its
+    watch after the switch.
 
     ``deployment_id`` may be a unique prefix; an unknown one raises ``NotFoundError``.
+    ``kinds`` widens it to other operations (restores, drills).
     """
-    rec = store.require_deployment(deployment_id)
+    rec = store.require_deployment(deployment_id, kinds=kinds)
+    op = store.get_operation(rec.id)
     return {
         **deployment_json(rec),
+        "watch": watch_view(op, now=now) if op is not None else {"state": "none"},
         "steps": [step_json(s) for s in store.steps_for(rec.id)],
         "events": [event_json(e) for e in store.events(deployment_id=rec.id)],
         "decisions": [decision_json(d) for d in store.decisions(deployment_id=rec.id)],
+        "judgements": [judgement_json(j) for j in store.judgements(deployment_id=rec.id)],
+        "measurements": measurements_summary(store.measurements(deployment_id=rec.id)),
         "rolled_back_by": [
             r.id
             for r in store.list_deployments(environment=rec.environment, limit=200)
@@ -319,3 +413,78 @@ def _figures(
 
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 3) if values else None
+
+
+# ---------------------------------------------------------------------- watch after the switch
+# The key of the watch in a deployment's ``detail`` (written by deployops.engine.watch_after).
+WATCH = "watch"
+# States in which the controller still has work to do; every other state has ended.
+WATCHING, ROLLING_BACK = "watching", "rolling_back"
+ACTIVE = (WATCHING, ROLLING_BACK)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO timestamp stored in JSON, or ``None``."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def watch_of(op: OperationRecord) -> dict[str, Any]:
+    """The watch recorded on ``op`` (empty when it never had one)."""
+    w = op.detail.get(WATCH)
+    return dict(w) if isinstance(w, Mapping) else {}
+
+
+def watch_view(op: OperationRecord, *, now: datetime | None = None) -> dict[str, Any]:
+    """The watch after the switch of a deployment, for people and pipelines: ``state``,
+    ``until``, how it ended and why (``deployops deployments show``). ``under_watch`` is true
+    while the controller still judges it; with ``now``, a period long over that no controller
+    closed is said so."""
+    w = watch_of(op)
+    if not w:
+        return {"state": "none", "under_watch": False, "summary": "not watched after the switch"}
+    if op.kind not in DEPLOYMENT_KINDS:
+        return {"state": "none", "under_watch": False, "summary": "not a deployment"}
+    state = str(w.get("state", ""))
+    until = w.get("until")
+    out: dict[str, Any] = {
+        "state": state,
+        "under_watch": state in ACTIVE,
+        "since": w.get("since"),
+        "until": until,
+        "ended_at": w.get("ended_at"),
+        "reason": w.get("reason", ""),
+    }
+    for key in ("rollback_id", "rolled_back_at", "superseded_by", "report", "breach", "basis"):
+        if w.get(key):
+            out[key] = w[key]
+    if state == WATCHING:
+        end = parse_time(until)
+        late = end is not None and now is not None and now > end + timedelta(seconds=60)
+        out["summary"] = f"under watch until {until} ({w.get('basis', '')})" + (
+            "; its period is over but no controller has closed it (is `deployops serve` running?)"
+            if late
+            else ""
+        )
+    elif state == ROLLING_BACK:
+        breach = w.get("breach") or {}
+        out["summary"] = (
+            f"rolling back since {breach.get('at', '')}: {breach.get('rule', '')}: "
+            f"{breach.get('reason', '')}"
+        )
+    elif state == "rolled_back":
+        out["summary"] = (
+            f"rolled back at {w.get('rolled_back_at', '')} by {w.get('rollback_id', '')} for "
+            f"{w.get('reason', '')}"
+        )
+    elif state == "superseded":
+        out["summary"] = str(w.get("reason", "superseded"))
+    elif state == "clean":
+        out["summary"] = f"ended clean at {w.get('ended_at', '')}: {w.get('reason', '')}"
+    else:
+        out["summary"] = f"{state}: {w.get('reason', '')}"
+    return out

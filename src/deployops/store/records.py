@@ -15,8 +15,10 @@ __all__ = [
     "DeploymentRecord",
     "EventRecord",
     "JobRecord",
+    "JudgementRecord",
     "LeaseInfo",
     "LockInfo",
+    "MeasurementRecord",
     "MetricSample",
     "OperationRecord",
     "PendingNotice",
@@ -362,3 +364,58 @@ class ChecklistEntry:
             value = getattr(self, name)
             out[name] = value.isoformat() if isinstance(value, datetime) else value
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurementRecord:
+    """One observed window of one colour of a deployment: what it served in ``[start, end)``.
+
+    ``colour`` is ``blue`` or ``green`` (``scope`` the target group), ``role`` ``new`` (the
+    version being deployed) or ``previous`` (the one it replaces); a canary step stores
+    ``canary`` and ``baseline``. ``latency`` is a
+    :class:`~deployops.domain.sketch.LatencySketch` as JSON (milliseconds; every percentile
+    within 1 %), ``stats`` the window's other numbers (latency mean and percentiles in ms,
+    gauges such as ``CPUUtilization`` as ``{"Average": .., "Maximum": ..}``). Enough to replay
+    the rollback rules and the canary comparison later (``deployops rules backtest``).
+    """
+
+    deployment_id: str
+    environment: str
+    service: str
+    colour: str
+    role: str  # new | previous (observation), canary | baseline (canary steps)
+    scope: str
+    source: str  # observe | canary step N | ...
+    start: datetime
+    end: datetime
+    requests: int
+    errors: int
+    latency: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JudgementRecord:
+    """One comparison of the new colour with the previous one and its verdict.
+
+    ``detail`` is :meth:`deployops.domain.judge.Judgement.to_dict` (every metric's numbers
+    and reason) plus the window it judged. A marginal verdict that holds the rollout has
+    ``held``; ``decision`` is then ``continue``, ``rollback`` or ``timeout`` once made,
+    by ``decided_by`` at ``decided_at`` with ``decision_reason``.
+    """
+
+    ts: datetime
+    deployment_id: str
+    environment: str
+    service: str
+    source: str
+    verdict: str  # pass | marginal | fail
+    score: float
+    detail: dict[str, Any] = field(default_factory=dict)
+    held: bool = False
+    decision: str = ""
+    decided_by: str = ""
+    decided_at: datetime | None = None
+    decision_reason: str = ""
+    id: int = 0

@@ -29,8 +29,10 @@ __all__ = [
     "decisions",
     "events",
     "jobs",
+    "judgements",
     "leases",
     "locks",
+    "measurements",
     "metadata",
     "metric_samples",
     "operations",
@@ -151,6 +153,19 @@ leases = Table(
     Column("holder", String(256), nullable=False),
     Column("acquired_at", UtcDateTime(), nullable=False),
     Column("expires_at", Float, nullable=False),
+)
+
+# What the planning of an environment reads instead of deployops.yaml, one JSON value per key:
+# ``database/<service>`` is the database endpoint a restore or a failover repointed the
+# application to (the next deploy keeps it).
+environment_state = Table(
+    "environment_state",
+    metadata,
+    Column("environment", String(128), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("source", String(256), nullable=False, server_default=""),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 metric_samples = Table(
@@ -289,6 +304,50 @@ checklist_entries = Table(
     Column("source", Text, nullable=False, server_default=""),
     Column("evidence", Text, nullable=False, server_default="{}"),
     Index("ix_checklist_entries_release", "environment", "service", "version"),
+)
+
+# Issue 19: every observed window of each colour of a deployment (migration 0009), kept for
+# ``rollback.measurements_retention`` so the rules and the judge can be replayed (backtest).
+measurements = Table(
+    "measurements",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", String(64), nullable=False),
+    Column("environment", String(64), nullable=False),
+    Column("service", String(128), nullable=False),
+    Column("colour", String(16), nullable=False),
+    Column("role", String(16), nullable=False),  # new | previous
+    Column("scope", String(256), nullable=False),
+    Column("source", String(64), nullable=False, server_default=""),
+    Column("start", UtcDateTime(), nullable=False),
+    Column("end", UtcDateTime(), nullable=False),
+    Column("requests", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("latency", Text, nullable=True),  # JSON of a LatencySketch (ms)
+    Column("stats", Text, nullable=False, server_default="{}"),
+    Index("ix_measurements_deployment", "deployment_id", "start"),
+    Index("ix_measurements_end", "end"),
+)
+
+# Each comparison's verdict, score and per-metric reasons; a held marginal one gets the
+# decision (``deployops decide``) or the timeout that ended the hold.
+judgements = Table(
+    "judgements",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", UtcDateTime(), nullable=False),
+    Column("deployment_id", String(64), nullable=False, index=True),
+    Column("environment", String(64), nullable=False),
+    Column("service", String(128), nullable=False),
+    Column("source", String(64), nullable=False, server_default=""),
+    Column("verdict", String(16), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("detail", Text, nullable=False, server_default="{}"),
+    Column("held", Integer, nullable=False, server_default="0"),
+    Column("decision", String(16), nullable=False, server_default=""),
+    Column("decided_by", String(256), nullable=False, server_default=""),
+    Column("decided_at", UtcDateTime(), nullable=True),
+    Column("decision_reason", Text, nullable=False, server_default=""),
 )
 
 # Notices not delivered while their command ran (a receiver down or hanging): one row per notice

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,8 +47,10 @@ from deployops.store.records import (
     DeploymentRecord,
     EventRecord,
     JobRecord,
+    JudgementRecord,
     LeaseInfo,
     LockInfo,
+    MeasurementRecord,
     MetricSample,
     OperationRecord,
     PendingNotice,
@@ -120,6 +122,8 @@ _JSON_FIELDS: dict[type[Any], frozenset[str]] = {
     RotationRecord: frozenset({"plan", "done_steps"}),
     AlarmHistoryRecord: frozenset({"evidence"}),
     ChecklistEntry: frozenset({"evidence"}),
+    MeasurementRecord: frozenset({"stats"}),
+    JudgementRecord: frozenset({"detail"}),
     PendingNotice: frozenset({"notice"}),
 }
 
@@ -136,6 +140,11 @@ def _record(cls: type[_R], row: RowMapping) -> _R:
             value = _aware(value)
         values[f.name] = value
     return cls(**values)
+
+
+def _judgement(row: RowMapping) -> JudgementRecord:
+    rec = _record(JudgementRecord, row)
+    return dataclasses.replace(rec, held=bool(rec.held))
 
 
 def audit_fields(
@@ -468,14 +477,18 @@ class StateStore:
             return None
         return DeploymentRecord.from_operation(op)
 
-    def find_deployment(self, prefix: str) -> DeploymentRecord | None:
-        """By full id, or by a unique prefix of one."""
-        op = self.find_operation(prefix, kinds=DEPLOYMENT_KINDS)
+    def find_deployment(
+        self, prefix: str, *, kinds: Sequence[str] = DEPLOYMENT_KINDS
+    ) -> DeploymentRecord | None:
+        """By full id, or by a unique prefix of one (``kinds``: also restores, drills)."""
+        op = self.find_operation(prefix, kinds=kinds)
         return DeploymentRecord.from_operation(op) if op is not None else None
 
-    def require_deployment(self, prefix: str) -> DeploymentRecord:
+    def require_deployment(
+        self, prefix: str, *, kinds: Sequence[str] = DEPLOYMENT_KINDS
+    ) -> DeploymentRecord:
         """:meth:`find_deployment`, or :class:`NotFoundError` naming the id."""
-        rec = self.find_deployment(prefix)
+        rec = self.find_deployment(prefix, kinds=kinds)
         if rec is None:
             raise NotFoundError(
                 f"no deployment {prefix!r}",
@@ -491,9 +504,10 @@ class StateStore:
         service: str | None = None,
         status: Sequence[str] | None = None,
         limit: int = 20,
+        kinds: Sequence[str] = DEPLOYMENT_KINDS,
     ) -> list[DeploymentRecord]:
         ops = self.list_operations(
-            kinds=DEPLOYMENT_KINDS,
+            kinds=kinds,
             environment=environment,
             target=service,
             status=status,
@@ -762,6 +776,53 @@ class StateStore:
             )
             return bool(res.rowcount)
 
+    # ------------------------------------------------------------------ environment state
+    def set_environment_state(
+        self, environment: str, key: str, value: Mapping[str, Any], *, source: str, now: datetime
+    ) -> None:
+        """Keep ``value`` (JSON) under ``key`` for the environment, replacing what was there."""
+        c = t.environment_state.c
+        row = {"value": _dump(dict(value)), "source": source, "updated_at": now}
+        with self._tx() as conn:
+            done = conn.execute(
+                update(t.environment_state)
+                .where(and_(c.environment == environment, c.key == key))
+                .values(**row)
+            ).rowcount
+            if not done:
+                conn.execute(
+                    insert(t.environment_state).values(environment=environment, key=key, **row)
+                )
+
+    def environment_state(self, environment: str, key: str) -> dict[str, Any] | None:
+        """The value kept under ``key`` with ``source`` and ``updated_at``, or ``None``."""
+        c = t.environment_state.c
+        with self._tx() as conn:
+            r = (
+                conn.execute(
+                    select(t.environment_state).where(
+                        and_(c.environment == environment, c.key == key)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if r is None:
+            return None
+        return {
+            **json.loads(r["value"]),
+            "source": r["source"],
+            "updated_at": _aware(r["updated_at"]),
+        }
+
+    def clear_environment_state(self, environment: str, key: str) -> bool:
+        c = t.environment_state.c
+        with self._tx() as conn:
+            res = conn.execute(
+                delete(t.environment_state).where(and_(c.environment == environment, c.key == key))
+            )
+            return bool(res.rowcount)
+
     # ------------------------------------------------------------------ metric samples
     def add_samples(self, samples: Iterable[MetricSample]) -> int:
         rows = [_values(s) for s in samples]
@@ -787,6 +848,126 @@ class StateStore:
         with self._tx() as conn:
             res = conn.execute(delete(t.metric_samples).where(t.metric_samples.c.ts < before))
             return int(res.rowcount or 0)
+
+    # ------------------------------------------------------------------ measurements
+    def add_measurements(self, records: Iterable[MeasurementRecord]) -> int:
+        """Store observed windows (one row per colour and window). A window stored again
+        (same deployment, scope, source and start: a resumed step) replaces the earlier row."""
+        recs = list(records)
+        if not recs:
+            return 0
+        c = t.measurements.c
+        with self._tx() as conn:
+            for r in recs:
+                conn.execute(
+                    delete(t.measurements).where(
+                        and_(
+                            c.deployment_id == r.deployment_id,
+                            c.scope == r.scope,
+                            c.source == r.source,
+                            c.start == r.start,
+                        )
+                    )
+                )
+            conn.execute(insert(t.measurements), [_values(r) for r in recs])
+        return len(recs)
+
+    def measurements(
+        self,
+        *,
+        deployment_id: str | None = None,
+        environment: str | None = None,
+        since: datetime | None = None,
+        source: str | None = None,
+    ) -> list[MeasurementRecord]:
+        """Stored windows, oldest first (by start, then colour)."""
+        c = t.measurements.c
+        q = select(t.measurements)
+        if deployment_id:
+            q = q.where(c.deployment_id == deployment_id)
+        if environment:
+            q = q.where(c.environment == environment)
+        if since is not None:
+            q = q.where(c.end >= since)
+        if source is not None:
+            q = q.where(c.source == source)
+        q = q.order_by(c.start, c.role, c.id)
+        with self._tx() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [_record(MeasurementRecord, r) for r in rows]
+
+    def measured_deployments(
+        self, *, since: datetime | None = None, environment: str | None = None
+    ) -> list[str]:
+        """Ids of the deployments with stored windows (ending at or after ``since``)."""
+        c = t.measurements.c
+        q = select(c.deployment_id, func.min(c.start).label("first")).group_by(c.deployment_id)
+        if since is not None:
+            q = q.where(c.end >= since)
+        if environment:
+            q = q.where(c.environment == environment)
+        with self._tx() as conn:
+            rows = conn.execute(q.order_by("first")).all()
+        return [str(r[0]) for r in rows]
+
+    def add_judgement(self, rec: JudgementRecord) -> int:
+        vals = _values(rec)
+        vals["held"] = 1 if rec.held else 0
+        with self._tx() as conn:
+            return _inserted_id(conn.execute(insert(t.judgements).values(**vals)))
+
+    def judgements(self, *, deployment_id: str | None = None) -> list[JudgementRecord]:
+        """Stored comparisons, oldest first."""
+        q = select(t.judgements).order_by(t.judgements.c.id)
+        if deployment_id:
+            q = q.where(t.judgements.c.deployment_id == deployment_id)
+        with self._tx() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [_judgement(r) for r in rows]
+
+    def get_judgement(self, judgement_id: int) -> JudgementRecord | None:
+        with self._tx() as conn:
+            row = (
+                conn.execute(select(t.judgements).where(t.judgements.c.id == judgement_id))
+                .mappings()
+                .first()
+            )
+        return _judgement(row) if row else None
+
+    def held_judgement(self, deployment_id: str) -> JudgementRecord | None:
+        """The judgement holding ``deployment_id`` for a decision (held, undecided), if any."""
+        c = t.judgements.c
+        q = (
+            select(t.judgements)
+            .where(and_(c.deployment_id == deployment_id, c.held == 1, c.decision == ""))
+            .order_by(c.id.desc())
+            .limit(1)
+        )
+        with self._tx() as conn:
+            row = conn.execute(q).mappings().first()
+        return _judgement(row) if row else None
+
+    def decide_judgement(
+        self, judgement_id: int, *, decision: str, actor: str, reason: str, now: datetime
+    ) -> bool:
+        """Record the decision on a held judgement; ``False`` if it was already decided (the
+        first decision wins: a ``deployops decide`` racing the timeout)."""
+        c = t.judgements.c
+        with self._tx() as conn:
+            res = conn.execute(
+                update(t.judgements)
+                .where(and_(c.id == judgement_id, c.held == 1, c.decision == ""))
+                .values(decision=decision, decided_by=actor, decision_reason=reason, decided_at=now)
+            )
+            return bool(res.rowcount)
+
+    def prune_measurements(self, before: datetime) -> tuple[int, int]:
+        """Delete windows that ended and judgements made before ``before``; returns how many
+        of each (``rollback.measurements_retention``)."""
+        with self._tx() as conn:
+            windows = conn.execute(delete(t.measurements).where(t.measurements.c.end < before))
+            judged = conn.execute(delete(t.judgements).where(t.judgements.c.ts < before))
+            return int(windows.rowcount or 0), int(judged.rowcount or 0)
 
     # ------------------------------------------------------------------ audit
     def audit(self, rec: AuditRecord) -> AuditRecord:

@@ -211,3 +211,37 @@ def test_healthz_and_prometheus_metrics(world: World) -> None:
     assert has(text, "deployops_scaling_activities", environment="production", service="web")
     world.clock.advance(120)  # the loop stopped ticking: stalled
     assert _get(app, "/healthz").status_code == 503
+
+
+def test_measurements_past_the_retention_are_pruned_hourly(world: World) -> None:
+    """Issue 19: observed windows and judgements are kept ``measurements_retention`` (90 d by
+    default), then pruned by the controller's hourly loop."""
+    from deployops.store import MeasurementRecord
+
+    def window(dep: str, age_days: float) -> MeasurementRecord:
+        start = world.clock.now() - timedelta(days=age_days)
+        return MeasurementRecord(
+            deployment_id=dep,
+            environment="production",
+            service="web",
+            colour="green",
+            role="new",
+            scope="web-green",
+            source="observe",
+            start=start,
+            end=start + timedelta(minutes=1),
+            requests=10,
+            errors=0,
+        )
+
+    world.store.add_measurements([window("old", 91), window("kept", 89)])
+    ctl = world.controller(measurements_retention_s=90 * 86400.0)
+    stop = threading.Event()
+    ctl.run(stop, max_ticks=2)
+    assert ctl.stats["measurements"].runs == 1
+    assert [r.deployment_id for r in world.store.measurements()] == ["kept"]
+    (ev,) = world.store.events(kind="measurements.pruned")
+    assert ev.data == {"windows": 1, "judgements": 0}
+    world.clock.advance(2 * 86400)  # "kept" is now 91 days old; the next hourly run prunes it
+    ctl.run(stop, max_ticks=3700)
+    assert world.store.measurements() == []

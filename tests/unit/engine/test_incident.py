@@ -110,3 +110,52 @@ def test_a_report_that_cannot_be_written_does_not_undo_the_rollback(tmp_path: Pa
     assert "## Evidence" in stored.data["markdown"]
     (failed,) = rig.store.events(deployment_id=dep.id, kind="incident.failed")
     assert "cannot write the incident report" in failed.message
+
+
+def test_the_report_explains_a_comparison_in_numbers_and_lists_the_measurements(
+    tmp_path: Path,
+) -> None:
+    """Issue 19: a stored judgement appears with each metric's reason; the windows the
+    observation kept are summed per colour."""
+    from deployops.clock import VirtualClock as Clock
+    from deployops.domain.judge import ColourWindow, JudgePolicy, judge
+    from deployops.engine.observe.decision import record_judgement
+
+    rig = make_rules_rig(tmp_path)
+    deploy(rig, "1.0.0")
+    with pytest.raises(RolledBackError):
+        deploy(rig, "2.0.0")
+    (dep,) = rig.store.list_deployments(status=["rolled_back"])
+    text = (tmp_path / ".deployops" / "reports" / f"{dep.id}.md").read_text()
+    assert "## Measurements" in text
+    assert "| previous |" in text and "| new |" in text
+    assert "| 20 % |" in text  # the new colour's error rate over its windows
+    # A comparison stored for a deployment is rendered with every metric's reason.
+    base = ColourWindow(500, 1, (0.1,) * 500)
+    bad = ColourWindow(500, 15, (0.1,) * 500)
+    stored = record_judgement(
+        rig.store,
+        Clock(),
+        deployment_id=dep.id,
+        environment="staging",
+        service="web",
+        source="canary step 1 (5 %)",
+        judgement=judge(base, bad, JudgePolicy()),
+    )
+    report = render_incident_report(
+        dep,
+        steps=[],
+        events=[],
+        decisions=[],
+        rollback_id="dep-x",
+        flip=None,
+        verification={},
+        impact={},
+        trigger=None,
+        error="failed",
+        generated_at=T0,
+        judgements=[stored],
+    )
+    assert "## Comparison with the previous version" in report
+    assert "canary step 1 (5 %): **fail** (score 60)" in report
+    assert "| error_rate (critical) | fail | error rate 3.0 % vs 0.2 % (p=0.0002, +2.8 pp" in report

@@ -189,6 +189,7 @@ class Daemon:
                 host=host,
                 port_range=self.local.replica_port_range,
                 backoff_max_s=float(self.local.restart_backoff_max),
+                drain_timeout_s=float(self.local.drain_timeout),
             ),
             store=self.store,
             rolling=rolling,
@@ -460,6 +461,9 @@ class Daemon:
             "describe_listener": lambda p: wire.listener_to(sup.describe_listener(p["name"])),
             "switch_listener": lambda p: wire.listener_to(
                 sup.switch_listener(p["name"], p["target_group"])
+            ),
+            "set_weights": lambda p: wire.listener_to(
+                sup.set_weights(p["name"], {str(k): int(v) for k, v in p["weights"].items()})
             ),
             "list_listeners": lambda _p: [wire.listener_to(li) for li in sup.list_listeners()],
             "status": status,

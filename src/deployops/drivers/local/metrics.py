@@ -39,6 +39,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -686,12 +687,23 @@ class LocalMetrics:
 
     name: ClassVar[str] = "local"
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {"percentiles", "per-replica", "zero-traffic-samples"}
+        {"percentiles", "per-replica", "zero-traffic-samples", "latency-sketch"}
     )
 
     def __init__(self, *, store: StateStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
+
+    def latency_sketch(self, scope: str, start: datetime, end: datetime) -> LatencySketch | None:
+        """The merged latency sketch (ms) of ``scope``'s requests in ``[start, end)``."""
+        merged = LatencySketch()
+        samples = self._store.samples(
+            scope, MetricName.RESPONSE_TIME.value, start.timestamp(), end.timestamp()
+        )
+        for s in samples:
+            if s.sketch:
+                merged.merge(LatencySketch.from_json(s.sketch))
+        return merged if samples else None
 
     def query(self, query: MetricQuery) -> Measurement:
         try:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from deployops.config.rollback import InsufficientDataSettings
+from deployops.domain.backtest import period_start
 from deployops.domain.names import prod_listener, test_listener
 from deployops.domain.plan import Observe
 from deployops.domain.policy import Action
 from deployops.engine.events import Notice
+from deployops.engine.observe import measure
 from deployops.engine.observe.health import (
     HealthObserver,
     Observer,
@@ -295,6 +298,7 @@ class ObserveHandler:
                 notice = decide(ctx, verdict, send=False)
                 if notice is not None:
                     ctx.pending.append(notice)
+                record_windows(ctx, step, observer, since=since)
                 judged = ""
                 if isinstance(observer, Judging):
                     j = observer.judgement()
@@ -320,6 +324,7 @@ class ObserveHandler:
             "checks": checks,
             "extended_s": round(max(0.0, end - base_end), 3),
             "decisions": decisions,
+            "measurements": record_windows(ctx, step, observer, since=since),
         }
         if isinstance(observer, Judging):
             judgement = observer.judgement()
@@ -393,6 +398,48 @@ class ObserveHandler:
             "rollback.insufficient_data.action (synthetic, extend, fail, accept) in "
             "deployops.yaml",
         )
+
+
+def record_windows(ctx: StepContext, step: Observe, observer: Observer, *, since: datetime) -> int:
+    """Store the windows this observation read (the new colour from the switch on, the
+    previous one from a window before it) so every observed deployment keeps its raw
+    measurements. Never fails the observation: a metric source that cannot answer is an
+    event, not a rollback. Returns the number of windows stored."""
+    policy = getattr(observer, "policy", None)
+    periods = [rr.rule.period_s for rr in getattr(policy, "rules", ())]
+    period = min(periods) if periods else 60
+    now = ctx.clock.now()
+    # On the period grid the metric sources write on (and the rules judge on).
+    start = period_start(since, period)
+    before = period_start(since - timedelta(seconds=max(step.window_s, period)), period)
+    scopes = [(step.target_group, "new", start)]
+    if step.baseline_target_group and step.baseline_target_group != step.target_group:
+        scopes.append((step.baseline_target_group, "previous", before))
+    # The previous colour up to the switch only when it serves nothing after it: its own
+    # windows after the switch are stored when it has traffic (e.g. a canary's baseline).
+    rows = []
+    try:
+        for scope, role, start in scopes:
+            windows = measure.read_windows(
+                ctx.ports.metrics, scope=scope, start=start, end=now, period_s=period
+            )
+            rows += measure.records(
+                windows,
+                deployment_id=ctx.op.id,
+                environment=ctx.op.environment,
+                service=ctx.op.target,
+                scope=scope,
+                role=role,
+                source="observe",
+            )
+        return ctx.store.add_measurements(rows)
+    except Exception as exc:  # noqa: BLE001 - keeping evidence must not decide a deploy
+        ctx.event(
+            "measurements.not_kept",
+            f"the observed windows of {step.target_group} were not stored: {exc}",
+            level="warning",
+        )
+        return 0
 
 
 def _scale_out(ctx: StepContext, step: Observe, verdict: Verdict, observer: Observer) -> None:

@@ -1,7 +1,7 @@
 """pending notices: notices not delivered while their command ran, retried by the controller
 
 Revision ID: 0013
-Revises: 0004
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0004"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
