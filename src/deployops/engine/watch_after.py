@@ -573,7 +573,7 @@ class AfterSwitchWatch:
             summary = judged_summary(tracked.observer.judgement())
         reason = f"no rule called for a rollback {w.get('basis', '')}".strip()
         if summary:
-            reason += f" ({summary})"
+            reason += f"; {summary}"
         _update(
             self.store,
             self.clock,
