@@ -363,3 +363,55 @@ def test_rb1_only_the_acting_controller_watches(tmp_path: Path) -> None:
     assert state(rig, live.id) == "rolled_back"
     assert len(rollbacks_of(rig, live.id)) == 1
     assert b.stats["watch"].runs == 0
+
+
+def test_rb1_a_rollback_that_fails_is_notified_and_never_tried_again(tmp_path: Path) -> None:
+    """The previous version does not turn healthy when the watch redeploys it: production
+    stays where it was, the watch ends ``rollback_failed`` with a critical notice naming the
+    manual rollback, and it does not try again."""
+    rig = make_rules_rig(tmp_path)
+    deploy(rig, "1.0.0")
+    live = deploy(rig, "1.3.0")
+    rig.cloud.service_faults["web-blue"] = {"FAULT_HEALTH_FAIL": "1"}
+    watch = make_watch(rig)
+    run_until(
+        rig, watch, lambda: state(rig, live.id) not in ("watching", "rolling_back"), limit_s=1200
+    )
+    w = watch_of(op(rig, live.id))
+    assert w["state"] == "rollback_failed", w
+    (rb,) = rollbacks_of(rig, live.id)
+    assert rb.status == "failed"
+    assert rig.prod() == "web-green"
+    assert "production is on web-green" in w["reason"]
+    notice = rig.notices[-1]
+    assert (notice.kind, notice.severity) == ("watch.rollback_failed", "critical")
+    assert f"deployops rollback {live.id}" in notice.text
+    for _ in range(30):
+        rig.clock.advance(10)
+        watch.tick()
+    assert len(rollbacks_of(rig, live.id)) == 1
+    view = watch_view(op(rig, live.id), now=rig.clock.now())
+    assert view["under_watch"] is False and view["summary"].startswith("rollback_failed:")
+
+
+def test_rb1_a_rollback_across_an_irreversible_migration_is_left_to_a_person(
+    tmp_path: Path,
+) -> None:
+    """RB-3's database check blocks the automatic rollback as it blocks the command: the watch
+    records the decision, notifies critically, changes nothing."""
+    rig = make_rules_rig(
+        tmp_path,
+        migrations={"1.3.0": {"irreversible": True, "description": "drops the old column"}},
+    )
+    deploy(rig, "1.0.0")
+    live = deploy(rig, "1.3.0")
+    watch = make_watch(rig)
+    run_until(rig, watch, lambda: state(rig, live.id) != "watching", limit_s=1200)
+    w = watch_of(op(rig, live.id))
+    assert w["state"] == "blocked", w
+    assert "irreversible migration" in w["reason"]
+    assert rollbacks_of(rig, live.id) == []
+    assert rig.prod() == "web-green"
+    (decision,) = rig.store.decisions(deployment_id=live.id)
+    assert decision.action == "rollback"
+    assert rig.notices[-1].kind == "watch.blocked"
