@@ -79,8 +79,8 @@ def test_rb1_release_degrading_after_its_window_is_rolled_back_by_the_watch(
     """RB-1 after the stability window: 1.3.0 passes its 5 minutes, and 2 minutes later fails
     20 % of its requests. The watch decides when the error-rate rule's 5-minute window is
     satisfied, records the decision with its evidence, and redeploys 1.0.0 (blue was scaled to
-    0) through the rollback's plan; the deployment ends rolled_back with the incident report and the same
-    notices as a rollback inside the window."""
+    0) through the rollback's plan; the deployment ends rolled_back with the incident report
+    and the same notices as a rollback inside the window."""
     rig = make_rules_rig(tmp_path)
     deploy(rig, "1.0.0")
     live = deploy(rig, "1.3.0")  # degrades 7 minutes after its tasks started
