@@ -1,7 +1,8 @@
 """DR-2 / DR-4 through the CLI on the local platform: the sample service writes to the
 application's PostgreSQL; ``deployops restore db --to-time`` restores into a new instance,
 verifies it and rolls the replicas onto it under load with 0 failed requests; the rows after
-the target are gone, the ones before it are there, and the old primary was never touched."""
+the target are gone, the ones before it are there, and the old primary was never touched; the
+next deploy keeps the restored database."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from deployops.drivers.local.load import Load
 from tests.e2e.conftest import Project
@@ -78,6 +80,17 @@ def test_dr2_dr4_restore_to_time_repoints_the_app_under_load_with_no_failed_requ
     assert old["running"]  # the old primary was not touched; it is kept for inspection
     health = httpx.get(_url(p, "/health"), timeout=10).json()
     assert health["database"] == "ok"
+
+    # The restore survives the next deploy: deployops.yaml still names the old primary, the
+    # new replicas use the restored database (the endpoint the restore recorded).
+    written = yaml.safe_load(p.path.read_text())["services"]["web"]["environment"]
+    assert str(written["DB_PORT"]) == str(old_port) != str(new_port)
+    deployed = p.cli("-o", "json", "deploy", "--version", "1.0.1", timeout=300)
+    assert deployed.returncode == 0, deployed.stderr
+    for _ in range(6):  # every replica answering is a new one, reading the restored rows
+        assert httpx.get(_url(p, "/"), timeout=10).json()["version"] == "1.0.1"
+        bodies = [i["body"] for i in httpx.get(_url(p, "/items"), timeout=10).json()["items"]]
+        assert bodies == ["before-backup", "a"]
 
 
 def test_restore_refuses_a_time_in_the_future_and_changes_nothing(db_project: Project) -> None:

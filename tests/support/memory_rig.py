@@ -56,7 +56,7 @@ class Rig:
     events: list[EventRecord] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
 
-    def deployer(self) -> Deployer:
+    def deployer(self, *, extra_ports: dict[type[Any], object] | None = None) -> Deployer:
         return Deployer(
             project=self.project,
             environment="staging",
@@ -68,6 +68,7 @@ class Rig:
             clock=self.clock,
             reporter=self.events.append,
             notify=self.notices.append,
+            extra_ports=extra_ports,
         )
 
     def prod(self) -> str:

@@ -5,37 +5,44 @@ Where things live on the local platform:
 * the application's database and its pgBackRest repository: ``.deployops/local/<env>/db/``
 * the restic repository (default): ``.deployops/backups/<env>/restic``; its password comes
   from ``backups.app_data.password`` (``secret://NAME``) or a generated key file next to it
-* operation journals: ``.deployops/operations/``; drill reports: ``.deployops/drills/``
+* drill reports: ``.deployops/drills/``; restores and drills themselves are operations in
+  the state store, run by the one operation runner (``wiring.build_runner``)
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deployops.cli.app import App
 from deployops.clock import Clock, SystemClock
 from deployops.domain.backup import BackupTarget
-from deployops.domain.names import prod_listener, target_group
 from deployops.errors import ConfigError, NotFoundError, UnsupportedError
 from deployops.secret import Secret
 
 if TYPE_CHECKING:
+    from deployops.drivers.local.confighistory import ConfigHistory
     from deployops.drivers.local.postgres import LocalPostgres
     from deployops.drivers.local.restic import ResticBackupRepo
-    from deployops.engine.restore import RecoveryContext, RecoveryPlan, RecoveryRunner
+    from deployops.engine.dr_schedule import DrSchedule
+    from deployops.engine.events import Reporter
+    from deployops.engine.operation import OperationKind
+    from deployops.engine.runner import Runner
 
 __all__ = [
     "app_db_password",
     "build_database",
+    "build_dr_schedule",
     "build_recovery_runner",
     "build_restic",
     "drills_dir",
-    "journal_dir",
     "lock_key_for",
+    "recovery_kinds",
+    "recovery_reporter",
+    "resume_recovery",
 ]
 
 
@@ -50,10 +57,6 @@ def _require_local(app: App, environment: str) -> None:
 
 def db_root(app: App, environment: str) -> Path:
     return app.project.state_dir / "local" / environment / "db"
-
-
-def journal_dir(app: App) -> Path:
-    return app.project.state_dir / "operations"
 
 
 def drills_dir(app: App) -> Path:
@@ -144,78 +147,153 @@ def lock_key_for(environment: str, service: str) -> str:
     return lock_key(environment, service)
 
 
+def recovery_reporter(app: App) -> Reporter:
+    """Live step lines on stderr for people; nothing extra for ``-o json`` (its one document
+    is the command's output)."""
+    from deployops.cli.reporting import TextReporter
+    from deployops.engine.events import null_reporter
+
+    if app.json:
+        return null_reporter
+    return TextReporter(app.err, quiet=app.quiet)
+
+
 def build_recovery_runner(
     app: App,
     environment: str,
     *,
-    with_platform: bool,
-    progress: Callable[[str], None],
     clock: Clock | None = None,
-) -> tuple[RecoveryRunner, RecoveryContext]:
-    """A runner whose steps act through the local drivers, holding the service's deploy lock
-    (a restore that repoints the application is a change to the live service)."""
-    from deployops.engine.restore import RecoveryContext, RecoveryRunner
-    from deployops.store import EventRecord
-    from deployops.wiring import whoami
+    extra_ports: Mapping[type[Any], object] | None = None,
+    database: bool = True,
+) -> tuple[Runner, LocalPostgres | None]:
+    """The environment's operation runner with the restore and drill step handlers, over the
+    platform's ports plus the database, the application-data repository, the configuration
+    history and the environment's database endpoint (what a repoint records)."""
+    from deployops.engine.drill import DRILL_HANDLERS
+    from deployops.engine.restore import HANDLERS, ConfigHistoryPort
+    from deployops.ports.recovery import BackupRepo, Database, DatabaseEndpoints
+    from deployops.wiring import build_runner, database_endpoints
 
     clk = clock or SystemClock()
-    ctx = RecoveryContext(clock=clk, progress=progress)
-    ctx.database = build_database(app, environment, clk)
-    ctx.backup_repo = build_restic(app, environment, clk)
-    if with_platform:
-        from deployops.drivers import build_platform
+    db = build_database(app, environment, clk) if database else None
+    ports: dict[type[Any], object] = {
+        **({Database: db, BackupRepo: build_restic(app, environment, clk)} if db else {}),
+        ConfigHistoryPort: build_config_history(app, clk),
+        DatabaseEndpoints: database_endpoints(app.store, environment, clk),
+        **dict(extra_ports or {}),
+    }
+    runner = build_runner(
+        app.project,
+        environment,
+        store=app.store,
+        reporter=recovery_reporter(app),
+        handlers=HANDLERS.merged(DRILL_HANDLERS),
+        extra_ports=ports,
+        clock=clk,
+    )
+    return runner, db
 
-        plat = build_platform(app.project, environment, clock=clk, store=app.store)
-        ctx.compute = plat.compute
-        ctx.prober = plat.prober
-        traffic = plat.traffic
 
-        def live(service: str) -> str:
-            listener = traffic.describe_listener(prod_listener(service))
-            return listener.target_group or target_group(service, "blue")
+def build_dr_schedule(app: App, environment: str, clock: Clock) -> DrSchedule:
+    """The controller's disaster-recovery loops for the environment (freshness, test
+    restores, drills), from the ``backups:`` policies."""
+    from datetime import datetime
 
-        ctx.live_service = live
-    owner = whoami()
+    from deployops.domain.backup import BackupTarget, DrillScenario
+    from deployops.engine.dr_schedule import DrSchedule
+    from deployops.engine.testrestore import run_test_restore
+    from deployops.wiring import build_notify
 
-    def acquire(plan: RecoveryPlan) -> None:
-        from deployops.errors import LockHeldError
-        from deployops.wiring import owner_alive
+    cfg = app.project.backups
+    local = app.project.environment(environment).platform == "local"
 
-        key = lock_key_for(environment, plan.service)
-        reason = f"{plan.kind} {plan.operation_id}"
-        try:
-            app.store.acquire_lock(key, owner=owner, reason=reason, now=clk.now())
-        except LockHeldError:
-            held = app.store.get_lock(key)
-            # Resuming an operation whose process died (kill -9): its own stale lock is
-            # taken over; anyone else's lock stands.
-            if held is None or held.reason != reason or owner_alive(held.owner):
-                raise
-            app.store.release_lock(key, owner=held.owner)
-            app.store.acquire_lock(key, owner=owner, reason=reason, now=clk.now())
+    def newest_points() -> dict[BackupTarget, datetime | None]:
+        if not local:
+            return {}
+        db = build_database(app, environment, clock)
+        points = db.backups() if db.primary_id() else []
+        archived = db.archived_until() if points else None
+        stamps = [p.finished_at for p in points] + ([archived] if archived else [])
+        repo = build_restic(app, environment, clock)
+        snaps = repo.snapshots() if repo.exists() else []
+        return {
+            BackupTarget.DATABASE: max(stamps) if stamps else None,
+            BackupTarget.APP_DATA: snaps[-1].finished_at if snaps else None,
+        }
 
-    def release(plan: RecoveryPlan) -> None:
-        app.store.release_lock(lock_key_for(environment, plan.service), owner=owner)
-
-    def record(plan: RecoveryPlan, what: str, data: dict[str, Any]) -> None:
-        app.store.add_event(
-            EventRecord(
-                ts=clk.now(),
-                kind=f"{plan.kind}.{what}",
-                message=f"{plan.kind} {plan.operation_id}: {what}",
-                environment=environment,
-                service=plan.service,
-                data={k: str(v) for k, v in data.items()},
-            )
+    def test_restore() -> dict[str, Any]:
+        return run_test_restore(
+            database=build_database(app, environment, clock),
+            repo=build_restic(app, environment, clock),
         )
 
-    runner = RecoveryRunner(
-        ctx=ctx, journal_dir=journal_dir(app), acquire=acquire, release=release, record=record
+    def run_drill(sc: DrillScenario) -> object:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        argv = [str(Path(sys.executable).parent / "deployops"), "-c", str(app.project.path)]
+        argv += ["-e", environment, "-q", "dr", "drill", sc.value]
+        argv += ["--i-understand", "--reason", "scheduled by the controller"]
+        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=7200)
+
+    return DrSchedule(
+        environment=environment,
+        store=app.store,
+        clock=clock,
+        newest_points=newest_points,
+        policies=cfg.policies(),
+        notify=build_notify(app.project, environment, app.store, clock),
+        test_restore=test_restore if local else None,
+        test_restore_every_s=float(cfg.test_restore.every),
+        drill_every_s=float(cfg.drills.every),
+        run_drill=run_drill if (local and cfg.drills.automatic) else None,
     )
-    return runner, ctx
 
 
-def build_config_history(app: App, clock: Clock | None = None) -> Any:
+def recovery_kinds() -> dict[str, OperationKind]:
+    """The kinds of operation the recovery commands run (and `deployops resume` continues)."""
+    from deployops.engine.drill import DRILL_KIND
+    from deployops.engine.restore import RESTORE_KIND
+
+    return {k.name: k for k in (RESTORE_KIND, DRILL_KIND)}
+
+
+def resume_recovery(app: App, op_id: str) -> None:
+    """Continue an interrupted restore or drill from its first unfinished step, with the
+    plan it was started with; show it as its own command does."""
+    from deployops.engine.drill import DRILL_KIND
+    from deployops.errors import ConfigError
+    from deployops.wiring import owner_alive, whoami
+
+    kinds = recovery_kinds()
+    op = app.store.find_operation(op_id, kinds=tuple(kinds))
+    if op is None:
+        raise ConfigError(
+            f"no restore or drill {op_id!r}",
+            path="DEPLOYMENT_ID",
+            hint="`deployops deployments list` shows the ids",
+        )
+    extra: dict[type[Any], object] = {}
+    database = op.plan.get("strategy") != "restore-config"
+    if op.kind == DRILL_KIND.name:
+        from deployops.cli.dr_cmd import drill_site
+        from deployops.engine.drill import DrillSite
+
+        extra[DrillSite] = drill_site(app, op.environment, op.plan.get("settings", {}))
+    runner, _ = build_recovery_runner(app, op.environment, extra_ports=extra, database=database)
+    runner.resume(op.id, kinds=kinds, owner=whoami(), owner_alive=owner_alive)
+    if op.kind == DRILL_KIND.name:
+        from deployops.cli.dr_cmd import show_drill
+
+        show_drill(app, op.id)
+        return
+    from deployops.cli.restore_cmd import operation_doc, show_restore
+
+    show_restore(app, operation_doc(app, op.id))
+
+
+def build_config_history(app: App, clock: Clock | None = None) -> ConfigHistory:
     from deployops.drivers.local.confighistory import ConfigHistory
 
     return ConfigHistory(

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from deployops.cli._common import fmt_time, get_app
 
+# What the history shows: deployments, rollbacks, and the recovery kinds (restores, drills;
+# cli/_recovery.recovery_kinds, checked by a test)
+HISTORY_KINDS = ("deploy", "rollback", "restore", "drill")
+
 if TYPE_CHECKING:
     from deployops.cli.app import App
-    from deployops.store import DeploymentRecord
+    from deployops.store import DeploymentRecord, OperationRecord
 
 group = typer.Typer(
     help=(
@@ -28,6 +32,16 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="deployments")
 
 
+# --kind: the operation kinds listed (default: deployments and rollbacks)
+_KINDS = {
+    "deploy": ("deploy",),
+    "rollback": ("rollback",),
+    "restore": ("restore",),
+    "drill": ("drill",),
+    "rotate": ("rotate",),
+}
+
+
 @group.command("list")
 def list_(
     ctx: typer.Context,
@@ -35,15 +49,90 @@ def list_(
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")
     ] = 20,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind",
+            help="Operations of this kind: deploy, rollback, restore, drill, rotate (secret "
+            "rotations) or all (default: all but rotations).",
+        ),
+    ] = None,
 ) -> None:
-    """List deployments, newest first."""
+    """List deployments, rollbacks, restores and drills (or other operations with --kind),
+    newest first."""
+    from deployops.errors import ConfigError
+
     app = get_app(ctx)
     env = app.env
     if env:
         app.project.environment(env)
     if service:
         app.project.service(service)
-    rows = app.store.list_deployments(environment=env, service=service, limit=limit)
+    if kind is not None and kind != "all" and kind not in _KINDS:
+        raise ConfigError(
+            f"unknown operation kind {kind!r}",
+            path="--kind",
+            hint=f"use one of {', '.join([*_KINDS, 'all'])}",
+        )
+    if kind is None or kind in HISTORY_KINDS:
+        _list_deployments(app, env, service, limit, _KINDS[kind] if kind else HISTORY_KINDS)
+        return
+    kinds = None if kind == "all" else _KINDS[kind]
+    ops = app.store.list_operations(kinds=kinds, environment=env, target=service, limit=limit)
+    if app.json:
+        app.emit([_op_row_json(op) for op in ops])
+        return
+    if not ops:
+        app.console.print(f"no {kind} operations yet")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for col in ("ID", "ENV", "TARGET", "KIND", "VERSION", "FROM", "STATUS", "PHASE", "STARTED"):
+        table.add_column(col, no_wrap=col == "ID")
+    for op in ops:
+        row = _op_row_json(op)
+        table.add_row(
+            op.id,
+            op.environment,
+            op.target,
+            op.kind,
+            str(row["version"])[:12] or "-",
+            str(row["previous_version"])[:12] or "-",
+            _status(op.status),
+            op.phase or "-",
+            fmt_time(op.created_at),
+        )
+    app.console.print(table)
+
+
+def _op_row_json(op: OperationRecord) -> dict[str, Any]:
+    """One operation of any kind as a list row (never a secret value: versions are ids)."""
+    return {
+        "id": op.id,
+        "kind": op.kind,
+        "environment": op.environment,
+        "target": op.target,
+        "service": op.target,
+        "status": op.status,
+        "phase": op.phase,
+        "owner": op.owner,
+        "version": str(op.detail.get("version", "")),
+        "previous_version": str(op.detail.get("previous_version", "")),
+        "reverts": op.reverts,
+        "error": op.error,
+        "created_at": op.created_at.isoformat(),
+        "updated_at": op.updated_at.isoformat(),
+        "finished_at": op.finished_at.isoformat() if op.finished_at else None,
+    }
+
+
+def _list_deployments(
+    app: App, env: str | None, service: str | None, limit: int, kinds: tuple[str, ...] | None
+) -> None:
+    rows = app.store.list_deployments(
+        environment=env, service=service, limit=limit, kinds=kinds or HISTORY_KINDS
+    )
     watches = _watches(app, rows)
     if app.json:
         from deployops.store.queries import deployment_json
@@ -67,7 +156,7 @@ def list_(
             r.environment,
             r.service,
             r.kind,
-            r.version,
+            r.version or "-",
             r.previous_version or "-",
             _status(r.status),
             r.phase or "-",
@@ -146,7 +235,13 @@ def show(
       deployops -o json deployments show dep-2026 -f
     """
     app = get_app(ctx)
-    rec = app.store.require_deployment(deployment_id)
+    rec = app.store.find_deployment(deployment_id, kinds=HISTORY_KINDS)
+    if rec is None:
+        op = app.store.find_operation(deployment_id)
+        if op is not None:  # another kind of operation (a secret rotation)
+            _show_operation(app, op)
+            return
+    rec = app.store.require_deployment(deployment_id, kinds=HISTORY_KINDS)
     # the newest event the document below includes (read first: none can slip between them)
     shown = max((e.id for e in app.store.events(deployment_id=rec.id)), default=0)
     _show(app, rec)
@@ -172,7 +267,7 @@ def _follow(app: App, deployment_id: str, *, after: int, poll_s: float = 0.5) ->
         seen = 0
         app.console.print("  its log (Ctrl-C stops watching, not the deployment):")
     while True:
-        rec = app.store.require_deployment(deployment_id)
+        rec = app.store.require_deployment(deployment_id, kinds=HISTORY_KINDS)
         for e in app.store.events(deployment_id=deployment_id, since_id=seen):
             seen = e.id
             if app.json:
@@ -204,12 +299,15 @@ def _show(app: App, rec: DeploymentRecord) -> None:
         from deployops.clock import SystemClock
         from deployops.store.queries import deployment_detail
 
-        detail = deployment_detail(app.store, rec.id, now=SystemClock().now())
+        detail = deployment_detail(app.store, rec.id, kinds=HISTORY_KINDS, now=SystemClock().now())
         app.emit({**detail, "reports": reports})
         return
     c = app.console
     c.print(f"[bold]{rec.id}[/bold]  {rec.kind} of {rec.service} to {rec.environment}")
-    c.print(f"  version   {rec.previous_version or '-'} -> {rec.version}  ({rec.strategy})")
+    if rec.version:
+        c.print(f"  version   {rec.previous_version or '-'} -> {rec.version}  ({rec.strategy})")
+    else:
+        c.print(f"  plan      {rec.strategy}")
     c.print(f"  status    {_status(rec.status)}   phase: {rec.phase or '-'}")
     if rec.reverts:
         c.print(f"  reverts   {rec.reverts}")
@@ -262,3 +360,29 @@ def _show(app: App, rec: DeploymentRecord) -> None:
     for r in reports:
         state = "final" if r.get("final") else "open"
         c.print(f"  report    {r.get('markdown')} ({state}; HTML: {r.get('html')})")
+
+
+def _show_operation(app: App, op: OperationRecord) -> None:
+    """An operation that is not a deployment: its steps (revert steps included) and events."""
+    from deployops.store.queries import event_json, step_json
+
+    steps = app.store.steps_for(op.id)
+    events = app.store.events(deployment_id=op.id)
+    if app.json:
+        app.emit(
+            {
+                **_op_row_json(op),
+                "steps": [step_json(s) for s in steps],
+                "events": [event_json(e) for e in events],
+            }
+        )
+        return
+    c = app.console
+    c.print(f"[bold]{op.id}[/bold]  {op.kind} of {op.target} in {op.environment}")
+    c.print(f"  status    {_status(op.status)}   phase: {op.phase or '-'}")
+    c.print(f"  started   {fmt_time(op.created_at)}   finished: {fmt_time(op.finished_at)}")
+    if op.error:
+        c.print(f"  [red]error[/red]     {op.error}")
+    for s in steps:
+        took = f"{(s.finished_at - s.started_at).total_seconds():.2f}s" if s.finished_at else "-"
+        c.print(f"  {s.seq:>2} {s.phase:<8} {s.name:<18} {_status(s.status)} {took} {s.error}")

@@ -111,6 +111,53 @@ def _notifier(app: App, env: str) -> Any:
     return notify
 
 
+def drill_site(app: App, env: str, settings: Any) -> Any:
+    """What a drill's steps act through besides the platform: the service's marker rows,
+    the notification routes, the scenario's injection (frozen into the plan's settings: the
+    primary it kills, the standby it starts)."""
+    from deployops.cli._recovery import build_database, drills_dir
+    from deployops.domain.backup import DrillScenario
+    from deployops.engine.drill import DrillSite
+
+    db = build_database(app, env)
+    service = str(settings["service"])
+    old_primary = str(settings.get("old_primary") or "")
+    standby_id = str(settings.get("standby_id") or "")
+    port = app.project.services[service].port
+
+    def prepare(sc: DrillScenario) -> dict[str, Any]:
+        done: dict[str, Any] = {}
+        if not db.backups():
+            app.info("  no database backup yet: taking a full backup first")
+            done["backup"] = db.backup("full").id
+        if sc is DrillScenario.REGION_FAILURE:
+            app.info("  starting the second site's standby (streaming from the primary)")
+            done["standby"] = db.start_standby(standby_id).id
+        return done
+
+    def inject(sc: DrillScenario) -> dict[str, Any]:
+        if sc is DrillScenario.DATA_CORRUPTION:
+            import psycopg
+
+            with psycopg.connect(db.dsn(db.primary(), db.database), autocommit=True) as conn:
+                cur = conn.execute("UPDATE items SET body = 'CORRUPTED' WHERE body LIKE 'drl-%'")
+                return {"bad_write": f"UPDATE of {cur.rowcount} rows"}
+        db.kill(old_primary)
+        if sc is DrillScenario.DB_LOSS:
+            shutil.rmtree(db.layout.data(old_primary), ignore_errors=True)
+            return {"killed": old_primary, "data_directory": "deleted"}
+        return {"killed": old_primary, "site": "primary site lost"}
+
+    return DrillSite(
+        markers=_HttpMarkers(f"http://127.0.0.1:{port}"),
+        notify=_notifier(app, env),
+        inject=inject,
+        prepare=prepare,
+        make_durable=db.archived_until,
+        reports_dir=drills_dir(app),
+    )
+
+
 @group.command("drill")
 def drill(
     ctx: typer.Context,
@@ -128,14 +175,17 @@ def drill(
     ] = 600.0,
 ) -> None:
     """Inject the failure, recover, and report the achieved RTO and RPO against the targets.
-    Exit 0 when every target was met, 1 otherwise; the report is written either way."""
-    from deployops.cli._recovery import build_recovery_runner, drills_dir
+    Exit 0 when every target was met, 1 otherwise; the report is written either way.
+    Interrupted, it continues with `deployops resume ID`."""
+    from deployops.cli._recovery import build_database, build_recovery_runner
     from deployops.clock import SystemClock
     from deployops.domain.backup import BackupTarget, DrillScenario, RestoreTarget
-    from deployops.engine.drill import run_drill, write_report
-    from deployops.engine.restore import plan_db_restore
-    from deployops.errors import ConfigError
+    from deployops.engine.drill import DRILL_KIND, DrillSite, plan_drill
+    from deployops.engine.operation import NewOperation
+    from deployops.engine.restore import PromoteDatabase, RepointApplication, db_restore_steps
+    from deployops.errors import ConfigError, DeployopsError
     from deployops.ids import new_id
+    from deployops.wiring import whoami
 
     app = get_app(ctx)
     env = app.environment_name()
@@ -155,106 +205,97 @@ def drill(
         )
     svc = app.service_name(service)
     clock = SystemClock()
-    drill_id = str(new_id("drl", clock.now())).lower()
-    runner, rctx = build_recovery_runner(
-        app, env, with_platform=True, progress=lambda m: app.info(f"  {m}"), clock=clock
-    )
-    db = rctx.database
-    assert db is not None
-    from deployops.drivers.local.postgres import LocalPostgres
-
-    assert isinstance(db, LocalPostgres)
+    drill_id = str(new_id(DRILL_KIND.id_prefix, clock.now())).lower()
+    db = build_database(app, env, clock)
     policy = app.project.backups.policy(BackupTarget.DATABASE)
-    port = app.project.services[svc].port
-    markers = _HttpMarkers(f"http://127.0.0.1:{port}")
     notes: list[str] = []
     if reason:
         notes.append(f"reason: {reason}")
-    old_primary = db.primary_id()
 
     if sc is DrillScenario.SECURITY_INCIDENT:
-        _security_incident_unavailable(app, env, drill_id, sc, policy, markers, clock)
+        _security_incident_unavailable(app, env, drill_id, sc, policy, clock)
         return
 
-    if not db.backups():
-        app.info("  no database backup yet: taking a full backup first")
-        db.backup("full")
     standby_id = f"{drill_id}-standby"
     if sc is DrillScenario.REGION_FAILURE:
-        app.info("  starting the second site's standby (streaming from the primary)")
-        db.start_standby(standby_id)
         notes.append(
             "locally the second site is a standby PostgreSQL streaming from the primary; the "
             "failover repoints the application's replicas (the front listener keeps its "
             "address); on AWS this is replica promotion plus the Route 53 failover record"
         )
-
-    def inject() -> dict[str, Any]:
-        assert old_primary is not None
-        if sc is DrillScenario.DATA_CORRUPTION:
-            import psycopg
-
-            with psycopg.connect(db.dsn(db.primary(), db.database), autocommit=True) as conn:
-                cur = conn.execute("UPDATE items SET body = 'CORRUPTED' WHERE body LIKE 'drl-%'")
-                return {"bad_write": f"UPDATE of {cur.rowcount} rows"}
-        db.kill(old_primary)
-        if sc is DrillScenario.DB_LOSS:
-            shutil.rmtree(db.layout.data(old_primary), ignore_errors=True)
-            return {"killed": old_primary, "data_directory": "deleted"}
-        return {"killed": old_primary, "site": "primary site lost"}
-
-    def recover(failure_at: datetime) -> dict[str, Any]:
-        if sc is DrillScenario.REGION_FAILURE:
-            from deployops.engine.restore import PromoteDatabase, RecoveryPlan, RepointApplication
-
-            plan = RecoveryPlan(
-                operation_id=f"{drill_id}-failover",
-                kind="failover",
-                service=svc,
-                steps=(
-                    PromoteDatabase(instance_id=standby_id),
-                    RepointApplication(service=svc, instance_id=standby_id, timeout_s=wait),
-                ),
-                reason=f"drill {drill_id}",
-            )
-        else:
-            target = (
-                RestoreTarget(to_time=failure_at)
-                if sc is DrillScenario.DATA_CORRUPTION
-                else RestoreTarget()
-            )
-            op = f"{drill_id}-restore"
-            plan = plan_db_restore(
-                operation_id=op,
-                service=svc,
-                target=target,
-                instance_id=op,
-                repoint=True,
-                repoint_timeout_s=wait,
-                reason=f"drill {drill_id}",
-            )
-        doc = runner.run(plan)
-        return {"operation": plan.operation_id, "status": doc["status"]}
-
-    app.info(f"drill {drill_id}: {sc.value} in {env}")
-    report = run_drill(
+        recovery: tuple[Any, ...] = (
+            PromoteDatabase(instance_id=standby_id),
+            RepointApplication(service=svc, instance_id=standby_id, timeout_s=wait),
+        )
+    else:
+        recovery = db_restore_steps(
+            service=svc,
+            target=RestoreTarget(),
+            instance_id=f"{drill_id}-restore",
+            repoint=True,
+            repoint_timeout_s=wait,
+            # data-corruption restores to just before the bad write
+            to_time_from="@failure_at" if sc is DrillScenario.DATA_CORRUPTION else "",
+        )
+    plan = plan_drill(
         drill_id=drill_id,
         scenario=sc,
-        environment=env,
-        clock=clock,
-        markers=markers,
-        inject=inject,
-        recover=recover,
-        notify=_notifier(app, env),
+        service=svc,
+        recovery=recovery,
+        wait_s=wait,
         rto_target_s=policy.rto_s,
         rpo_target_s=policy.rpo_s,
-        wait_serving_s=wait,
-        notes=notes,
         runbook=RUNBOOKS[sc.value],
-        progress=lambda m: app.info(f"  {m}"),
-        make_durable=db.archived_until,
-    )
-    _finish(app, env, report, drills_dir(app), write_report)
+        notes=notes,
+        reason=reason,
+    ).with_settings(old_primary=db.primary_id() or "", standby_id=standby_id)
+    site = drill_site(app, env, plan.settings)
+    runner, _ = build_recovery_runner(app, env, clock=clock, extra_ports={DrillSite: site})
+    app.info(f"drill {drill_id}: {sc.value} in {env}")
+    try:
+        runner.start(
+            NewOperation(
+                kind=DRILL_KIND,
+                environment=env,
+                target=svc,
+                owner=whoami(),
+                plan=plan,
+                operation_id=drill_id,
+                summary=f"drill {sc.value} {drill_id}",
+            )
+        )
+    except DeployopsError:
+        op = app.store.get_operation(drill_id)
+        if op is None or "report_json" not in op.detail:
+            raise
+    show_drill(app, drill_id)
+
+
+def show_drill(app: App, drill_id: str) -> None:
+    """Print a drill's report (JSON with the report's paths, or its Markdown); exit 1 when
+    a target was missed."""
+    import json
+    from pathlib import Path
+
+    from deployops.errors import DeploymentError
+
+    op = app.store.get_operation(drill_id)
+    js = op.detail.get("report_json") if op is not None else None
+    if not js:
+        status = op.status if op is not None else "unknown"
+        raise DeploymentError(
+            f"drill {drill_id} has no report ({status})",
+            hint=f"`deployops deployments show {drill_id}` has its steps",
+        )
+    doc = json.loads(Path(js).read_text())
+    md = str(op.detail.get("report_markdown", "")) if op is not None else ""
+    if app.json:
+        app.emit({**doc, "report_markdown": md, "report_json": js})
+    else:
+        app.console.print(Path(md).read_text() if md else json.dumps(doc, indent=2))
+        app.console.print(f"report: {md}")
+    if not doc["outcome"]["passed"]:
+        raise typer.Exit(1)
 
 
 def _finish(app: App, env: str, report: Any, folder: Any, write_report: Any) -> None:
@@ -286,7 +327,7 @@ def _finish(app: App, env: str, report: Any, folder: Any, write_report: Any) -> 
 
 
 def _security_incident_unavailable(
-    app: App, env: str, drill_id: str, sc: Any, policy: Any, markers: Any, clock: Any
+    app: App, env: str, drill_id: str, sc: Any, policy: Any, clock: Any
 ) -> None:
     """The security-incident drill needs secret rotation (rotate every secret, redeploy);
     this build has no rotation command, so the drill reports that instead of pretending."""
@@ -322,17 +363,17 @@ def _security_incident_unavailable(
         notifications=[],
         runbook=RUNBOOKS[sc.value],
     )
-    _ = markers
     _finish(app, env, report, drills_dir(app), write_report)
 
 
 @group.command("status")
 def status(ctx: typer.Context) -> None:
-    """The last drill of each scenario, its result and when the next is due; the freshness
-    of every backup target against its RPO."""
+    """The last drill of each scenario, its result and when the next is due; when the next
+    test restore is due; the freshness of every backup target against its RPO (what the
+    controller of `deployops serve` schedules)."""
     import json
 
-    from deployops.cli._recovery import drills_dir
+    from deployops.cli._recovery import build_dr_schedule, drills_dir
     from deployops.clock import SystemClock
     from deployops.domain.backup import DrillScenario, drill_due
 
@@ -366,8 +407,14 @@ def status(ctx: typer.Context) -> None:
                 "overdue": due <= now,
             }
         )
+    schedule = build_dr_schedule(app, env, SystemClock())
+    tr = next((i for i in schedule.due() if i.what == "test-restore"), None)
+    test_restore = tr.to_json() if tr else None
+    fresh = schedule.freshness_rows()
     if app.json:
-        app.emit({"environment": env, "drills": rows})
+        app.emit(
+            {"environment": env, "drills": rows, "test_restore": test_restore, "freshness": fresh}
+        )
         return
     for r in rows:
         if r["last_drill"] is None:
@@ -379,3 +426,9 @@ def status(ctx: typer.Context) -> None:
             f"{r['scenario']}: {r['last_drill']} {verdict} (RTO {r['rto_s']} s, RPO "
             f"{r['rpo_s']} s); {when}"
         )
+    if test_restore is not None:
+        done = test_restore["last_at"] or "never"
+        when = "due now" if test_restore["overdue"] else f"next due {test_restore['next_due']}"
+        app.console.print(f"test restore: last {done}; {when}")
+    for f in fresh:
+        app.console.print(f"backups {'fresh' if f['ok'] else 'STALE'}: {f['text']}")

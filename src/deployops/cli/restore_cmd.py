@@ -19,7 +19,7 @@ group = typer.Typer(
         "  deployops restore db --to-time '2026-03-01T09:41:00Z'\n\n"
         "  deployops restore db --snapshot 20260301-094100F --no-repoint\n\n"
         "  deployops restore app-data --snapshot 4f2a9c1e --into /srv/restore\n\n"
-        "  deployops restore resume rst-20260301-094500"
+        "  deployops resume rst-20260301-094500-1a2b"
     ),
     no_args_is_help=True,
 )
@@ -44,11 +44,45 @@ def parse_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _progress(app: App) -> Any:
-    return lambda message: app.info(f"  {message}")
+def operation_doc(app: App, op_id: str) -> dict[str, Any]:
+    """A restore as the command shows it: its plan, status and each step's result."""
+    from deployops.domain.plan import Plan
+
+    op = app.store.get_operation(op_id)
+    assert op is not None
+    plan = Plan.from_record(op.plan)
+    done = {s.seq: s for s in app.store.steps_for(op.id)}
+    results: list[dict[str, Any] | None] = []
+    for seq in range(len(plan.steps)):
+        step = done.get(seq)
+        ok = step is not None and step.status == "succeeded"
+        results.append({"at": step.finished_at, **step.result} if ok and step else None)
+    doc = _plan_doc(op.id, plan, status=op.status)
+    doc["results"] = results
+    if op.error:
+        doc["error"] = op.error
+    return doc
 
 
-def _show(app: App, doc: dict[str, Any]) -> None:
+def _plan_doc(op_id: str, plan: Any, *, status: str) -> dict[str, Any]:
+    return {
+        "id": op_id,
+        "plan": {
+            "operation_id": op_id,
+            "kind": plan.strategy,
+            "service": plan.settings.get("service", ""),
+            "reason": plan.settings.get("reason", ""),
+            "steps": [
+                {"type": s.kind, **{k: v for k, v in s.to_json().items() if k != "step"}}
+                for s in plan.steps
+            ],
+        },
+        "status": status,
+        "results": [None] * len(plan.steps),
+    }
+
+
+def show_restore(app: App, doc: dict[str, Any]) -> None:
     if app.json:
         app.emit(doc)
         return
@@ -61,6 +95,28 @@ def _show(app: App, doc: dict[str, Any]) -> None:
             keys = ("instance", "host", "port", "items", "service", "task_definition")
             extra = " ".join(f"{k}={result[k]}" for k in keys if k in result)
         app.console.print(f"  {step['type']}: {mark} {extra}".rstrip())
+
+
+def run_restore(app: App, env: str, plan: Any, *, op_id: str, target: str) -> None:
+    """Run a restore plan on the environment's operation runner and show the result."""
+    from deployops.cli._recovery import build_recovery_runner
+    from deployops.engine.operation import NewOperation
+    from deployops.engine.restore import RESTORE_KIND
+    from deployops.wiring import whoami
+
+    runner, _ = build_recovery_runner(app, env)
+    runner.start(
+        NewOperation(
+            kind=RESTORE_KIND,
+            environment=env,
+            target=target,
+            owner=whoami(),
+            plan=plan,
+            operation_id=op_id,
+            summary=f"{plan.strategy} {op_id}",
+        )
+    )
+    show_restore(app, operation_doc(app, op_id))
 
 
 @group.command("db")
@@ -83,14 +139,13 @@ def db(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
 ) -> None:
     """Restore the database into a new instance, verify it, then roll the application's
-    replicas onto it (new DB_HOST / DB_PORT). The running database is untouched until the
-    restored one is verified."""
-    from deployops.cli._recovery import build_recovery_runner
-    from deployops.clock import SystemClock
+    replicas onto it (new DB_HOST / DB_PORT, kept for the next deploys). The running
+    database is untouched until the restored one is verified. Interrupted, it continues with
+    `deployops resume ID`."""
+    from deployops.cli._recovery import build_database
     from deployops.domain.backup import RestoreTarget
     from deployops.engine.restore import plan_db_restore
     from deployops.errors import ConfigError
-    from deployops.ids import new_id
 
     app = get_app(ctx)
     env = app.environment_name()
@@ -104,9 +159,9 @@ def db(
         to_time=parse_time(to_time) if to_time else None, backup_id=snapshot or None
     )
     svc = app.service_name(service)
-    op = _op_id(new_id)
+    build_database(app, env)  # the local platform only, said before anything is planned
+    op = _op_id("rst")
     plan = plan_db_restore(
-        operation_id=op,
         service=svc,
         target=target,
         instance_id=op,
@@ -115,16 +170,10 @@ def db(
         reason=f"restore to {target.describe()}",
     )
     if dry_run:
-        from deployops.engine.restore import _encode
-
-        doc = {"plan": _encode(plan), "status": "planned", "results": [None] * len(plan.steps)}
-        _show(app, doc)
+        show_restore(app, _plan_doc(op, plan, status="planned"))
         return
-    runner, _ = build_recovery_runner(
-        app, env, with_platform=not no_repoint, progress=_progress(app), clock=SystemClock()
-    )
     app.info(f"restore {op}: to {target.describe()}")
-    _show(app, runner.run(plan))
+    run_restore(app, env, plan, op_id=op, target=svc)
 
 
 @group.command("app-data")
@@ -137,19 +186,15 @@ def app_data(
     ] = None,
 ) -> None:
     """Restore application data from restic into a directory (never over the live data)."""
-    from deployops.cli._recovery import build_recovery_runner
     from deployops.engine.restore import plan_app_data_restore
-    from deployops.ids import new_id
 
     app = get_app(ctx)
     env = app.environment_name()
-    op = _op_id(new_id)
+    op = _op_id("rst")
     target = into or app.project.state_dir / "restores" / op
-    plan = plan_app_data_restore(
-        operation_id=op, service=app.service_name(None), snapshot_id=snapshot, target_dir=target
-    )
-    runner, _ = build_recovery_runner(app, env, with_platform=False, progress=_progress(app))
-    _show(app, runner.run(plan))
+    svc = app.service_name(None)
+    plan = plan_app_data_restore(service=svc, snapshot_id=snapshot, target_dir=target)
+    run_restore(app, env, plan, op_id=op, target=f"{svc}-data")
 
 
 @group.command("resume")
@@ -157,20 +202,19 @@ def resume(
     ctx: typer.Context,
     operation: Annotated[str, typer.Argument(help="The restore's id (rst-...).")],
 ) -> None:
-    """Continue a restore that was interrupted, from its first unfinished step."""
-    from deployops.cli._recovery import build_recovery_runner
+    """Continue a restore that was interrupted, from its first unfinished step (the same as
+    `deployops resume ID`)."""
+    from deployops.cli._recovery import resume_recovery
 
     app = get_app(ctx)
-    runner, _ = build_recovery_runner(
-        app, app.environment_name(), with_platform=True, progress=_progress(app)
-    )
-    _show(app, runner.resume(operation))
+    resume_recovery(app, operation)
 
 
-def _op_id(new_id: Any) -> str:
+def _op_id(prefix: str) -> str:
     from deployops.clock import SystemClock
+    from deployops.ids import new_id
 
-    return str(new_id("rst", SystemClock().now())).lower()
+    return str(new_id(prefix, SystemClock().now())).lower()
 
 
 @group.command("config")
@@ -205,16 +249,44 @@ def config(
             path="--at",
             hint="deployops restore config --list shows the recorded versions",
         )
-    version, written = history.restore(parse_time(at))
+    from deployops.engine.restore import plan_config_restore
+
+    env = app.environment_name()
+    when = parse_time(at)
+    history.at(when)  # refused before anything runs when nothing was recorded by then
+    op = _op_id("rst")
+    run_config_restore(app, env, plan_config_restore(at=when), op_id=op)
+
+
+def run_config_restore(app: App, env: str, plan: Any, *, op_id: str) -> None:
+    from deployops.cli._recovery import build_recovery_runner
+    from deployops.engine.operation import NewOperation
+    from deployops.engine.restore import RESTORE_KIND
+    from deployops.wiring import whoami
+
+    runner, _ = build_recovery_runner(app, env, database=False)
+    runner.start(
+        NewOperation(
+            kind=RESTORE_KIND,
+            environment=env,
+            target="config",
+            owner=whoami(),
+            plan=plan,
+            operation_id=op_id,
+            summary=f"restore-config {op_id}",
+        )
+    )
+    (step,) = app.store.steps_for(op_id)
     doc = {
-        "restored": version.commit[:12],
-        "recorded_at": version.at.isoformat(),
-        "files": [str(p.relative_to(app.project.root)) for p in written],
+        "id": op_id,
+        "restored": step.result["restored"],
+        "recorded_at": step.result["recorded_at"],
+        "files": [str(Path(p).relative_to(app.project.root)) for p in step.result["files"]],
     }
     if app.json:
         app.emit(doc)
     else:
         app.console.print(
-            f"configuration of {version.at.isoformat()} ({version.commit[:12]}) restored: "
+            f"configuration of {doc['recorded_at']} ({doc['restored']}) restored: "
             + ", ".join(doc["files"])
         )

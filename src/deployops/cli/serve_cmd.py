@@ -121,6 +121,8 @@ def serve(
     token_path = tokens or default_token_path(app.project.state_dir)
     token_file = TokenFile.load(token_path)
     platform = build_platform(app.project, env, clock=clock, store=store)
+    from deployops.cli._recovery import build_dr_schedule
+
     controller = build_controller(
         app.project,
         env,
@@ -130,6 +132,7 @@ def serve(
         worker=whoami(),
         tick_s=tick,
         lease_ttl_s=lease_ttl,
+        loops=build_dr_schedule(app, env, clock).loops(),
     )
     stop = threading.Event()
     if controller.lease is not None:

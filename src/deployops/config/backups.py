@@ -23,7 +23,8 @@ repositories. A section only names what it changes::
         password: secret://restic-password   # default: a generated file under .deployops
       config: {retention: 90d, rpo: 0, rto: 15m}
       logs: {retention: 90d}
-      drills: {every: 91d}
+      drills: {every: 91d, automatic: false}
+      test_restore: {every: 7d}
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "DatabaseBackupConfig",
     "DrillsConfig",
     "TargetConfig",
+    "TestRestoreConfig",
 ]
 
 
@@ -92,6 +94,13 @@ class AppDataBackupConfig(TargetConfig):
 
 class DrillsConfig(_Model):
     every: Duration = DRILL_INTERVAL_S
+    # The controller announces a due drill to the notification routes; with automatic it
+    # also runs it (a drill breaks the service on purpose: opt in per project).
+    automatic: bool = False
+
+
+class TestRestoreConfig(_Model):
+    every: Duration = Field(default=7 * 86400, gt=0)  # the controller's scheduled test restore
 
 
 class BackupsConfig(_Model):
@@ -100,6 +109,7 @@ class BackupsConfig(_Model):
     config: TargetConfig = TargetConfig()
     logs: TargetConfig = TargetConfig()
     drills: DrillsConfig = DrillsConfig()
+    test_restore: TestRestoreConfig = TestRestoreConfig()
 
     def policy(self, target: BackupTarget) -> BackupPolicy:
         """The effective policy of ``target``: the guide's row with this file's changes."""

@@ -15,6 +15,7 @@ __all__ = [
     "COLOURS",
     "colour_of",
     "colours",
+    "database_state_key",
     "lock_key",
     "other_colour",
     "prod_listener",
@@ -67,3 +68,12 @@ def lock_key(environment: str, target: str) -> str:
     rollbacks, restores, rotations and target-group deletions of one service exclude each
     other."""
     return f"{environment}/{target}"
+
+
+def database_state_key(service: str) -> str:
+    """The environment-state key of the database endpoint ``service`` was repointed to.
+
+    >>> database_state_key("web")
+    'database/web'
+    """
+    return f"database/{service}"

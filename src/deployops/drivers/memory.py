@@ -38,7 +38,7 @@ from deployops.domain.model import (
     TaskState,
 )
 from deployops.domain.names import colours, prod_listener, test_listener
-from deployops.errors import DriverError, NotFoundError, UnsupportedError
+from deployops.errors import DriverError, NotFoundError
 
 __all__ = [
     "MemoryCloud",
@@ -86,6 +86,9 @@ class MemoryCloud:
         self.target_groups: dict[str, HealthCheck] = {}
         self.listeners: dict[str, tuple[int, str]] = {}
         self.switches: list[tuple[float, str, str]] = []  # (monotonic, listener, tg)
+        # A weighted split per listener: the other target group and its weight (of 100).
+        self.splits: dict[str, tuple[str, int]] = {}
+        self.weight_changes: list[tuple[float, str, dict[str, int]]] = []
         # Fault switches applied to every service on top of its own (an outage of a shared
         # dependency shows on the previous version too).
         self.faults: dict[str, str] = {}
@@ -243,7 +246,7 @@ class MemoryCompute:
 class MemoryTraffic:
     name: ClassVar[str] = "memory"
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {"atomic_switch", "test_listener", "health_checks"}
+        {"atomic_switch", "test_listener", "health_checks", "weights"}
     )
 
     def __init__(self, *, cloud: MemoryCloud, fail_switch: bool = False) -> None:
@@ -258,7 +261,8 @@ class MemoryTraffic:
 
     def delete_target_group(self, name: str) -> None:
         for lname, (_, tg) in self.cloud.listeners.items():
-            if tg == name:
+            split = self.cloud.splits.get(lname)
+            if tg == name or (split is not None and split[0] == name):
                 raise DriverError("memory", "delete_target_group", f"{lname} forwards to {name}")
         self.cloud.target_groups.pop(name, None)
 
@@ -285,6 +289,9 @@ class MemoryTraffic:
             port, tg = self.cloud.listeners[name]
         except KeyError:
             raise NotFoundError(f"no listener {name!r}", path="listener") from None
+        split = self.cloud.splits.get(name)
+        if tg and split is not None:
+            return Listener(name=name, port=port, forwards=((tg, 100 - split[1]), split))
         return Listener(name=name, port=port, forwards=((tg, 100),) if tg else ())
 
     def switch_listener(self, name: str, target_group: str) -> Listener:
@@ -296,11 +303,34 @@ class MemoryTraffic:
             raise NotFoundError(f"no target group {target_group!r}", path="target_group")
         port, _ = self.cloud.listeners[name]
         self.cloud.listeners[name] = (port, target_group)
+        self.cloud.splits.pop(name, None)
         self.cloud.switches.append((self.cloud.clock.monotonic(), name, target_group))
         return self.describe_listener(name)
 
     def set_weights(self, name: str, weights: Mapping[str, int]) -> Listener:
-        raise UnsupportedError("weighted listeners are not simulated", path="traffic")
+        """Like the local driver: the listener's group keeps its place, the other gets its
+        share in whole percent; one group with weight > 0 is a switch to it."""
+        if self.fail_switch:
+            raise DriverError("memory", "set_weights", "injected failure", retryable=True)
+        if name not in self.cloud.listeners:
+            raise NotFoundError(f"no listener {name!r}", path="listener")
+        for tg in weights:
+            if tg not in self.cloud.target_groups:
+                raise NotFoundError(f"no target group {tg!r}", path="target_group")
+        live = {tg: int(w) for tg, w in weights.items() if int(w) > 0}
+        if not live:
+            raise DriverError("memory", "set_weights", f"weights send nothing anywhere: {weights}")
+        self.cloud.weight_changes.append((self.cloud.clock.monotonic(), name, dict(live)))
+        if len(live) == 1:
+            return self.switch_listener(name, next(iter(live)))
+        port, tg = self.cloud.listeners[name]
+        if tg not in live:
+            tg = max(live, key=lambda k: live[k])
+            self.cloud.listeners[name] = (port, tg)
+        (other,) = (g for g in live if g != tg)
+        share = max(1, min(99, round(100 * live[other] / sum(live.values()))))
+        self.cloud.splits[name] = (other, share)
+        return self.describe_listener(name)
 
 
 class MemoryMetrics:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from deployops.clock import Clock
 from deployops.domain.backup import (
@@ -31,14 +31,26 @@ from deployops.domain.backup import (
     achieved_rto_s,
     judge_drill,
 )
+from deployops.domain.plan import Plan, Step, register_step_type
+from deployops.engine.operation import HandlerTable, OperationKind, StepContext, stop_on_failure
+from deployops.errors import DeployopsError
+from deployops.store import OperationRecord
 
 __all__ = [
+    "DRILL_HANDLERS",
+    "DRILL_KIND",
     "DrillReport",
+    "DrillSite",
+    "InjectFailure",
     "MarkerLog",
     "MarkerWriter",
     "Markers",
+    "MeasureDrill",
+    "PrepareDrill",
+    "plan_drill",
     "render_markdown",
     "run_drill",
+    "write_report",
 ]
 
 
@@ -322,3 +334,314 @@ def write_report(report: DrillReport, folder: Path) -> tuple[Path, Path]:
     md.write_text(render_markdown(report))
     js.write_text(json.dumps(report.to_json(), indent=2))
     return md, js
+
+
+# ---------------------------------------------------------------- the drill as an operation
+# A drill runs on the one operation runner like every other kind: locked on the service,
+# stored step by step, resumable. Its plan is
+#
+#     PrepareDrill -> InjectFailure -> <the recovery's own steps> -> MeasureDrill
+#
+# where the recovery steps are a restore's (engine/restore.py) or a failover's. The marker
+# writer lives in the process that runs the drill; a drill resumed in a new process starts a
+# new writer, and its RTO is then measured from the stored failure to the first marker the
+# resumed run sees accepted (the outage includes the interruption, as it did for users).
+
+
+@dataclass
+class DrillSite:
+    """What a drill's steps act through besides the platform's ports (``Ports.extra``):
+    the application's marker rows, the notification routes (the channels that confirmed
+    delivery), the scenario's failure injection and preparation, where reports go."""
+
+    markers: Markers
+    notify: Callable[[str, str, str], Sequence[str]]
+    inject: Callable[[DrillScenario], dict[str, Any]]
+    prepare: Callable[[DrillScenario], dict[str, Any]]
+    make_durable: Callable[[], object]
+    reports_dir: Path
+    marker_interval_s: float = 1.0
+
+
+@register_step_type
+@dataclass(frozen=True, slots=True)
+class PrepareDrill(Step):
+    """A backup to recover from exists; a region-failure drill starts the second site."""
+
+    phase: ClassVar[str] = "prepare"
+    scenario: str
+
+    def describe(self) -> str:
+        return f"prepare the {self.scenario} drill"
+
+
+@register_step_type
+@dataclass(frozen=True, slots=True)
+class InjectFailure(Step):
+    """Markers every second, the first ones made durable, then the failure."""
+
+    phase: ClassVar[str] = "inject"
+    scenario: str
+    drill_id: str
+
+    def describe(self) -> str:
+        return f"inject the failure: {self.scenario}"
+
+
+@register_step_type
+@dataclass(frozen=True, slots=True)
+class MeasureDrill(Step):
+    """Wait for the service to serve again; measure RTO / RPO; notify; write the report."""
+
+    phase: ClassVar[str] = "measure"
+    scenario: str
+    drill_id: str
+    wait_s: float
+    rto_target_s: float
+    rpo_target_s: float
+    runbook: str = ""
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return "measure the achieved recovery time and data loss"
+
+
+# The marker writers of the drills this process runs, by operation id.
+_WRITERS: dict[str, MarkerWriter] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer(ctx: StepContext, site: DrillSite, drill_id: str) -> MarkerWriter:
+    with _WRITERS_LOCK:
+        writer = _WRITERS.get(ctx.op.id)
+        if writer is None:
+            writer = MarkerWriter(
+                site.markers,
+                prefix=f"{drill_id}-",
+                clock=ctx.clock,
+                interval_s=site.marker_interval_s,
+            ).start()
+            _WRITERS[ctx.op.id] = writer
+        return writer
+
+
+def _stop_writer(op_id: str) -> MarkerLog | None:
+    with _WRITERS_LOCK:
+        writer = _WRITERS.pop(op_id, None)
+    return writer.stop() if writer is not None else None
+
+
+def prepare_drill(step: PrepareDrill, ctx: StepContext) -> dict[str, Any]:
+    site = ctx.ports.get(DrillSite)
+    return {"prepared": site.prepare(DrillScenario(step.scenario))}
+
+
+def inject_failure(step: InjectFailure, ctx: StepContext) -> dict[str, Any]:
+    site = ctx.ports.get(DrillSite)
+    sc = DrillScenario(step.scenario)
+    writer = _writer(ctx, site, step.drill_id)
+    problems: list[str] = []
+    ctx.progress("writing marker rows every second", 30.0)
+    if not writer.wait_committed(3, timeout_s=30):
+        problems.append("the application did not accept marker rows before the failure")
+    # The first markers are made durable (WAL switched and archived) so the data loss is
+    # measured from a point known to be in the backups, not from nothing.
+    site.make_durable()
+    writer.wait_committed(len(writer.log.committed()) + 2, timeout_s=30)
+    ctx.progress(f"injecting the failure: {sc.value}", 0.0)
+    failure_at = ctx.clock.now()
+    injected = site.inject(sc)
+    delivered = list(
+        site.notify(
+            "critical",
+            f"Drill {sc.value}: failure injected",
+            f"Drill {step.drill_id} in {ctx.op.environment}: recovery starts now.",
+        )
+    )
+    before = [c for _n, _s, c in writer.log.committed() if c <= failure_at]
+    return {
+        "failure_at": failure_at.isoformat(),
+        "last_committed_before_failure": max(before).isoformat() if before else "",
+        "injected": injected,
+        "notified_at_failure": delivered,
+        "drill_problems": problems,
+    }
+
+
+def _when(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def measure(step: MeasureDrill, ctx: StepContext, *, recovery_problem: str = "") -> DrillReport:
+    """The drill's report from what the steps stored and the markers the writer saw."""
+    site = ctx.ports.get(DrillSite)
+    sc = DrillScenario(step.scenario)
+    res = ctx.results
+    problems = list(res.get("drill_problems", ()))
+    if recovery_problem:
+        problems.append(f"the recovery failed: {recovery_problem}")
+    failure_at = _when(res.get("failure_at"))
+    last_before = _when(res.get("last_committed_before_failure"))
+    writer = _writer(ctx, site, step.drill_id)
+    recovered_at: datetime | None = None
+    try:
+        # Serving again = the first marker accepted once the recovery is done (a corrupted
+        # database still accepts writes: acceptance during the failure proves nothing).
+        recovery_done = ctx.clock.now()
+        deadline = ctx.clock.monotonic() + step.wait_s
+        while ctx.clock.monotonic() < deadline:
+            recovered_at = writer.log.first_ok_after(recovery_done)
+            if recovered_at is not None:
+                break
+            ctx.progress("waiting for the service to serve again", deadline - ctx.clock.monotonic())
+            ctx.clock.sleep(0.2)
+        if recovered_at is None:
+            problems.append(f"the service was not serving within {step.wait_s:.0f}s")
+        else:
+            writer.wait_committed(len(writer.log.committed()) + 2, timeout_s=10)
+    finally:
+        log = _stop_writer(ctx.op.id) or writer.log
+    committed = log.committed()
+    try:
+        present_rows = site.markers.present(f"{step.drill_id}-")
+    except Exception as exc:  # noqa: BLE001 - the report says what failed
+        present_rows = []
+        problems.append(f"could not read the markers back: {exc}")
+    present_before = [c for _b, c in present_rows if failure_at is not None and c <= failure_at]
+    last_present = max(present_before) if present_before else None
+    rto = (
+        achieved_rto_s(failure_at=failure_at, serving_at=recovered_at)
+        if failure_at and recovered_at
+        else None
+    )
+    rpo = (
+        achieved_rpo_s(last_before_failure=last_before, last_present=last_present)
+        if recovered_at is not None
+        else None
+    )
+    outcome_text = (
+        f"RTO {_fmt(rto)} (target {step.rto_target_s:.0f} s), RPO {_fmt(rpo)} "
+        f"(target {step.rpo_target_s:.0f} s)"
+    )
+    delivered = list(res.get("notified_at_failure", ()))
+    delivered += site.notify(
+        "info" if not problems else "warning",
+        f"Drill {sc.value}: finished",
+        f"Drill {step.drill_id} in {ctx.op.environment}: {outcome_text}",
+    )
+    outcome = judge_drill(
+        sc,
+        rto_s=rto,
+        rpo_s=rpo,
+        rto_target_s=step.rto_target_s,
+        rpo_target_s=step.rpo_target_s,
+        notified=bool(delivered),
+        problems=problems,
+    )
+    recovery: dict[str, Any] = {"operation": ctx.op.id, "injected": res.get("injected", {})}
+    recovery["steps"] = {
+        s.name: s.status for s in ctx.store.steps_for(ctx.op.id) if s.name != "MeasureDrill"
+    }
+    return DrillReport(
+        drill_id=step.drill_id,
+        scenario=sc,
+        environment=ctx.op.environment,
+        started_at=ctx.op.created_at,
+        failure_at=failure_at,
+        recovered_at=recovered_at,
+        outcome=outcome,
+        recovery=recovery,
+        markers_written=len(log.rows),
+        markers_committed=len(committed),
+        last_committed_before_failure=last_before,
+        last_present_after=last_present,
+        notifications=sorted(set(delivered)),
+        notes=tuple(step.notes),
+        runbook=step.runbook,
+    )
+
+
+def _record_report(ctx: StepContext, report: DrillReport) -> dict[str, Any]:
+    site = ctx.ports.get(DrillSite)
+    md, js = write_report(report, site.reports_dir)
+    o = report.outcome
+    summary = {
+        "report_markdown": str(md),
+        "report_json": str(js),
+        "passed": o.passed,
+        "rto_s": o.rto_s,
+        "rpo_s": o.rpo_s,
+    }
+    ctx.update_detail(**summary)
+    ctx.event(
+        "drill.finished",
+        f"drill {report.drill_id} {report.scenario.value}: " + ("passed" if o.passed else "failed"),
+        level="info" if o.passed else "warning",
+        data={"report": str(js), "rto_s": str(o.rto_s), "rpo_s": str(o.rpo_s)},
+    )
+    return summary
+
+
+def measure_drill(step: MeasureDrill, ctx: StepContext) -> dict[str, Any]:
+    return _record_report(ctx, measure(step, ctx))
+
+
+def _drill_failed(ctx: StepContext, step: Step, exc: DeployopsError) -> OperationRecord:
+    """A failed recovery is a drill result: measured and reported, then the operation fails.
+    A failure before the injection (no database, no backup) fails as any operation does."""
+    measure_step = next((s for s in ctx.plan.steps if isinstance(s, MeasureDrill)), None)
+    if measure_step is not None and "failure_at" in ctx.results and step is not measure_step:
+        _record_report(ctx, measure(measure_step, ctx, recovery_problem=exc.message))
+    else:
+        _stop_writer(ctx.op.id)
+    return stop_on_failure(ctx, step, exc)
+
+
+DRILL_HANDLERS = HandlerTable()
+DRILL_HANDLERS.register(PrepareDrill, prepare_drill)
+DRILL_HANDLERS.register(InjectFailure, inject_failure)
+DRILL_HANDLERS.register(MeasureDrill, measure_drill)
+
+DRILL_KIND = OperationKind(
+    name="drill",
+    id_prefix="drl",
+    on_failure=_drill_failed,
+    describe=lambda op: f"drill {op.id}: {op.plan.get('strategy', '')}",
+)
+
+
+def plan_drill(
+    *,
+    drill_id: str,
+    scenario: DrillScenario,
+    service: str,
+    recovery: Sequence[Step],
+    wait_s: float,
+    rto_target_s: float,
+    rpo_target_s: float,
+    runbook: str,
+    notes: Sequence[str] = (),
+    reason: str = "",
+) -> Plan:
+    """Prepare, inject, the recovery's own steps, measure: every setting frozen in."""
+    steps: tuple[Step, ...] = (
+        PrepareDrill(scenario=scenario.value),
+        InjectFailure(scenario=scenario.value, drill_id=drill_id),
+        *recovery,
+        MeasureDrill(
+            scenario=scenario.value,
+            drill_id=drill_id,
+            wait_s=wait_s,
+            rto_target_s=rto_target_s,
+            rpo_target_s=rpo_target_s,
+            runbook=runbook,
+            notes=tuple(notes),
+        ),
+    )
+    return Plan(
+        strategy=scenario.value,
+        steps=steps,
+        target_group="",
+        previous_target_group="",
+        settings={"reason": reason, "service": service},
+    )

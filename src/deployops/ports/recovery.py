@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from deployops.domain.backup import BackupPoint, DbInstance, RestoreTarget
 
-__all__ = ["BackupRepo", "Database", "Dns"]
+__all__ = ["BackupRepo", "Database", "DatabaseEndpoints", "Dns"]
 
 
 @runtime_checkable
@@ -74,6 +74,22 @@ class Database(Protocol):
     def inspect(self, instance_id: str) -> dict[str, Any]:
         """What a restored instance holds, as evidence for its verification: whether it
         accepts writes, its tables, rows of the application's ``items`` and the newest one."""
+        ...
+
+
+@runtime_checkable
+class DatabaseEndpoints(Protocol):
+    """Where a service's database is now, kept as environment state: a restore or a failover
+    that repoints the application records the endpoint, and the deploy planning uses it in
+    place of the ``DB_HOST`` / ``DB_PORT`` of ``deployops.yaml`` (a restore survives the next
+    deploy)."""
+
+    def set_database_endpoint(self, service: str, *, host: str, port: int, source: str) -> None:
+        """Record the endpoint; ``source`` is the operation that moved the application."""
+        ...
+
+    def database_endpoint(self, service: str) -> tuple[str, int] | None:
+        """``(host, port)`` recorded for ``service``, or ``None`` (the yaml's values hold)."""
         ...
 
 

@@ -11,7 +11,7 @@ JSON-serialisable dicts, so ``deployops deployments show -o json`` and
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -246,14 +246,19 @@ def list_deployments(
 
 
 def deployment_detail(
-    store: StateStore, deployment_id: str, *, now: datetime | None = None
+    store: StateStore,
+    deployment_id: str,
+    *,
+    kinds: Sequence[str] = DEPLOYMENT_KINDS,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """One deployment with its steps, events and decisions (with their evidence), and its
     watch after the switch.
 
     ``deployment_id`` may be a unique prefix; an unknown one raises ``NotFoundError``.
+    ``kinds`` widens it to other operations (restores, drills).
     """
-    rec = store.require_deployment(deployment_id)
+    rec = store.require_deployment(deployment_id, kinds=kinds)
     op = store.get_operation(rec.id)
     return {
         **deployment_json(rec),

@@ -1,6 +1,6 @@
-"""DR-4 fault: a restore killed with SIGKILL in the middle of restoring resumes from its
-journal (``deployops restore resume``), takes over its own stale lock, finishes, and the
-running primary was never touched."""
+"""DR-4 fault: a restore killed with SIGKILL in the middle of restoring resumes from the
+state store (``deployops resume``, the one operation runner), takes over its own stale lock,
+finishes, and the running primary was never touched."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deployops.errors import DriverError
+from deployops.store import StateStore
 from tests.fixtures_local import LocalPlatformHandle, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -49,14 +51,24 @@ def test_a_restore_killed_during_the_restore_step_resumes_and_finishes(dr_root: 
             stderr=subprocess.PIPE,
             text=True,
         )
-        ops = dr_root / ".deployops" / "operations"
+        store_url = f"sqlite:///{dr_root / '.deployops' / 'state.db'}"
+        found: list[str] = []
 
         def restoring() -> bool:
-            for j in ops.glob("rst-*.json") if ops.is_dir() else []:
-                d = json.loads(j.read_text())
-                if d["intents"][1] is not None:  # RestoreDatabase has started
-                    return True
-            return False
+            if not (dr_root / ".deployops" / "state.db").is_file():
+                return False
+            store = StateStore.open(store_url, migrate=False)
+            try:
+                for op in store.list_operations(kinds=["restore"]):
+                    steps = store.steps_for(op.id)
+                    if any(s.name == "RestoreDatabase" for s in steps):  # it has started
+                        found.append(op.id)
+                        return True
+                return False
+            except DriverError:
+                return False  # the store is still being created
+            finally:
+                store.close()
 
         LocalPlatformHandle.wait_until(restoring, timeout_s=60, what="restore step started")
         os.kill(proc.pid, signal.SIGKILL)
@@ -64,11 +76,11 @@ def test_a_restore_killed_during_the_restore_step_resumes_and_finishes(dr_root: 
         assert proc.stdout and proc.stderr
         proc.stdout.close()
         proc.stderr.close()
-        (journal,) = list(ops.glob("rst-*.json"))
-        op = journal.stem
-        assert json.loads(journal.read_text())["status"] == "running"
+        op = found[0]
+        listed = json.loads(_cli(cfg, "-o", "json", "deployments", "list").stdout)
+        assert [(d["id"], d["kind"], d["status"]) for d in listed] == [(op, "restore", "running")]
 
-        resumed = _cli(cfg, "-o", "json", "restore", "resume", op)
+        resumed = _cli(cfg, "-o", "json", "resume", op)
         assert resumed.returncode == 0, resumed.stderr
         out = json.loads(resumed.stdout)
         assert out["status"] == "succeeded"

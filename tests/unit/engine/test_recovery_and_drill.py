@@ -1,4 +1,4 @@
-"""The recovery runner's journal and resume (DR-4: a restore killed halfway continues at its
+"""Restores on the one operation runner: resume (DR-4: a restore killed halfway continues at its
 first unfinished step) and the drill's RTO/RPO measurement (DR-7), on in-memory ports."""
 
 from __future__ import annotations
@@ -21,11 +21,7 @@ from deployops.domain.backup import (
     RestoreTarget,
 )
 from deployops.engine.drill import render_markdown, run_drill
-from deployops.engine.restore import (
-    RecoveryContext,
-    RecoveryRunner,
-    plan_db_restore,
-)
+from deployops.engine.restore import plan_db_restore
 from deployops.errors import BackupError
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -89,50 +85,129 @@ class FakeDatabase:
         return {"accepting_writes": True, "tables": 1}
 
 
-def _runner(db: FakeDatabase, tmp_path: Path, locks: list[str]) -> RecoveryRunner:
-    return RecoveryRunner(
-        ctx=RecoveryContext(clock=SystemClock(), database=db),
-        journal_dir=tmp_path / "ops",
-        acquire=lambda p: locks.append(f"+{p.service}"),
-        release=lambda p: locks.append(f"-{p.service}"),
+class Killed(BaseException):
+    """Stands in for kill -9 in the middle of a step (nothing after it runs)."""
+
+
+def _runner(rig: Any, db: FakeDatabase, extra: dict[type[Any], object] | None = None) -> Any:
+    from deployops.drivers.memory import MemoryCompute, MemoryProber
+    from deployops.engine.operation import Env, Ports
+    from deployops.engine.restore import HANDLERS
+    from deployops.engine.runner import Runner
+    from deployops.ports.recovery import Database
+
+    return Runner(
+        env=Env(
+            ports=Ports(
+                compute=MemoryCompute(cloud=rig.cloud),
+                traffic=rig.traffic,
+                metrics=rig.metrics,
+                prober=MemoryProber(cloud=rig.cloud),
+                extra={Database: db, **(extra or {})},
+            ),
+            store=rig.store,
+            clock=rig.clock,
+        ),
+        handlers=HANDLERS,
     )
 
 
-def test_dr4_a_failed_restore_resumes_at_its_first_unfinished_step(tmp_path: Path) -> None:
+def _start(runner: Any, plan: Any, op_id: str = "rst-1") -> Any:
+    from deployops.engine.operation import NewOperation
+    from deployops.engine.restore import RESTORE_KIND
+
+    return runner.start(
+        NewOperation(
+            kind=RESTORE_KIND,
+            environment="staging",
+            target="web",
+            owner="ops@host:1",
+            plan=plan,
+            operation_id=op_id,
+        )
+    )
+
+
+def test_dr4_a_restore_killed_halfway_resumes_at_its_first_unfinished_step(
+    tmp_path: Path,
+) -> None:
+    """On the one runner: the finished step is not redone, the interrupted one runs again,
+    the dead owner's lock is taken over and released; the primary is never repointed by a
+    --no-repoint restore."""
+    from deployops.domain.names import lock_key
+    from deployops.engine.restore import RESTORE_KIND
+    from tests.support.memory_rig import make_rig
+
+    rig = make_rig(tmp_path)
+    db = FakeDatabase()
+    real_restore = db.restore
+
+    def killed(*_a: Any, **_k: Any) -> Any:
+        db.calls.append("restore:killed")
+        raise Killed
+
+    db.restore = killed  # type: ignore[method-assign]
+    plan = plan_db_restore(
+        service="web", target=RestoreTarget(), instance_id="rst-1", repoint=False
+    )
+    with pytest.raises(Killed):
+        _start(_runner(rig, db), plan)
+    op = rig.store.get_operation("rst-1")
+    assert op is not None and op.status == "running"
+    # kill -9 leaves the lock behind with its dead owner
+    rig.store.acquire_lock(
+        lock_key("staging", "web"), owner="ops@host:1", reason="x", now=rig.clock.now()
+    )
+    db.restore = real_restore  # type: ignore[method-assign]
+    done = _runner(rig, db).resume(
+        "rst-1", kinds={"restore": RESTORE_KIND}, owner="ops@host:2", owner_alive=lambda _o: False
+    )
+    assert done.status == "succeeded"
+    assert db.calls == ["archived_until", "restore:killed", "restore:rst-1", "inspect:rst-1"]
+    assert db.primary().id == "p"
+    assert rig.store.get_lock(lock_key("staging", "web")) is None
+    steps = rig.store.steps_for("rst-1")
+    assert [(s.name, s.status) for s in steps] == [
+        ("CheckRestorable", "succeeded"),
+        ("RestoreDatabase", "succeeded"),
+        ("VerifyDatabase", "succeeded"),
+    ]
+
+
+def test_dr4_a_failed_restore_stops_releases_the_lock_and_leaves_the_primary(
+    tmp_path: Path,
+) -> None:
+    from deployops.domain.names import lock_key
+    from deployops.errors import DeploymentError
+    from tests.support.memory_rig import make_rig
+
+    rig = make_rig(tmp_path)
     db = FakeDatabase()
     db.fail_restore_once = True
-    locks: list[str] = []
-    plan = plan_db_restore(
-        operation_id="rst-1",
-        service="web",
-        target=RestoreTarget(),
-        instance_id="rst-1",
-        repoint=False,
-    )
-    with pytest.raises(BackupError, match="unreachable"):
-        _runner(db, tmp_path, locks).run(plan)
+    plan = plan_db_restore(service="web", target=RestoreTarget(), instance_id="rst-1", repoint=True)
+    with pytest.raises(DeploymentError, match="failed at RestoreDatabase: repository unreachable"):
+        _start(_runner(rig, db), plan)
     assert db.primary().id == "p"  # nothing was repointed
-    assert locks == ["+web", "-web"]  # the lock is released on failure
-    doc = _runner(db, tmp_path, locks).resume("rst-1")  # a new process: from the journal
-    assert doc["status"] == "succeeded"
-    # CheckRestorable ran once; the restore was retried; verify ran after it
-    assert db.calls == ["archived_until", "restore:rst-1", "restore:rst-1", "inspect:rst-1"]
-    again = _runner(db, tmp_path, locks).resume("rst-1")
-    assert again["status"] == "succeeded"
-    assert db.calls.count("restore:rst-1") == 2  # a finished operation is not redone
+    assert rig.store.get_lock(lock_key("staging", "web")) is None
+    op = rig.store.get_operation("rst-1")
+    assert op is not None and op.status == "failed"
 
 
 def test_dr2_a_time_outside_the_window_is_refused_before_any_restore(tmp_path: Path) -> None:
+    from deployops.errors import DeploymentError
+    from tests.support.memory_rig import make_rig
+
+    rig = make_rig(tmp_path)
     db = FakeDatabase()
+    db.now = rig.clock.now()
     plan = plan_db_restore(
-        operation_id="rst-2",
         service="web",
         target=RestoreTarget(to_time=db.now - timedelta(days=3)),
         instance_id="rst-2",
         repoint=True,
     )
-    with pytest.raises(BackupError, match="outside the retention"):
-        _runner(db, tmp_path, []).run(plan)
+    with pytest.raises(DeploymentError, match="outside the retention"):
+        _start(_runner(rig, db), plan, "rst-2")
     assert not [c for c in db.calls if c.startswith("restore")]
 
 
@@ -240,56 +315,47 @@ def test_dr7_a_drill_without_notifications_or_recovery_fails_with_its_reasons() 
     assert "no notification was delivered" in joined
 
 
-def test_dr4_the_restore_plan_runs_on_the_generic_operation_runner(tmp_path: Path) -> None:
-    """Plugging restores into the runner is registration: the same steps and handlers, the
-    lock on the service, intent and outcome per step in the store."""
-    from deployops.domain.names import lock_key
-    from deployops.drivers.memory import MemoryCompute, MemoryProber
-    from deployops.engine.operation import Env, NewOperation, Ports
-    from deployops.engine.restore import RESTORE_KIND, as_runner_plan, runner_handlers
-    from deployops.engine.runner import Runner
-    from deployops.ports.recovery import Database
-    from tests.support.memory_rig import make_rig
+def test_dr4_a_restore_survives_the_next_deploy(tmp_path: Path) -> None:
+    """Restore -> deploy: the repoint rolls the live replicas onto the restored database and
+    keeps its endpoint as environment state; the next deploy's new replicas use it, not the
+    DB_HOST / DB_PORT of deployops.yaml."""
+    from deployops.drivers.memory import MemoryCompute
+    from deployops.engine.deploy import DeployRequest
+    from deployops.engine.restore import StoredDatabaseEndpoints
+    from deployops.ports.recovery import DatabaseEndpoints
+    from tests.support.memory_rig import make_rig, write_project
 
     rig = make_rig(tmp_path)
+    rig.project = write_project(tmp_path, environment={"DB_HOST": "10.0.0.1", "DB_PORT": "5432"})
+    endpoints = StoredDatabaseEndpoints(store=rig.store, environment="staging", clock=rig.clock)
+    deployer = rig.deployer(extra_ports={DatabaseEndpoints: endpoints})
+    deployer.deploy(DeployRequest(service="web", version="1.0.0"))
+
+    def live_env() -> dict[str, str]:
+        compute = MemoryCompute(cloud=rig.cloud)
+        svc = compute.describe_service(rig.prod())
+        assert svc is not None
+        return dict(compute.describe_task_definition(svc.task_definition).spec.environment)
+
+    assert live_env()["DB_HOST"] == "10.0.0.1"
     db = FakeDatabase()
-    runner = Runner(
-        env=Env(
-            ports=Ports(
-                compute=MemoryCompute(cloud=rig.cloud),
-                traffic=rig.traffic,
-                metrics=rig.metrics,
-                prober=MemoryProber(cloud=rig.cloud),
-                extra={Database: db},
-            ),
-            store=rig.store,
-            clock=rig.clock,
-        ),
-        handlers=runner_handlers(),
-    )
-    plan = plan_db_restore(
-        operation_id="rst-x",
-        service="web",
-        target=RestoreTarget(),
-        instance_id="rst-x",
-        repoint=False,
-    )
-    op = runner.start(
-        NewOperation(
-            kind=RESTORE_KIND,
-            environment="staging",
-            target="web",
-            owner="ops@host:1",
-            plan=as_runner_plan(plan),
-        )
-    )
+    plan = plan_db_restore(service="web", target=RestoreTarget(), instance_id="rst-3", repoint=True)
+    op = _start(_runner(rig, db, extra={DatabaseEndpoints: endpoints}), plan, "rst-3")
     assert op.status == "succeeded"
-    assert op.id.startswith("rst-")
-    steps = rig.store.steps_for(op.id)
-    assert [(s.name, s.status) for s in steps] == [
-        ("CheckRestorable", "succeeded"),
-        ("RestoreDatabase", "succeeded"),
-        ("VerifyDatabase", "succeeded"),
-    ]
-    assert steps[1].result["port"] == 6000
-    assert rig.store.get_lock(lock_key("staging", "web")) is None
+    assert (live_env()["DB_HOST"], live_env()["DB_PORT"]) == ("127.0.0.1", "6000")
+    stored = rig.store.environment_state("staging", "database/web")
+    assert stored is not None and stored["source"] == "rst-3"
+
+    rec = deployer.deploy(DeployRequest(service="web", version="1.1.0"))
+    assert rec.status == "succeeded"
+    env = live_env()
+    assert env["APP_VERSION"] == "1.1.0"
+    assert (env["DB_HOST"], env["DB_PORT"]) == ("127.0.0.1", "6000")
+
+
+def test_the_history_lists_every_recovery_kind_resume_knows() -> None:
+    from deployops.cli._recovery import recovery_kinds
+    from deployops.cli.deployments_cmd import HISTORY_KINDS
+    from deployops.store.records import DEPLOYMENT_KINDS
+
+    assert set(HISTORY_KINDS) == {*DEPLOYMENT_KINDS, *recovery_kinds()}
