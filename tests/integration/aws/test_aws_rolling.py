@@ -14,6 +14,7 @@ own timing of the rollback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ class Rig:
         self.cw = boto3.client("cloudwatch", region_name=REGION)
         self.ecs = boto3.client("ecs", region_name=REGION)
 
-    def deployer(self) -> Deployer:
+    def deployer(self, crash_point: Callable[[str, int, str], None] | None = None) -> Deployer:
         return Deployer(
             project=self.project,
             environment="staging",
@@ -77,6 +78,7 @@ class Rig:
             store=self.store,
             clock=self.clock,
             extra_ports=platform_ports(self.platform),
+            crash_point=crash_point,
         )
 
     def deploy(self, version: str) -> Any:
@@ -203,3 +205,33 @@ def test_an_armed_alarm_has_ecs_roll_back_and_deployops_reports_it(rig: Rig) -> 
         if op.reverts == bad.id and op.owner == "deployops (automatic)"
     ]
     assert [op.detail["strategy"] for op in rollbacks] == ["platform-rollback"]
+
+
+class Killed(BaseException):
+    """The process died here (nothing in the engine handles a BaseException)."""
+
+
+def test_a_killed_rolling_deploy_resumes_on_the_same_ecs_deployment(rig: Rig) -> None:
+    """Killed after UpdateService started the rollout, before the step's outcome was stored
+    (the engine's fault point, raising instead of SIGKILL because the simulated ECS lives in
+    this process): the resume watches the deployment kept in the operation's detail and
+    sends no second UpdateService."""
+    rig.deploy("1.0.0")
+
+    def crash(kind: str, seq: int, where: str) -> None:
+        if (kind, seq, where) == ("deploy", 1, "before-outcome"):  # RollingUpdate
+            raise Killed
+
+    with pytest.raises(Killed):
+        rig.deployer(crash).deploy(
+            DeployRequest(service="web", version="1.1.0", strategy="rolling")
+        )
+    (rec,) = [d for d in rig.store.list_deployments() if d.version == "1.1.0"]
+    op = rig.store.get_operation(rec.id)
+    assert op is not None and op.status == "running"
+    started = op.detail["rollout"]
+    done = rig.deployer().resume(rec.id, owner="ops@elsewhere:1", owner_alive=lambda _: False)
+    assert done.status == "succeeded"
+    assert len(rig.updates_to(done.task_definition)) == 1
+    assert [d.arn for d in rig.sim.rollings.values()] == [started]
+    assert rig.service_task_definition() == done.task_definition
