@@ -117,7 +117,10 @@ def _project(root: Path, outputs: Path) -> ProjectConfig:
                     "stability_window": "30s",
                     "sample_interval": "10s",
                 },
-                "version_environment": {"2.0.0": {"FAULT_ERROR_RATE": "0.2"}},
+                "version_environment": {
+                    "2.0.0": {"FAULT_ERROR_RATE": "0.2"},
+                    "6.6.6": {"FAULT_HEALTH_FAIL": "1"},
+                },
             }
         },
     }
@@ -235,3 +238,19 @@ def test_a_killed_rolling_deploy_resumes_on_the_same_ecs_deployment(rig: Rig) ->
     assert len(rig.updates_to(done.task_definition)) == 1
     assert [d.arn for d in rig.sim.rollings.values()] == [started]
     assert rig.service_task_definition() == done.task_definition
+
+
+def test_new_tasks_that_never_turn_healthy_trip_the_circuit_breaker(rig: Rig) -> None:
+    """DEP-7 on ECS rolling: the circuit breaker (on, with rollback) rolls the service back by
+    itself; deployops reports it as an automatic rollback decided by the breaker, and the old
+    revision serves throughout."""
+    rig.deploy("1.0.0")
+    good = rig.deploy("1.1.0")
+    with pytest.raises(RolledBackError, match="circuit breaker"):
+        rig.deploy("6.6.6")
+    (bad,) = [d for d in rig.store.list_deployments() if d.version == "6.6.6"]
+    assert bad.status == "rolled_back"
+    assert rig.service_task_definition() == good.task_definition
+    (decision,) = [d for d in rig.store.decisions(deployment_id=bad.id) if d.action == "rollback"]
+    assert decision.rule == "circuit-breaker"
+    assert decision.evidence["rollout"]["circuit_breaker"] is True
