@@ -201,7 +201,10 @@ def test_an_armed_alarm_has_ecs_roll_back_and_deployops_reports_it(rig: Rig) -> 
     assert decision.evidence["rollout"]["triggered_alarms"] == [
         "shop-staging-blue-rollback-error-rate"
     ]
-    assert decision.evidence["rules"]["shop-staging-blue-rollback-error-rate"]["triggered"]
+    assert decision.evidence["alarms"]["shop-staging-blue-rollback-error-rate"]["triggered"]
+    assert decision.evidence["triggered"] == "shop-staging-blue-rollback-error-rate"
+    (report,) = (rig.project.state_dir / "reports").glob(f"{bad.id}*.md")
+    assert "shop-staging-blue-rollback-error-rate" in report.read_text(encoding="utf-8")
     rollbacks = [
         op
         for op in rig.store.list_operations(kinds=["rollback"])
