@@ -208,24 +208,29 @@ def build_dr_schedule(app: App, environment: str, clock: Clock) -> DrSchedule:
     local = app.project.environment(environment).platform == "local"
 
     def newest_points() -> dict[BackupTarget, datetime | None]:
+        """What exists here: the database once it was started, application data once its
+        paths exist or its repository does."""
+        out: dict[BackupTarget, datetime | None] = {}
         if not local:
-            return {}
+            return out
         db = build_database(app, environment, clock)
-        points = db.backups() if db.primary_id() else []
-        archived = db.archived_until() if points else None
-        stamps = [p.finished_at for p in points] + ([archived] if archived else [])
+        if db.primary_id():
+            points = db.backups()
+            archived = db.archived_until() if points else None
+            stamps = [p.finished_at for p in points] + ([archived] if archived else [])
+            out[BackupTarget.DATABASE] = max(stamps) if stamps else None
         repo = build_restic(app, environment, clock)
-        snaps = repo.snapshots() if repo.exists() else []
-        return {
-            BackupTarget.DATABASE: max(stamps) if stamps else None,
-            BackupTarget.APP_DATA: snaps[-1].finished_at if snaps else None,
-        }
+        if repo.exists() or any(p.exists() for p in app_data_paths(app)):
+            snaps = repo.snapshots() if repo.exists() else []
+            out[BackupTarget.APP_DATA] = snaps[-1].finished_at if snaps else None
+        return out
 
-    def test_restore() -> dict[str, Any]:
-        return run_test_restore(
-            database=build_database(app, environment, clock),
-            repo=build_restic(app, environment, clock),
-        )
+    def test_restore() -> dict[str, Any] | None:
+        db = build_database(app, environment, clock)
+        if not db.primary_id():
+            return None  # no database here yet: nothing to test
+        repo = build_restic(app, environment, clock)
+        return run_test_restore(database=db, repo=repo if repo.exists() else None)
 
     def run_drill(sc: DrillScenario) -> object:
         import subprocess

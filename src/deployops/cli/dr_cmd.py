@@ -127,6 +127,8 @@ def drill_site(app: App, env: str, settings: Any) -> Any:
 
     def prepare(sc: DrillScenario) -> dict[str, Any]:
         done: dict[str, Any] = {}
+        if sc is DrillScenario.SECURITY_INCIDENT:
+            return done  # nothing to restore from: the recovery is rotation and redeploy
         if not db.backups():
             app.info("  no database backup yet: taking a full backup first")
             done["backup"] = db.backup("full").id
@@ -136,6 +138,9 @@ def drill_site(app: App, env: str, settings: Any) -> Any:
         return done
 
     def inject(sc: DrillScenario) -> dict[str, Any]:
+        if sc is DrillScenario.SECURITY_INCIDENT:
+            # the incident is declared, not caused: every managed secret counts as leaked
+            return {"incident": "every managed secret is assumed leaked"}
         if sc is DrillScenario.DATA_CORRUPTION:
             import psycopg
 
@@ -155,7 +160,41 @@ def drill_site(app: App, env: str, settings: Any) -> Any:
         prepare=prepare,
         make_durable=db.archived_until,
         reports_dir=drills_dir(app),
+        rotate_secrets=_secret_rotation(app, env),
     )
+
+
+def _secret_rotation(app: App, env: str) -> Any:
+    """``rotate(actor) -> {secret: rotation id}`` over every managed secret of the
+    environment, or ``None`` when its store cannot rotate. Rotations left unfinished by a
+    dead process are resumed first; replicas move in the drill's own redeploy step."""
+    from deployops.clock import SystemClock
+    from deployops.engine.rotation import rotation_lock_key
+    from deployops.errors import UnsupportedError
+    from deployops.wiring import build_rotator, owner_alive, whoami
+
+    clock = SystemClock()
+    try:
+        rotator = build_rotator(
+            app.project, env, store=app.store, clock=clock, owner=whoami(), progress=app.info
+        )
+    except UnsupportedError:
+        return None
+    managed = app.project.secrets.managed_secrets()
+
+    def rotate(actor: str) -> dict[str, Any]:
+        for rec in app.store.rotations(environment=env, status="running"):
+            held = app.store.get_lock(rotation_lock_key(env, rec.secret))
+            if held is None or not owner_alive(held.owner):
+                rotator.resume(rec.id, actor=actor, owner_alive=owner_alive)
+        done: dict[str, Any] = {}
+        for secret in managed:
+            rec = rotator.rotate(secret, actor=actor)
+            app.info(f"  {secret.name}: rotated ({rec.id})")
+            done[secret.name] = rec.id
+        return done
+
+    return rotate
 
 
 @group.command("drill")
@@ -180,7 +219,13 @@ def drill(
     from deployops.cli._recovery import build_database, build_recovery_runner
     from deployops.clock import SystemClock
     from deployops.domain.backup import BackupTarget, DrillScenario, RestoreTarget
-    from deployops.engine.drill import DRILL_KIND, DrillSite, plan_drill
+    from deployops.engine.drill import (
+        DRILL_KIND,
+        DrillSite,
+        RedeployService,
+        RotateAllSecrets,
+        plan_drill,
+    )
     from deployops.engine.operation import NewOperation
     from deployops.engine.restore import PromoteDatabase, RepointApplication, db_restore_steps
     from deployops.errors import ConfigError, DeployopsError
@@ -212,18 +257,33 @@ def drill(
     if reason:
         notes.append(f"reason: {reason}")
 
-    if sc is DrillScenario.SECURITY_INCIDENT:
-        _security_incident_unavailable(app, env, drill_id, sc, policy, clock)
-        return
-
     standby_id = f"{drill_id}-standby"
-    if sc is DrillScenario.REGION_FAILURE:
+    recovery: tuple[Any, ...]
+    if sc is DrillScenario.SECURITY_INCIDENT and _secret_rotation(app, env) is None:
+        raise ConfigError(
+            f"the secret store of {env} cannot rotate, so the security-incident drill has "
+            "nothing to recover with",
+            path=f"secrets.stores.{env}",
+            hint="give the environment a rotating store (type: encrypted-file, "
+            "aws-secrets-manager or kubernetes) under secrets.stores in deployops.yaml",
+        )
+    if sc is DrillScenario.SECURITY_INCIDENT:
+        notes.append(
+            "the incident is declared, not caused: every managed secret counts as leaked; the "
+            "recovery rotates each (deployops secrets rotate) and replaces every replica; the "
+            "RTO runs from the declaration to serving on the new values"
+        )
+        recovery = (
+            RotateAllSecrets(drill_id=drill_id),
+            RedeployService(service=svc, drill_id=drill_id, timeout_s=wait),
+        )
+    elif sc is DrillScenario.REGION_FAILURE:
         notes.append(
             "locally the second site is a standby PostgreSQL streaming from the primary; the "
             "failover repoints the application's replicas (the front listener keeps its "
             "address); on AWS this is replica promotion plus the Route 53 failover record"
         )
-        recovery: tuple[Any, ...] = (
+        recovery = (
             PromoteDatabase(instance_id=standby_id),
             RepointApplication(service=svc, instance_id=standby_id, timeout_s=wait),
         )
@@ -296,74 +356,6 @@ def show_drill(app: App, drill_id: str) -> None:
         app.console.print(f"report: {md}")
     if not doc["outcome"]["passed"]:
         raise typer.Exit(1)
-
-
-def _finish(app: App, env: str, report: Any, folder: Any, write_report: Any) -> None:
-    from deployops.clock import SystemClock
-    from deployops.store import EventRecord
-
-    md, js = write_report(report, folder)
-    o = report.outcome
-    app.store.add_event(
-        EventRecord(
-            ts=SystemClock().now(),
-            kind="drill.finished",
-            level="info" if o.passed else "warning",
-            message=f"drill {report.drill_id} {report.scenario.value}: "
-            + ("passed" if o.passed else "failed"),
-            environment=env,
-            data={"report": str(js), "rto_s": str(o.rto_s), "rpo_s": str(o.rpo_s)},
-        )
-    )
-    if app.json:
-        app.emit({**report.to_json(), "report_markdown": str(md), "report_json": str(js)})
-    else:
-        from deployops.engine.drill import render_markdown
-
-        app.console.print(render_markdown(report))
-        app.console.print(f"report: {md}")
-    if not o.passed:
-        raise typer.Exit(1)
-
-
-def _security_incident_unavailable(
-    app: App, env: str, drill_id: str, sc: Any, policy: Any, clock: Any
-) -> None:
-    """The security-incident drill needs secret rotation (rotate every secret, redeploy);
-    this build has no rotation command, so the drill reports that instead of pretending."""
-    from deployops.cli._recovery import drills_dir
-    from deployops.domain.backup import judge_drill
-    from deployops.engine.drill import DrillReport, write_report
-
-    now = clock.now()
-    report = DrillReport(
-        drill_id=drill_id,
-        scenario=sc,
-        environment=env,
-        started_at=now,
-        failure_at=None,
-        recovered_at=None,
-        outcome=judge_drill(
-            sc,
-            rto_s=None,
-            rpo_s=None,
-            rto_target_s=policy.rto_s,
-            rpo_target_s=policy.rpo_s,
-            notified=False,
-            problems=[
-                "secret rotation is not available in this build: the drill cannot rotate "
-                "every secret and redeploy, so nothing was injected"
-            ],
-        ),
-        recovery={},
-        markers_written=0,
-        markers_committed=0,
-        last_committed_before_failure=None,
-        last_present_after=None,
-        notifications=[],
-        runbook=RUNBOOKS[sc.value],
-    )
-    _finish(app, env, report, drills_dir(app), write_report)
 
 
 @group.command("status")
