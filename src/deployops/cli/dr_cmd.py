@@ -424,3 +424,144 @@ def status(ctx: typer.Context) -> None:
         app.console.print(f"test restore: last {done}; {when}")
     for f in fresh:
         app.console.print(f"backups {'fresh' if f['ok'] else 'STALE'}: {f['text']}")
+
+
+def _change_batch(text: str) -> list[tuple[str, str]]:
+    """(record, target) of each UPSERT / CREATE in a Route 53 change batch (the guide's
+    ``dns-failover.json``)."""
+    import json
+    from pathlib import Path
+
+    from deployops.errors import ConfigError
+
+    path = Path(text.removeprefix("file://"))
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot read the change batch {text}: {exc}",
+            path="--change-batch",
+            hint='pass file://dns-failover.json with {"Changes": [{"Action": "UPSERT", '
+            '"ResourceRecordSet": {...}}]}',
+        ) from None
+    out = []
+    for change in doc.get("Changes", []):
+        rrs = change.get("ResourceRecordSet", {})
+        if change.get("Action") not in ("UPSERT", "CREATE") or not rrs.get("Name"):
+            continue
+        values = [r.get("Value") for r in rrs.get("ResourceRecords", [])]
+        target = (rrs.get("AliasTarget") or {}).get("DNSName") or (values[0] if values else "")
+        if target:
+            out.append((str(rrs["Name"]).rstrip("."), str(target).rstrip(".")))
+    if not out:
+        raise ConfigError(
+            f"the change batch {text} has no UPSERT or CREATE of a record with a value",
+            path="--change-batch",
+            hint='each change: {"Action": "UPSERT", "ResourceRecordSet": {"Name": ..., '
+            '"ResourceRecords": [{"Value": ...}]}}',
+        )
+    return out
+
+
+@group.command("dns-failover")
+def dns_failover(
+    ctx: typer.Context,
+    hosted_zone_id: Annotated[
+        str | None, typer.Option("--hosted-zone-id", help="Route 53 hosted zone (AWS).")
+    ] = None,
+    change_batch: Annotated[
+        str | None,
+        typer.Option("--change-batch", help="file://dns-failover.json: the records to move."),
+    ] = None,
+    record: Annotated[
+        str | None,
+        typer.Option("--record", help="The name to move (locally a production listener)."),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Where it points next (locally a target group).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the change only.")] = False,
+) -> None:
+    """Point the name clients use at the other site: a Route 53 record change on AWS (the
+    guide's --hosted-zone-id and --change-batch), the front listener locally (--record
+    web-prod --target web-green). Each change is read back.
+
+    Examples:
+
+      deployops -e production dr dns-failover --hosted-zone-id Z123 --change-batch
+      file://dns-failover.json
+
+      deployops dr dns-failover --record web-prod --target web-green --dry-run
+    """
+    from deployops.errors import ConfigError
+
+    app = get_app(ctx)
+    env = app.environment_name()
+    if change_batch:
+        changes = _change_batch(change_batch)
+    elif record and target:
+        changes = [(record, target)]
+    else:
+        raise ConfigError(
+            "which record, pointed where?",
+            path="dr dns-failover",
+            hint="--hosted-zone-id Z123 --change-batch file://dns-failover.json, or "
+            "--record web-prod --target web-green",
+        )
+    dns, lock_for = _dns(app, env, hosted_zone_id)
+    rows = []
+    for name, to in changes:
+        before = dns.current(name)
+        after = before
+        if not dry_run and before != to:
+            with lock_for(name):
+                after = dns.point(name, to)
+        rows.append({"record": name, "before": before, "target": to, "after": after})
+    if app.json:
+        app.emit({"environment": env, "dry_run": dry_run, "changes": rows})
+        return
+    for r in rows:
+        verb = "would point" if dry_run else "points"
+        app.console.print(f"{r['record']}: {r['before']} -> {verb} at {r['target']}")
+
+
+def _dns(app: App, env: str, hosted_zone_id: str | None) -> tuple[Any, Any]:
+    """The environment's Dns port and a lock for a change of one record: Route 53 with a
+    hosted zone; locally the front listeners (switched under the service's deploy lock)."""
+    import contextlib
+
+    if hosted_zone_id:
+        from deployops.drivers.aws._session import AwsSession, AwsSettings
+        from deployops.drivers.aws.route53 import Route53Dns
+
+        aws = app.project.environment(env).aws
+        session = AwsSession(
+            AwsSettings(
+                region=aws.region,
+                profile=aws.profile,
+                role_arn=aws.role_arn,
+                endpoint_url=aws.endpoint_url,
+            )
+        )
+        route53 = Route53Dns(client=session.client("route53"), hosted_zone_id=hosted_zone_id)
+        return route53, lambda _name: contextlib.nullcontext()
+    from deployops.clock import SystemClock
+    from deployops.domain.names import lock_key, service_of
+    from deployops.drivers import build_platform
+    from deployops.drivers.local.dns import ListenerDns
+    from deployops.wiring import whoami
+
+    clock = SystemClock()
+    plat = build_platform(app.project, env, clock=clock, store=app.store)
+    owner = whoami()
+
+    @contextlib.contextmanager
+    def locked(name: str) -> Any:
+        key = lock_key(env, service_of(name))
+        app.store.acquire_lock(key, owner=owner, reason=f"dns failover {name}", now=clock.now())
+        try:
+            yield
+        finally:
+            app.store.release_lock(key, owner=owner)
+
+    return ListenerDns(traffic=plat.traffic), locked
