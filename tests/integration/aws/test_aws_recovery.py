@@ -202,3 +202,71 @@ def test_dr5_route53_failover_record_change_is_read_back(aws: MotoServer) -> Non
     assert plain == "api-osaka.elb.amazonaws.com"
     with pytest.raises(NotFoundError, match=r"no record nothing\.example\.com"):
         dns.current("nothing.example.com")
+
+
+def test_dr4_restore_db_through_the_cli_on_an_aws_environment(
+    aws: MotoServer, tmp_path: Path
+) -> None:
+    """``deployops restore db --snapshot`` on an AWS environment: the same operation kind and
+    steps, with RDS as the Database (the instance named by the Terraform outputs'
+    db_endpoint); listed by ``deployments list``; the source instance stays the primary with
+    ``--no-repoint``."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.integration.aws.moto_rig import provision, session_for
+
+    world = provision(session_for(aws))
+    world.write_outputs(tmp_path / "tf-outputs.json")
+    stack = world.outputs_document["cluster_name"]["value"]
+    client = boto3.client("rds", region_name=REGION)
+    client.create_db_instance(
+        DBInstanceIdentifier=stack,
+        DBInstanceClass="db.t4g.micro",
+        Engine="postgres",
+        MasterUsername="app",
+        MasterUserPassword="not-a-real-password",
+        AllocatedStorage=20,
+        BackupRetentionPeriod=30,
+    )
+    client.create_db_snapshot(DBSnapshotIdentifier=f"{stack}-snap-1", DBInstanceIdentifier=stack)
+    doc = {
+        "project": "shop",
+        "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
+        "environments": {
+            "staging": {"platform": "aws", "aws": {"terraform_outputs": "tf-outputs.json"}}
+        },
+        "services": {"web": {"port": 80, "image": "repo/web:{version}"}},
+    }
+    cfg = tmp_path / "deployops.yaml"
+    cfg.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    exe = str(Path(sys.executable).parent / "deployops")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [exe, "-c", str(cfg), "-e", "staging", "-o", "json", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ),
+            check=False,
+        )
+
+    out = cli("restore", "db", "--snapshot", f"{stack}-snap-1", "--no-repoint")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["status"] == "succeeded"
+    op = result["id"]
+    restored = client.describe_db_instances(DBInstanceIdentifier=op)["DBInstances"][0]
+    assert restored["DBInstanceStatus"] == "available"
+    rds = RdsDatabase(client=client, clock=VirtualClock(), instance=stack)
+    assert rds.primary().id == stack  # --no-repoint: the source stays in use
+    listed = json.loads(cli("deployments", "list").stdout)
+    assert [(d["id"], d["kind"], d["status"]) for d in listed] == [(op, "restore", "succeeded")]
+    bad = cli("restore", "db", "--snapshot", "nope", "--no-repoint")
+    assert bad.returncode == 1
+    assert "no database backup 'nope'" in bad.stderr
