@@ -643,7 +643,11 @@ def _drill_failed(ctx: StepContext, step: Step, exc: DeployopsError) -> Operatio
     """A failed recovery is a drill result: measured and reported, then the operation fails.
     A failure before the injection (no database, no backup) fails as any operation does."""
     measure_step = next((s for s in ctx.plan.steps if isinstance(s, MeasureDrill)), None)
-    if measure_step is not None and "failure_at" in ctx.results and step is not measure_step:
+    if (
+        measure_step is not None
+        and "failure_at" in ctx.results
+        and not isinstance(step, MeasureDrill)
+    ):
         _record_report(ctx, measure(measure_step, ctx, recovery_problem=exc.message))
     else:
         _stop_writer(ctx.op.id)
