@@ -9,6 +9,9 @@ Endpoints: ``/`` (the app: JSON with version and replica), ``/health`` (200 when
 ``APP_VERSION``               version reported by ``/`` and ``/health``
 ``FAULT_ERROR_RATE``          share of ``/`` requests answered 500 (``0.2`` = 20 %)
 ``FAULT_LATENCY_MS``          extra delay of every ``/`` request, in milliseconds
+``FAULT_LATENCY_JITTER_MS``   a further random delay of every ``/`` request, exponentially
+                              distributed with this mean in milliseconds (a latency
+                              distribution with a tail: doubling both knobs doubles its P99)
 ``FAULT_LEAK_MB_PER_S``       memory leaked per second (for the memory rules)
 ``FAULT_CPU``                 ``1`` burns CPU in a background thread (for auto scaling)
 ``FAULT_CPU_MS_PER_REQUEST``  CPU time every ``/`` request burns, in milliseconds: the
@@ -16,6 +19,12 @@ Endpoints: ``/`` (the app: JSON with version and replica), ``/health`` (200 when
 ``FAULT_CRASH_ON_START``      ``1`` exits with status 3 right after start
 ``FAULT_HEALTH_FAIL``         ``1`` answers ``/health`` with 503
 ``FAULT_START_DELAY_S``       seconds to wait before listening (slow start)
+``FAULT_EXIT_ON_SIGTERM``     ``1`` exits at once on SIGTERM, cutting requests in flight
+                              (what a service without a graceful stop does)
+``SHUTDOWN_GRACE_S``          how long a stop waits for requests in flight (default ``4``,
+                              under the local platform's 5 s before SIGKILL)
+``FAULT_DEGRADE_AFTER_S``     the error-rate and latency faults start this many seconds
+                              after the replica started (a release that degrades later)
 ``DB_HOST``                   PostgreSQL host: when set, the service keeps its items in
                               the database (see below); when unset it has no database
 ``DB_PORT``                   PostgreSQL port (default ``5432``)
@@ -30,6 +39,13 @@ order) and ``GET /items/ID``; ``/health`` then also checks the database (503 wit
 ``"database": "unreachable"`` when it cannot be reached). The table ``items`` is created on
 first use.
 
+On SIGTERM (or SIGINT) the service stops gracefully: it stops accepting connections (new
+ones are refused, so the load balancer tries another replica), answers ``/health`` with 503,
+finishes the requests in flight (each answered with ``Connection: close``) for up to
+``SHUTDOWN_GRACE_S``, closes idle keep-alive and database connections, then exits 0. A
+restart during a deploy or a secret rotation then loses no request even when the platform's
+own drain gives up before a slow request ends.
+
 Standard library only without a database, so it runs anywhere Python does; the database part
 imports psycopg (3) only when ``DB_HOST`` is set.
 """
@@ -40,6 +56,8 @@ import contextlib
 import json
 import os
 import random
+import signal
+import socket
 import sys
 import threading
 import time
@@ -49,10 +67,13 @@ VERSION = os.environ.get("APP_VERSION", "0.0.0")
 REPLICA = os.environ.get("DEPLOYOPS_TASK_ID", str(os.getpid()))
 ERROR_RATE = float(os.environ.get("FAULT_ERROR_RATE", "0") or 0)
 LATENCY_S = float(os.environ.get("FAULT_LATENCY_MS", "0") or 0) / 1000.0
+JITTER_S = float(os.environ.get("FAULT_LATENCY_JITTER_MS", "0") or 0) / 1000.0
 LEAK_MB_PER_S = float(os.environ.get("FAULT_LEAK_MB_PER_S", "0") or 0)
 BURN_CPU = os.environ.get("FAULT_CPU", "") == "1"
 CPU_S_PER_REQUEST = float(os.environ.get("FAULT_CPU_MS_PER_REQUEST", "0") or 0) / 1000.0
 HEALTH_FAIL = os.environ.get("FAULT_HEALTH_FAIL", "") == "1"
+DEGRADE_AFTER_S = float(os.environ.get("FAULT_DEGRADE_AFTER_S", "0") or 0)
+STARTED = time.monotonic()
 
 _counts = {"requests": 0, "errors": 0}
 _lock = threading.Lock()
@@ -60,7 +81,124 @@ _leak: list[bytes] = []
 _health_fail = HEALTH_FAIL
 
 
-class Handler(BaseHTTPRequestHandler):
+class GracefulServer(ThreadingHTTPServer):
+    """A threading HTTP server that can stop without cutting a request: it counts the
+    requests in flight and the open connections, and :meth:`stop_gracefully` stops
+    accepting, waits for the requests in flight, then closes what is left."""
+
+    daemon_threads = True
+    # The default listen backlog of 5 overflows when the load balancer opens a connection
+    # per request; dropped SYNs come back after 1-3 s as tail latency.
+    request_queue_size = 512
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.draining = threading.Event()
+        self._state = threading.Condition()
+        self._in_flight = 0
+        self._connections: set[socket.socket] = set()
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        with self._state:
+            self._connections.add(request)
+        super().process_request(request, client_address)  # type: ignore[arg-type]
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        with self._state:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def request_started(self) -> None:
+        with self._state:
+            self._in_flight += 1
+
+    def request_finished(self) -> None:
+        with self._state:
+            self._in_flight -= 1
+            self._state.notify_all()
+
+    def stop_gracefully(self, grace_s: float) -> tuple[int, int]:
+        """Stop accepting, let the requests in flight finish (up to ``grace_s``), close the
+        idle connections. Returns how many requests were in flight when the stop began and
+        how many were still running at the deadline."""
+        self.draining.set()
+        self.shutdown()  # the accept loop ends
+        self.socket.close()  # new connections are refused: the balancer retries elsewhere
+        deadline = time.monotonic() + grace_s
+        with self._state:
+            began = self._in_flight
+            while self._in_flight and time.monotonic() < deadline:
+                self._state.wait(timeout=max(0.0, deadline - time.monotonic()))
+            left = self._in_flight
+            connections = list(self._connections)
+        for conn in connections:  # idle keep-alive connections waiting for a next request
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        return began, left
+
+
+def serve_until_stopped(
+    server: GracefulServer, *, grace_s: float, on_stop: list[object] | None = None
+) -> int:
+    """Serve until SIGTERM or SIGINT, then stop gracefully and close ``on_stop`` (objects
+    with ``close()``, e.g. database pools). Returns the exit status (0 when no request had
+    to be cut)."""
+    stop = threading.Event()
+    if os.environ.get("FAULT_EXIT_ON_SIGTERM") != "1":
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    loop = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="accept", daemon=True
+    )
+    loop.start()
+    while not stop.wait(0.5):
+        if not loop.is_alive():
+            return 1
+    began, left = server.stop_gracefully(grace_s)
+    for thing in on_stop or ():
+        with contextlib.suppress(Exception):
+            thing.close()  # type: ignore[attr-defined]
+    server.server_close()
+    if left:
+        sys.stderr.write(
+            f"stopped: {left} of {began} request(s) still running after {grace_s:g}s\n"
+        )
+    else:
+        sys.stderr.write(f"stopped gracefully: {began} request(s) in flight, all answered\n")
+    return 0 if left == 0 else 1
+
+
+class GracefulHandler(BaseHTTPRequestHandler):
+    """Counts each request in flight on its :class:`GracefulServer` and, while the server
+    stops, answers with ``Connection: close``."""
+
+    _counted = False
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        if ok and isinstance(self.server, GracefulServer):
+            self.server.request_started()  # a request is in flight until it is answered
+            self._counted = True
+        return ok
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        finally:
+            if self._counted and isinstance(self.server, GracefulServer):
+                self._counted = False
+                self.server.request_finished()
+
+    def end_headers(self) -> None:
+        if isinstance(self.server, GracefulServer) and self.server.draining.is_set():
+            self.send_header("Connection", "close")  # stopping: no next request on it
+        super().end_headers()
+
+    def _draining(self) -> bool:
+        return isinstance(self.server, GracefulServer) and self.server.draining.is_set()
+
+
+class Handler(GracefulHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes; without this, Nagle's algorithm holds the body
     # back until the client's delayed ACK (~40 ms per keep-alive request).
@@ -82,7 +220,9 @@ class Handler(BaseHTTPRequestHandler):
         global _health_fail
         path = self.path.split("?", 1)[0]
         if path == "/health":
-            if _health_fail:
+            if self._draining():
+                self._send(503, {"status": "stopping", "version": VERSION})
+            elif _health_fail:
                 self._send(503, {"status": "unhealthy", "version": VERSION})
             elif DB is not None:
                 ok = DB.ping()
@@ -116,11 +256,15 @@ class Handler(BaseHTTPRequestHandler):
         if path != "/":
             self._send(404, {"error": "not found", "path": path})
             return
-        if LATENCY_S:
-            time.sleep(LATENCY_S)
+        degraded = time.monotonic() - STARTED >= DEGRADE_AFTER_S
+        delay = (LATENCY_S if degraded else 0.0) + (
+            random.expovariate(1.0 / JITTER_S) if JITTER_S else 0.0
+        )
+        if delay:
+            time.sleep(delay)
         if CPU_S_PER_REQUEST:
             _burn(CPU_S_PER_REQUEST)
-        failed = ERROR_RATE > 0 and random.random() < ERROR_RATE
+        failed = degraded and ERROR_RATE > 0 and random.random() < ERROR_RATE
         with _lock:
             _counts["requests"] += 1
             _counts["errors"] += int(failed)
@@ -193,6 +337,14 @@ class Database:
                 conn.execute(_SCHEMA)
             self._schema_ready = True
         return conn
+
+    def close(self) -> None:
+        """Close the idle connections (the service is stopping)."""
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                conn.close()  # type: ignore[attr-defined]
 
     def _put(self, conn: object) -> None:
         with self._pool_lock:
@@ -330,19 +482,11 @@ def main() -> None:
         threading.Thread(target=_leaker, daemon=True).start()
     if BURN_CPU:
         threading.Thread(target=_burner, daemon=True).start()
-    # The default listen backlog of 5 overflows when the load balancer opens a connection
-    # per request; dropped SYNs come back after 1-3 s as tail latency.
-    ThreadingHTTPServer.request_queue_size = 512
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    server = GracefulServer(("127.0.0.1", port), Handler)
     where = f" (database {DB._kwargs['host']}:{DB._kwargs['port']})" if DB is not None else ""
     sys.stderr.write(f"sample-service {VERSION} listening on 127.0.0.1:{port}{where}\n")
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    grace = float(os.environ.get("SHUTDOWN_GRACE_S", "4") or 4)
+    sys.exit(serve_until_stopped(server, grace_s=grace, on_stop=[DB] if DB is not None else []))
 
 
 if __name__ == "__main__":

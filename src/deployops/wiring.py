@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from deployops.engine.operation import HandlerTable
     from deployops.engine.rotation import Rotator
     from deployops.engine.runner import Runner
+    from deployops.notify.router import Delivery, NotificationRouter
     from deployops.ports import Compute, CredentialTarget, Metrics
     from deployops.ports.recovery import DatabaseEndpoints
     from deployops.store import StateStore
@@ -35,6 +36,7 @@ __all__ = [
     "build_notify",
     "build_rotator",
     "build_runner",
+    "close_routers",
     "database_endpoints",
     "owner_alive",
     "whoami",
@@ -96,8 +98,15 @@ def build_notify(
 ) -> Notify:
     """Notifications as configured (Slack / e-mail / PagerDuty, MON-2), and always a stored
     event plus a stderr line for warnings (DEP-7). Deliveries run in the background and are
-    recorded; a channel that is down never blocks or fails a deploy."""
-    import atexit
+    recorded; a channel that is down never blocks or fails a deploy: at exit the command waits
+    at most ``notifications.redelivery.exit_wait`` for them, and what is still undelivered is
+    kept in the store for ``deployops serve`` to retry."""
+    return _notifications(project, environment, store, clock)[0]
+
+
+def _notifications(
+    project: ProjectConfig, environment: str, store: StateStore, clock: Clock
+) -> tuple[Notify, NotificationRouter | None]:
     import sys
 
     from deployops.engine.events import Notice
@@ -106,17 +115,22 @@ def build_notify(
     router = None
     if project.notifications:
         from deployops.drivers.secrets import build_secret_store
+        from deployops.notify.outbox import StoreOutbox
         from deployops.notify.router import build_router, store_recorder
 
+        settings = project.notification_settings()
         secrets = build_secret_store(project, environment, clock=clock)
         router = build_router(
-            project.notification_settings(),
+            settings,
             resolve=secrets.get,
             clock=clock,
             record=store_recorder(store, clock),
             strict=False,
+            outbox=StoreOutbox(
+                store=store, clock=clock, environment=environment, policy=settings.redelivery
+            ),
         )
-        atexit.register(router.close, wait=True)
+        _close_at_exit(router, settings.redelivery.exit_wait)
 
     def notify(notice: Notice) -> None:
         store.add_event(
@@ -133,7 +147,50 @@ def build_notify(
         if router is not None:
             router.submit(notice)
 
-    return notify
+    return notify, router
+
+
+_EXIT_ROUTERS: list[tuple[NotificationRouter, float]] = []
+
+
+def _close_at_exit(router: NotificationRouter, wait_s: float) -> None:
+    """One exit handler for every router of the process, sharing one bound: a command with
+    several routers (deploy and its runner) still waits at most the longest ``exit_wait``."""
+    import atexit
+
+    if not _EXIT_ROUTERS:
+        atexit.register(close_routers)
+    _EXIT_ROUTERS.append((router, wait_s))
+
+
+def close_routers() -> int:
+    """Wait (bounded) for background notices, keep the undelivered ones for the controller,
+    and say so on stderr. The number kept or dropped."""
+    import sys
+    import time
+
+    routers, _EXIT_ROUTERS[:] = list(_EXIT_ROUTERS), []
+    if not routers:
+        return 0
+    deadline = time.monotonic() + max(w for _r, w in routers)
+    left: list[Delivery] = []
+    for router, _wait in routers:
+        left += router.close(timeout=max(0.0, deadline - time.monotonic()))
+    if left:
+        kept = [d for d in left if d.status == "queued"]
+        channels = ", ".join(sorted({d.channel for d in left}))
+        if kept:
+            sys.stderr.write(
+                f"[warning] {len(kept)} notification(s) not delivered yet on {channels}: kept "
+                "in the state store; `deployops serve` retries them "
+                "(`deployops notifications list` shows them)\n"
+            )
+        if len(kept) < len(left):
+            sys.stderr.write(
+                f"[warning] {len(left) - len(kept)} notification(s) on {channels} could not be "
+                "delivered or kept; they are in `deployops deployments show` only\n"
+            )
+    return len(left)
 
 
 def build_deployer(
@@ -201,10 +258,16 @@ def database_endpoints(store: StateStore, environment: str, clock: Clock) -> Dat
 
 def platform_ports(platform: Platform) -> dict[type[Any], object]:
     """The optional ports a platform brings, by protocol (the engine looks them up by type)."""
-    from deployops.ports import NativeDeployments
+    from deployops.ports import NativeDeployments, PlatformRollouts
 
+    ports: dict[type[Any], object] = {}
     native = platform.extras.get("native_deployments")
-    return {NativeDeployments: native} if isinstance(native, NativeDeployments) else {}
+    if isinstance(native, NativeDeployments):
+        ports[NativeDeployments] = native
+    rollouts = platform.extras.get("rollouts")
+    if isinstance(rollouts, PlatformRollouts):
+        ports[PlatformRollouts] = rollouts
+    return ports
 
 
 def during_gate(
@@ -326,6 +389,7 @@ def build_controller(
             owner=worker,
             alarm_step=auto.alarm_scale_out_step,
         )
+    notify, router = _notifications(project, environment, store, clock)
     evaluator = AlarmEvaluator(
         alarms=alarm_definitions(project.alarms),
         environment=environment,
@@ -334,9 +398,22 @@ def build_controller(
         traffic=platform.traffic,
         store=store,
         clock=clock,
-        notify=build_notify(project, environment, store, clock),
+        notify=notify,
         scale_out=autoscaler.scale_out_for_alarm if autoscaler is not None else None,
     )
+    redeliver = None
+    if router is not None:
+        from deployops.notify.outbox import Redelivery
+
+        # Notices a command could not deliver (a receiver down or hanging), retried here.
+        redeliver = Redelivery(
+            store=store,
+            router=router,
+            clock=clock,
+            environment=environment,
+            policy=project.notification_settings().redelivery,
+            worker=worker,
+        ).run_due
 
     def resume(deployment_id: str) -> object:
         deployer = build_deployer(
@@ -371,10 +448,32 @@ def build_controller(
         (effective_rollback(project, name).measurements_retention for name in services),
         default=(project.rollback or RollbackSettings()).measurements_retention,
     )
+
+    from deployops.engine.watch_after import AfterSwitchWatch
+
+    watch = AfterSwitchWatch(
+        store=store,
+        clock=clock,
+        environment=environment,
+        worker=worker,
+        # the rollback runs as `deployops rollback` does, through a deployer of its own
+        deployer=lambda: build_deployer(
+            project,
+            environment,
+            store=store,
+            reporter=null_reporter,
+            clock=clock,
+            platform=platform,
+        ),
+        owner_alive=owner_alive,
+        every_s=min(1.0, tick_s) if tick_s > 0 else 1.0,
+    )
+
     return Controller(
         store=store,
         measurements_retention_s=retention,
         rotations=rotations,
+        watch=watch,
         clock=clock,
         environment=environment,
         traffic=platform.traffic,
@@ -384,6 +483,7 @@ def build_controller(
         autoscaler=autoscaler,
         resume=resume,
         owner_alive=owner_alive,
+        redeliver=redeliver,
         tick_s=tick_s,
         job_interval_s=job_interval_s,
         loops=dict(loops or {}),
@@ -410,7 +510,9 @@ def build_rotator(
     progress: Callable[[str], None] | None = None,
 ) -> Rotator:
     """The secret rotator of one environment (SEC-3): its rotating store, the PostgreSQL roles
-    of a database password, and the platform's Compute to move replicas (when reachable)."""
+    of a database password, and the platform's Compute to move replicas (when reachable). It
+    runs each rotation as a ``rotate`` operation on the engine's runner (locked, stored step by
+    step, resumable with ``deployops resume``), notifying as configured."""
     from deployops.drivers.secrets import build_secret_store, rotating_store
     from deployops.engine.rotation import Rotator
 
@@ -439,4 +541,6 @@ def build_rotator(
         targets=targets,
         settings=settings,
         progress=progress or (lambda _m: None),
+        notify=build_notify(project, environment, store, clock),
+        crash_point=crash_point_from_environment(),
     )

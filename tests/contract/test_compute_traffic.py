@@ -137,10 +137,25 @@ def test_rolling_update_keeps_minimum_healthy(platform_under_test: LocalPlatform
 
 
 def test_weights_are_declared_not_faked(platform_under_test: LocalPlatformHandle) -> None:
+    """A weighted split reads back as weights; one group with weight > 0 is a switch."""
     p = platform_under_test
-    if "weights" in p.traffic.capabilities:  # pragma: no cover - drivers with weights
-        listener = p.traffic.set_weights("web-prod", {"web-blue": 90, "web-green": 10})
-        assert dict(listener.forwards) == {"web-blue": 90, "web-green": 10}
-    else:
+    for tg in ("web-blue", "web-green"):
+        p.traffic.create_target_group(tg, health_check=FAST_HEALTH)
+    if "weights" not in p.traffic.capabilities:  # pragma: no cover - drivers without weights
         with pytest.raises(UnsupportedError, match="weight"):
             p.traffic.set_weights("web-prod", {"web-blue": 90, "web-green": 10})
+        return
+    p.traffic.switch_listener("web-prod", "web-blue")
+    listener = p.traffic.set_weights("web-prod", {"web-blue": 90, "web-green": 10})
+    assert dict(listener.forwards) == {"web-blue": 90, "web-green": 10}
+    assert p.traffic.describe_listener("web-prod").forwards == listener.forwards
+    assert listener.target_group == "web-blue"
+    with pytest.raises(DriverError, match="web-green"):
+        p.traffic.delete_target_group("web-green")  # it takes 10 % of the requests
+    back = p.traffic.set_weights("web-prod", {"web-blue": 100, "web-green": 0})
+    assert back.forwards == (("web-blue", 100),)
+    moved = p.traffic.set_weights("web-prod", {"web-blue": 0, "web-green": 100})
+    assert moved.forwards == (("web-green", 100),)
+    split = p.traffic.set_weights("web-prod", {"web-blue": 25, "web-green": 75})
+    assert dict(split.forwards) == {"web-green": 75, "web-blue": 25}
+    assert p.traffic.switch_listener("web-prod", "web-green").forwards == (("web-green", 100),)

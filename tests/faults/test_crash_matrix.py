@@ -20,7 +20,9 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,6 +214,255 @@ def test_a_rollback_killed_at_any_step_boundary_resumes_to_a_healthy_version(
     assert not bad, "\n".join(f"{o.kind} step {o.seq} {o.where}: {o.result}" for o in bad)
 
 
+# ---------------------------------------------------------------- secret rotation (SEC-3)
+# The database password rotating on a real PostgreSQL (SCRAM logins, alternating roles) while
+# the sample database app serves through HAProxy; the rotation's six steps, and the revert
+# path of a rotation whose test step fails (the server refuses the next role's logins), are
+# each killed at every boundary, then `deployops resume ID`.
+ROTATION_STEPS = 6  # CreatePending .. VerifyCurrent
+# failing at TestPending (2) appends RevertTarget, DiscardPending, VerifyRestored (6, 7, 8)
+ROTATION_REVERT = (6, 7, 8)
+DB_APP = Path(__file__).resolve().parents[1] / "integration" / "secrets"
+
+
+def _rotation_points() -> list[tuple[int, str, bool]]:
+    """(step, boundary, revert path): every point under ``make faults``; a sample otherwise
+    (first, middle, last step, one boundary each, and one point of the revert path)."""
+    if FULL:
+        forward = [(seq, where, False) for seq in range(ROTATION_STEPS) for where in WHERES]
+        return forward + [(seq, where, True) for seq in ROTATION_REVERT for where in WHERES]
+    return [
+        (0, WHERES[0], False),
+        (3, WHERES[1], False),
+        (5, WHERES[2], False),
+        (7, WHERES[1], True),
+    ]
+
+
+@dataclass
+class _RotationRig:
+    project: Project
+    admin: str
+    hba: Path
+
+    def secrets(self) -> Any:
+        from deployops.drivers.local.encrypted import EncryptedFileSecretStore
+
+        folder = self.project.path.parent / ".deployops" / "secrets"
+        return EncryptedFileSecretStore(path=folder / f"{ENV}.json", key_file=folder / f"{ENV}.key")
+
+    def current(self) -> tuple[int, str, dict[str, str]]:
+        """How many versions are current, the current version id and its value."""
+        from deployops.domain.secrets import Stage
+
+        store = self.secrets()
+        info = store.describe("database-password")
+        count = sum(Stage.CURRENT in v.stages for v in info.versions)
+        value = json.loads(store.get_version("database-password", stage=Stage.CURRENT).reveal())
+        return count, info.current.version_id if info.current else "", value
+
+    def logs_in(self, doc: dict[str, str]) -> bool:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        params = conninfo_to_dict(self.admin)
+        params.update(user=doc["username"], password=doc["password"])
+        try:
+            with psycopg.connect(make_conninfo("", **params), connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def refuse_logins(self, user: str | None) -> None:
+        """``pg_hba.conf`` rejecting ``user``'s logins (None: as it was). The admin keeps
+        logging in by trust, so the rotation's ``ALTER ROLE`` still runs."""
+        import psycopg
+
+        from tests.integration.secrets.pgauth import HBA
+
+        text = HBA.format(admin="postgres")
+        if user is not None:
+            text = text.replace(
+                "host all all", f"host all {user} 127.0.0.1/32 reject\nhost all all", 1
+            )
+        self.hba.write_text(text)
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+
+
+@contextmanager
+def _rotation_project() -> Iterator[_RotationRig]:
+    """The sample database app as the service, its password a managed secret of the local
+    encrypted store, PostgreSQL checking SCRAM logins, the platform up."""
+    import shutil
+    import tempfile
+
+    import yaml
+    from psycopg.conninfo import conninfo_to_dict
+
+    from deployops.clock import SystemClock
+    from deployops.config.project import load_project
+    from deployops.drivers.local import control
+    from deployops.drivers.local.encrypted import write_key_file
+    from tests.fixtures_local import write_project
+    from tests.integration.secrets.pgauth import password_cluster
+
+    with password_cluster() as (cluster, admin):
+        root = Path(tempfile.mkdtemp(prefix="dops-rot-"))
+        path = write_project(
+            root,
+            command=[sys.executable, "db_app.py"],
+            working_dir=str(DB_APP),
+            blue_green={"health_timeout": 20, "stability_window": 1, "sample_interval": 0.5},
+        )
+        doc = yaml.safe_load(path.read_text())
+        doc["secrets"] = {
+            "stores": {ENV: {"type": "encrypted-file"}},
+            "managed": {
+                "database-password": {"database": {"dsn": admin, "users": ["app_a", "app_b"]}}
+            },
+        }
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        envs = root / "config" / "environments"
+        envs.mkdir(parents=True)
+        (envs / f"{ENV}.yaml").write_text(
+            "APP_NAME: demo\nDB_HOST: 127.0.0.1\nDB_NAME: app\n"
+            f"DB_PORT: '{conninfo_to_dict(admin)['port']}'\n"
+            "DB_USER: secret://database-password#username\n"
+            "DB_PASSWORD: secret://database-password#password\n"
+        )
+        write_key_file(root / ".deployops" / "secrets" / f"{ENV}.key")
+        config = load_project(path)
+        clock = SystemClock()
+        control.up(config, ENV, clock=clock)
+        try:
+            yield _RotationRig(
+                project=Project(config), admin=admin, hba=cluster.data / "pg_hba.conf"
+            )
+        finally:
+            report = control.down(config, ENV, clock=clock)
+            shutil.rmtree(root, ignore_errors=True)
+            assert report["killed_leftovers"] == [], report
+
+
+def _rotation_end_state(rig: _RotationRig, op_id: str, expect: str) -> str:
+    """Empty when everything holds, else what does not."""
+    project = rig.project
+    problems = []
+    count, _version, value = rig.current()
+    if count != 1:
+        problems.append(f"{count} current values")
+    if not rig.logs_in(value):
+        problems.append("the current value does not log in")
+    live = project.prod_target_group()
+    svc = project.service(live)
+    if svc["healthy"] < svc["desired"]:
+        problems.append(f"{live}: {svc['healthy']} of {svc['desired']} replicas healthy")
+    locks = json.loads(_run(project, "-o", "json", "lock", "list").stdout)
+    if locks:
+        problems.append(f"locks left: {locks}")
+    if project.orphans():
+        problems.append(f"orphan processes {project.orphans()}")
+    shown = json.loads(_run(project, "-o", "json", "deployments", "show", op_id).stdout)
+    if shown.get("status") != expect:
+        problems.append(f"{op_id} is {shown.get('status')}, expected {expect}")
+    steps = shown.get("steps", [])
+    bad = [(s["seq"], s["name"], s["status"]) for s in steps if s["status"] != "succeeded"]
+    allowed = [b for b in bad if expect == "rolled_back" and b[1] == "TestPending"]
+    if bad != allowed:
+        problems.append(f"steps {bad}")
+    return "; ".join(problems)
+
+
+@pytest.mark.timeout(1800 if FULL else 600)  # 27 points in full, about 12 s each
+def test_a_rotation_killed_at_any_step_boundary_resumes_to_exactly_one_working_value(
+    outcomes: list[Outcome],
+) -> None:
+    """SEC-3: a database password rotation (and its revert) SIGKILLed at each step boundary;
+    `deployops resume` ends with exactly one current value that logs in, every replica serving
+    through production on a valid password (20 of 20 answered 200: each request queries the
+    database), the locks released and the rotation recorded as finished or put back."""
+    names = [
+        "CreatePending",
+        "SetOnTarget",
+        "TestPending",
+        "Promote",
+        "RestartReplicas",
+        "VerifyCurrent",
+        "RevertTarget",
+        "DiscardPending",
+        "VerifyRestored",
+    ]
+    mine = []
+    with _rotation_project() as rig:
+        project = rig.project
+        first = _run(project, "secrets", "rotate", "database-password")
+        assert first.returncode == 0, first.stderr
+        assert _run(project, "deploy", "--version", "1.0.0").returncode == 0
+        assert _probe(project) == 20
+        for seq, where, revert in _rotation_points():
+            before = {d["id"] for d in _rotation_ops(project)}
+            _count, old_version, old_value = rig.current()
+            if revert:  # the next role's logins are refused: TestPending fails
+                rig.refuse_logins("app_b" if old_value["username"] == "app_a" else "app_a")
+            try:
+                crashed = _run(
+                    project,
+                    "secrets",
+                    "rotate",
+                    "database-password",
+                    crash_at=f"rotate:{seq}:{where}",
+                )
+                new = [d for d in _rotation_ops(project) if d["id"] not in before]
+                op_id = new[0]["id"] if new else ""
+                resumed = _run(project, "resume", op_id) if op_id else crashed
+            finally:
+                if revert:
+                    rig.refuse_logins(None)
+            killed = crashed.returncode == -signal.SIGKILL
+            result = (
+                "" if killed else f"not killed (exit {crashed.returncode}: {crashed.stderr[-300:]})"
+            )
+            expect_exit = 1 if revert else 0
+            if resumed.returncode != expect_exit:
+                result += f" resume exit {resumed.returncode}: {resumed.stderr[-400:]}"
+            answers = _probe(project)
+            if answers != 20:
+                result += f" only {answers} of 20 answered"
+            if op_id:
+                result += _rotation_end_state(rig, op_id, "rolled_back" if revert else "succeeded")
+                _c, version, _v = rig.current()
+                if revert and version != old_version:
+                    result += " the value from before is not current after the revert"
+                if not revert and version == old_version:
+                    result += " the rotation did not move the current value"
+            else:
+                result += " no operation recorded"
+            label = "rotate (revert)" if revert else "rotate"
+            mine.append(
+                Outcome(
+                    label,
+                    seq,
+                    names[seq],
+                    where,
+                    killed,
+                    resumed.returncode,
+                    answers,
+                    result.strip(),
+                )
+            )
+    outcomes.extend(mine)
+    bad = [o for o in mine if not o.killed or o.result]
+    assert not bad, "\n".join(f"{o.kind} step {o.seq} {o.where}: {o.result}" for o in bad)
+
+
+def _rotation_ops(project: Project) -> list[dict[str, Any]]:
+    out = _run(project, "-o", "json", "deployments", "list", "--kind", "rotate", "-n", "100")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
 def _db_status(project: Project) -> dict[str, Any]:
     out = _run(project, "-o", "json", "db", "status")
     assert out.returncode == 0, out.stderr
@@ -278,4 +529,37 @@ def test_dr4_a_restore_killed_at_any_step_boundary_resumes_with_the_database_unt
         )
     outcomes.extend(mine)
     bad = [o for o in mine if not o.killed or o.result.strip()]
+    assert not bad, "\n".join(f"{o.kind} step {o.seq} {o.where}: {o.result}" for o in bad)
+
+
+def _shift_points(steps: list[str]) -> list[tuple[int, str]]:
+    """Every point with the full matrix; else the first shift and the first bake, each at
+    another boundary (the steps a canary adds to blue-green)."""
+    if FULL:
+        return [(seq, where) for seq in range(len(steps)) for where in WHERES]
+    shift, bake = steps.index("ShiftTraffic"), steps.index("Bake")
+    return [(shift, "before-act"), (bake, "before-outcome")]
+
+
+def test_a_canary_killed_at_any_step_boundary_resumes_to_a_healthy_version(
+    outcomes: list[Outcome],
+) -> None:
+    """A canary (one 25 % step baked 1 s) killed at a shift or a bake resumes from the stored
+    step: the weights are set again, the bake runs again, and the deploy ends on the new
+    version with the same checks as the other kinds."""
+    with running_project(
+        blue_green={"health_timeout": 20, "stability_window": 1, "sample_interval": 0.5},
+        canary={"steps": [25, 100], "bake": 1},
+    ) as project:
+        assert _run(project, "deploy", "--version", "1.0.0").returncode == 0
+        steps = _plan(project, "deploy", "--version", "1.0.1", "--strategy", "canary")
+        mine = []
+        for seq, where in _shift_points(steps):
+            version = f"1.3.{next(_versions)}"
+            args = ["deploy", "--version", version, "--strategy", "canary"]
+            mine.append(
+                _crash_and_resume(project, "deploy", "canary", args, seq, where, steps[seq])
+            )
+        outcomes.extend(mine)
+    bad = [o for o in mine if not o.killed or o.result]
     assert not bad, "\n".join(f"{o.kind} step {o.seq} {o.where}: {o.result}" for o in bad)

@@ -27,6 +27,8 @@ VERSIONS: dict[str, dict[str, str]] = {
     "3.0.0": {"FAULT_LATENCY_MS": "1500"},  # P99 ~ 1.5 s
     "4.0.0": {"FAULT_LEAK_MB_PER_S": "2"},  # memory leak
     "5.0.0": {"FAULT_CPU": "95"},  # CPU hog
+    # 20 % of requests fail from 7 minutes after start: 2 minutes after a 5-minute window
+    "1.3.0": {"FAULT_ERROR_RATE": "0.2", "FAULT_DEGRADE_AFTER_S": "420"},
 }
 
 

@@ -19,6 +19,13 @@ target group) -> deploy (start green, wait for health, smoke-test it on the test
 -> switch (move the production listener, confirm, observe the stability window) -> cleanup
 (scale blue to 0, delete its target group 24 h later).
 
+Canary and linear (`--strategy canary|linear`, or `strategy:` in deployops.yaml) shift
+production in steps instead of switching at once: each step sends a share of the requests to
+the new version (canary: `canary.steps`, e.g. 5, 25, 50, 100 %; linear: every
+`linear.step_percent`), bakes it (`canary.bake` / `linear.bake`) and compares it with the
+previous version before the next; a failed step puts every request back on the previous
+version at once. See docs/runbooks/canary.md.
+
 Exit codes: 0 deployed, 1 failed (traffic left on the old version), 2 bad input (nothing
 changed), 3 rolled back, 4 another deploy holds the lock, 5 your role may not deploy (a
 deployer is needed).
@@ -30,6 +37,8 @@ Examples:
   deployops deploy -e production --service web --version 1.4.0 --dry-run
 
   deployops deploy -e staging --version 1.4.0 --strategy rolling -o json
+
+  deployops deploy -e production --version 1.4.0 --strategy canary
 """
 
 
@@ -38,14 +47,17 @@ def register(app: typer.Typer) -> None:
     app.command(
         "resume",
         help=(
-            "Continue an interrupted deployment, rollback, restore or drill from its first "
-            "unfinished step.\n\n"
+            "Continue an interrupted deployment, rollback, restore, drill or secret rotation "
+            "from its first unfinished step.\n\n"
             "Without an id, resumes the one operation still marked running in the "
-            "environment. Traffic always ends on a healthy target group.\n\n"
+            "environment. Traffic always ends on a healthy target group; a rotation ends "
+            "with exactly one current value (finished, or put back). Resuming a rotation "
+            "needs the admin role.\n\n"
             "Examples:\n\n"
             "  deployops resume -e staging\n\n"
             "  deployops resume dep-20261129-174501-7f3a\n\n"
-            "  deployops resume rst-20261129-180210-9c1e"
+            "  deployops resume rst-20261129-180210-9c1e\n\n"
+            "  deployops resume rot-20261202-031500-ab12 -e production"
         ),
     )(resume)
 
@@ -67,7 +79,8 @@ def deploy(
         str | None, typer.Option("--service", envvar="SERVICE", help="Service name.")
     ] = None,
     strategy: Annotated[
-        str | None, typer.Option("--strategy", help="blue-green or rolling (default: config).")
+        str | None,
+        typer.Option("--strategy", help="blue-green, rolling, canary or linear (default: config)."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = (
         False
@@ -282,35 +295,44 @@ def _judged(app: App, deployment_id: str) -> dict[str, object]:
 def resume(
     ctx: typer.Context,
     deployment_id: Annotated[
-        str | None, typer.Argument(help="Deployment id (default: the one still running).")
+        str | None,
+        typer.Argument(
+            help="Operation id: a deployment, restore, drill or rotation (default: the one "
+            "running)."
+        ),
     ] = None,
 ) -> None:
     from deployops.cli._recovery import recovery_kinds, resume_recovery
+    from deployops.engine.rotation import ROTATE
     from deployops.errors import ConfigError
     from deployops.store.records import DEPLOYMENT_KINDS
     from deployops.wiring import build_deployer, owner_alive, whoami
 
     app = get_app(ctx)
     recovery = tuple(recovery_kinds())
+    kinds = (*DEPLOYMENT_KINDS, ROTATE.name, *recovery)
     if deployment_id is None:
         env = app.environment_name()
-        running = app.store.list_operations(
-            kinds=(*DEPLOYMENT_KINDS, *recovery), environment=env, status=["running"]
-        )
+        running = app.store.list_operations(environment=env, kinds=kinds, status=["running"])
         if not running:
             raise ConfigError(
-                f"no interrupted deployment in {env}",
+                f"no interrupted operation in {env}",
                 path="DEPLOYMENT_ID",
                 hint="`deployops deployments list` shows every deployment and its status",
             )
         if len(running) > 1:
             raise ConfigError(
-                "several deployments are running: " + ", ".join(r.id for r in running),
+                "several operations are running: " + ", ".join(r.id for r in running),
                 path="DEPLOYMENT_ID",
                 hint="pass the one to resume",
             )
         deployment_id = running[0].id
-    op = app.store.find_operation(deployment_id)
+    op = app.store.find_operation(deployment_id, kinds=kinds)
+    if op is not None and op.kind == ROTATE.name:
+        from deployops.cli.secrets_cmd import resume_rotation
+
+        resume_rotation(app, op.id, op.environment)
+        return
     if op is not None and op.kind in recovery:
         # a restore or a drill: the same runner, with the recovery steps' ports
         resume_recovery(app, op.id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,7 +14,7 @@ HISTORY_KINDS = ("deploy", "rollback", "restore", "drill")
 
 if TYPE_CHECKING:
     from deployops.cli.app import App
-    from deployops.store import DeploymentRecord
+    from deployops.store import DeploymentRecord, OperationRecord
 
 group = typer.Typer(
     help=(
@@ -32,6 +32,16 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="deployments")
 
 
+# --kind: the operation kinds listed (default: deployments and rollbacks)
+_KINDS = {
+    "deploy": ("deploy",),
+    "rollback": ("rollback",),
+    "restore": ("restore",),
+    "drill": ("drill",),
+    "rotate": ("rotate",),
+}
+
+
 @group.command("list")
 def list_(
     ctx: typer.Context,
@@ -39,21 +49,95 @@ def list_(
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, help="How many, newest first.")
     ] = 20,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind",
+            help="Operations of this kind: deploy, rollback, restore, drill, rotate (secret "
+            "rotations) or all (default: all but rotations).",
+        ),
+    ] = None,
 ) -> None:
-    """List deployments, rollbacks, restores and drills, newest first."""
+    """List deployments, rollbacks, restores and drills (or other operations with --kind),
+    newest first."""
+    from deployops.errors import ConfigError
+
     app = get_app(ctx)
     env = app.env
     if env:
         app.project.environment(env)
     if service:
         app.project.service(service)
+    if kind is not None and kind != "all" and kind not in _KINDS:
+        raise ConfigError(
+            f"unknown operation kind {kind!r}",
+            path="--kind",
+            hint=f"use one of {', '.join([*_KINDS, 'all'])}",
+        )
+    if kind is None or kind in HISTORY_KINDS:
+        _list_deployments(app, env, service, limit, _KINDS[kind] if kind else HISTORY_KINDS)
+        return
+    kinds = None if kind == "all" else _KINDS[kind]
+    ops = app.store.list_operations(kinds=kinds, environment=env, target=service, limit=limit)
+    if app.json:
+        app.emit([_op_row_json(op) for op in ops])
+        return
+    if not ops:
+        app.console.print(f"no {kind} operations yet")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for col in ("ID", "ENV", "TARGET", "KIND", "VERSION", "FROM", "STATUS", "PHASE", "STARTED"):
+        table.add_column(col, no_wrap=col == "ID")
+    for op in ops:
+        row = _op_row_json(op)
+        table.add_row(
+            op.id,
+            op.environment,
+            op.target,
+            op.kind,
+            str(row["version"])[:12] or "-",
+            str(row["previous_version"])[:12] or "-",
+            _status(op.status),
+            op.phase or "-",
+            fmt_time(op.created_at),
+        )
+    app.console.print(table)
+
+
+def _op_row_json(op: OperationRecord) -> dict[str, Any]:
+    """One operation of any kind as a list row (never a secret value: versions are ids)."""
+    return {
+        "id": op.id,
+        "kind": op.kind,
+        "environment": op.environment,
+        "target": op.target,
+        "service": op.target,
+        "status": op.status,
+        "phase": op.phase,
+        "owner": op.owner,
+        "version": str(op.detail.get("version", "")),
+        "previous_version": str(op.detail.get("previous_version", "")),
+        "reverts": op.reverts,
+        "error": op.error,
+        "created_at": op.created_at.isoformat(),
+        "updated_at": op.updated_at.isoformat(),
+        "finished_at": op.finished_at.isoformat() if op.finished_at else None,
+    }
+
+
+def _list_deployments(
+    app: App, env: str | None, service: str | None, limit: int, kinds: tuple[str, ...] | None
+) -> None:
     rows = app.store.list_deployments(
-        environment=env, service=service, limit=limit, kinds=HISTORY_KINDS
+        environment=env, service=service, limit=limit, kinds=kinds or HISTORY_KINDS
     )
+    watches = _watches(app, rows)
     if app.json:
         from deployops.store.queries import deployment_json
 
-        app.emit([deployment_json(r) for r in rows])
+        app.emit([{**deployment_json(r), "watch": watches[r.id]} for r in rows])
         return
     if not rows:
         app.console.print("no deployments yet: run `deployops deploy --version X.Y.Z`")
@@ -61,7 +145,10 @@ def list_(
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for col in ("ID", "ENV", "SERVICE", "KIND", "VERSION", "FROM", "STATUS", "PHASE", "STARTED"):
+    for col in (
+        *("ID", "ENV", "SERVICE", "KIND", "VERSION", "FROM", "STATUS", "PHASE", "STARTED"),
+        "WATCH",
+    ):
         table.add_column(col, no_wrap=col == "ID")  # ids are copied into `show`: never cut
     for r in rows:
         table.add_row(
@@ -74,8 +161,41 @@ def list_(
             _status(r.status),
             r.phase or "-",
             fmt_time(r.created_at),
+            _watch_cell(watches[r.id]),
         )
     app.console.print(table)
+
+
+def _watches(app: App, rows: list[DeploymentRecord]) -> dict[str, dict[str, object]]:
+    """The watch after the switch of each row (the rollback rules after the window)."""
+    from deployops.clock import SystemClock
+    from deployops.store.queries import watch_view
+
+    now = SystemClock().now()
+    out: dict[str, dict[str, object]] = {}
+    for r in rows:
+        op = app.store.get_operation(r.id)
+        out[r.id] = watch_view(op, now=now) if op is not None else {"state": "none"}
+    return out
+
+
+def _watch_cell(view: dict[str, object]) -> str:
+    """A short column: until when it is watched, or how the watch ended."""
+    from deployops.store.queries import parse_time
+
+    state = str(view.get("state", "none"))
+    if state == "watching":
+        until = parse_time(view.get("until"))
+        return f"[cyan]until {fmt_time(until)}[/cyan]" if until else "[cyan]watching[/cyan]"
+    if state == "rolling_back":
+        return "[yellow]rolling back[/yellow]"
+    if state == "rolled_back":
+        return "[yellow]rolled back[/yellow]"
+    if state in ("none", "off"):
+        return "-"
+    if state in ("rollback_failed", "blocked"):
+        return f"[red]{state.replace('_', ' ')}[/red]"
+    return state
 
 
 def _status(status: str) -> str:
@@ -103,7 +223,8 @@ def show(
         ),
     ] = False,
 ) -> None:
-    """Show one deployment: its steps with timestamps, events and decisions.
+    """Show one deployment: its steps with timestamps, events and decisions, and whether it
+    is still under watch after the switch (until when, or how the watch ended).
 
     Examples:
 
@@ -114,6 +235,12 @@ def show(
       deployops -o json deployments show dep-2026 -f
     """
     app = get_app(ctx)
+    rec = app.store.find_deployment(deployment_id, kinds=HISTORY_KINDS)
+    if rec is None:
+        op = app.store.find_operation(deployment_id)
+        if op is not None:  # another kind of operation (a secret rotation)
+            _show_operation(app, op)
+            return
     rec = app.store.require_deployment(deployment_id, kinds=HISTORY_KINDS)
     # the newest event the document below includes (read first: none can slip between them)
     shown = max((e.id for e in app.store.events(deployment_id=rec.id)), default=0)
@@ -169,9 +296,10 @@ def _show(app: App, rec: DeploymentRecord) -> None:
     # CHK-3: the completion report kept with the deployment (the newest of its rewrites)
     reports = [e.data for e in events if e.kind == "checklist.report"][-1:]
     if app.json:
+        from deployops.clock import SystemClock
         from deployops.store.queries import deployment_detail
 
-        detail = deployment_detail(app.store, rec.id, kinds=HISTORY_KINDS)
+        detail = deployment_detail(app.store, rec.id, kinds=HISTORY_KINDS, now=SystemClock().now())
         app.emit({**detail, "reports": reports})
         return
     c = app.console
@@ -188,6 +316,9 @@ def _show(app: App, rec: DeploymentRecord) -> None:
         c.print(f"  task def  {rec.task_definition}   target group: {rec.target_group or '-'}")
     if rec.error:
         c.print(f"  [red]error[/red]     {rec.error}")
+    watch = _watches(app, [rec])[rec.id]
+    if watch.get("state") not in (None, "none"):
+        c.print(f"  watch     {watch.get('summary', '')}", markup=False, highlight=False)
     if steps:
         from rich.table import Table
 
@@ -229,3 +360,29 @@ def _show(app: App, rec: DeploymentRecord) -> None:
     for r in reports:
         state = "final" if r.get("final") else "open"
         c.print(f"  report    {r.get('markdown')} ({state}; HTML: {r.get('html')})")
+
+
+def _show_operation(app: App, op: OperationRecord) -> None:
+    """An operation that is not a deployment: its steps (revert steps included) and events."""
+    from deployops.store.queries import event_json, step_json
+
+    steps = app.store.steps_for(op.id)
+    events = app.store.events(deployment_id=op.id)
+    if app.json:
+        app.emit(
+            {
+                **_op_row_json(op),
+                "steps": [step_json(s) for s in steps],
+                "events": [event_json(e) for e in events],
+            }
+        )
+        return
+    c = app.console
+    c.print(f"[bold]{op.id}[/bold]  {op.kind} of {op.target} in {op.environment}")
+    c.print(f"  status    {_status(op.status)}   phase: {op.phase or '-'}")
+    c.print(f"  started   {fmt_time(op.created_at)}   finished: {fmt_time(op.finished_at)}")
+    if op.error:
+        c.print(f"  [red]error[/red]     {op.error}")
+    for s in steps:
+        took = f"{(s.finished_at - s.started_at).total_seconds():.2f}s" if s.finished_at else "-"
+        c.print(f"  {s.seq:>2} {s.phase:<8} {s.name:<18} {_status(s.status)} {took} {s.error}")

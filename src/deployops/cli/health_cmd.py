@@ -56,6 +56,8 @@ def health(
         "healthy": state.healthy if state else 0,
         "healthy_in_target_group": group.healthy_count if group else 0,
         "probe": {"url": url, "status": probe.status, "ms": round(probe.elapsed_ms, 1)},
+        # notices a command could not deliver, waiting for `deployops serve` to retry them
+        "undelivered_notifications": app.store.notice_counts(environment=env).get("pending", 0),
         "ok": healthy,
     }
     if app.json:
@@ -67,5 +69,10 @@ def health(
             f"{report['healthy']}/{report['desired']} healthy; {url} answered "
             f"{probe.status or probe.error}"
         )
+        if report["undelivered_notifications"]:
+            app.console.print(
+                f"{report['undelivered_notifications']} notification(s) not delivered yet: "
+                "`deployops notifications list` shows them; `deployops serve` retries them"
+            )
     if not healthy:
         raise typer.Exit(1)

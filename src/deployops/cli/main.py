@@ -105,8 +105,10 @@ def _register() -> None:
         local_cmd,
         lock_cmd,
         logs_cmd,
+        notifications_cmd,
         restore_cmd,
         rollback_cmd,
+        rules_cmd,
         secrets_cmd,
         serve_cmd,
     )
@@ -115,6 +117,7 @@ def _register() -> None:
     deploy_cmd.register(app)
     rollback_cmd.register(app)
     decide_cmd.register(app)
+    rules_cmd.register(app)
     health_cmd.register(app)
     deployments_cmd.register(app)
     lock_cmd.register(app)
@@ -132,6 +135,7 @@ def _register() -> None:
     restore_cmd.register(app)
     dr_cmd.register(app)
     logs_cmd.register(app)
+    notifications_cmd.register(app)
 
 
 _register()

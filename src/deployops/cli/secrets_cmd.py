@@ -87,13 +87,17 @@ def status(ctx: typer.Context) -> None:
     app = get_app(ctx)
     env = app.environment_name()
     rows = _statuses(app, env)
-    running = app.store.rotations(environment=env, status="running")
+    running = app.store.list_operations(
+        environment=env, kinds=("rotate",), status=["running"], limit=100
+    )
     if app.json:
         app.emit(
             {
                 "environment": env,
                 "secrets": [_row_json(r) for r in rows],
-                "running": [{"id": r.id, "secret": r.secret} for r in running],
+                "running": [
+                    {"id": r.id, "secret": r.target.removeprefix("secret:")} for r in running
+                ],
             }
         )
         return
@@ -107,7 +111,8 @@ def status(ctx: typer.Context) -> None:
         app.console.print(line + (f"  ({r.problem})" if r.problem else ""))
     for rot in running:
         app.console.print(
-            f"rotation {rot.id} of {rot.secret} is unfinished: `deployops secrets resume {rot.id}`"
+            f"rotation {rot.id} of {rot.target.removeprefix('secret:')} is unfinished: "
+            f"`deployops resume {rot.id}`"
         )
 
 
@@ -204,11 +209,22 @@ def resume(
     ctx: typer.Context,
     rotation_id: Annotated[str, typer.Argument(help="The id `secrets status` shows.")],
 ) -> None:
-    """Finish (or put back) a rotation that was interrupted."""
+    """Finish (or put back) a rotation that was interrupted (as `deployops resume ID`)."""
+    app = get_app(ctx)
+    resume_rotation(app, rotation_id, app.environment_name())
+
+
+def resume_rotation(app: App, rotation_id: str, env: str) -> None:
+    """Resume rotation ``rotation_id`` of ``env`` (admin only) and print its outcome."""
+    from deployops.domain.access import Role
+    from deployops.errors import AccessDeniedError
     from deployops.wiring import owner_alive
 
-    app = get_app(ctx)
-    env = app.environment_name()
+    who = app.identity
+    if who is not None and not who.role.allows(Role.ADMIN):
+        raise AccessDeniedError(
+            who=who.name, role=who.role.value, needed=Role.ADMIN.value, action="resuming a rotation"
+        )
     actor, _ = _actor(app)
     rec = _rotator(app, env).resume(rotation_id, actor=actor, owner_alive=owner_alive)
     if app.json:

@@ -36,6 +36,7 @@ __all__ = [
     "NotificationsConfig",
     "PagerDutyChannel",
     "RateLimitPolicy",
+    "RedeliveryPolicy",
     "RetryPolicy",
     "SlackChannel",
     "check_webhook_url",
@@ -250,6 +251,26 @@ class RateLimitPolicy(_Model):
     burst: int = Field(default=5, ge=1, le=1000)
 
 
+class RedeliveryPolicy(_Model):
+    """What happens to a notice that could not be delivered while its command ran: a command
+    waits at most ``exit_wait`` at exit for deliveries still under way, then stores the rest
+    in the state store; ``deployops serve`` retries each with capped exponential backoff
+    (``initial_backoff * multiplier**n``, at most ``max_backoff``) until it is delivered or
+    ``expire_after`` has passed since it was stored."""
+
+    exit_wait: Duration = 3.0
+    initial_backoff: Duration = 30.0
+    max_backoff: Duration = 900.0
+    multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
+    expire_after: Duration = 86400.0
+
+    def delay(self, failures: int) -> float:
+        """Seconds until the next try after the ``failures``-th failed one (1-based)."""
+        return float(
+            min(self.max_backoff, self.initial_backoff * self.multiplier ** max(0, failures - 1))
+        )
+
+
 class NotificationsConfig(_Model):
     """Channels, routes and delivery policy. Routes map a severity, an event kind family
     (``deployment``) or a full kind (``alarm.ok``) to channel names; a notice goes to the
@@ -260,6 +281,7 @@ class NotificationsConfig(_Model):
     retry: RetryPolicy = RetryPolicy()
     rate_limit: RateLimitPolicy = RateLimitPolicy()
     dedup_window: Duration = 300.0
+    redelivery: RedeliveryPolicy = RedeliveryPolicy()
 
     def channels_for(self, *, severity: str, kind: str) -> tuple[str, ...]:
         """Channel names for a notice, in route order, without duplicates. PagerDuty is
@@ -330,6 +352,13 @@ class NotificationsConfig(_Model):
             issues.append(
                 ConfigIssue(
                     "notifications.retry.max_backoff", "must not be less than initial_backoff"
+                )
+            )
+        if self.redelivery.max_backoff < self.redelivery.initial_backoff:
+            issues.append(
+                ConfigIssue(
+                    "notifications.redelivery.max_backoff",
+                    "must not be less than initial_backoff",
                 )
             )
         return issues

@@ -174,6 +174,9 @@ class LocalPlatform(_Model):
     metrics_interval: Duration = 10.0
     metrics_retention: Duration = 7 * 86400.0
     restart_backoff_max: Duration = 30.0
+    # how long a stopping replica is drained at HAProxy (no new requests, the open ones
+    # finish) before it gets SIGTERM; what is still running then is the replica's own to end
+    drain_timeout: Duration = 5.0
 
 
 class AwsPlatform(_Model):

@@ -10,6 +10,9 @@ level (every service) and under a service (that service; its keys win, rule by r
       max_replicas: 10         # scale-out never goes above this (IAC-3)
       scale_out_step: 2        # replicas added per scale-out
       scale_out_cooldown: 300s # IAC-5
+      watch_after_switch: retention  # keep judging the live version after the stability
+                               # window: retention (until the old target group is deleted,
+                               # 24 h), a duration, or 0 (off)
       insufficient_data:       # a rule without enough data is never a silent pass
         action: synthetic      # synthetic | extend | fail | accept
         max_extension: 5m      # extend: observe at most this much longer for data
@@ -43,10 +46,11 @@ Impossible windows and thresholds are reported with their path through
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deployops.config.durations import Duration
 from deployops.domain.judge import (
@@ -71,10 +75,12 @@ __all__ = [
     "AnalysisMetricConfig",
     "AnalysisSettings",
     "InsufficientDataSettings",
+    "PolicyFile",
     "RollbackRuleConfig",
     "RollbackSettings",
     "effective_rollback",
     "file_path",
+    "load_policy_file",
     "rollback_issues",
     "rollback_warnings",
 ]
@@ -229,6 +235,10 @@ class RollbackSettings(_Model):
     # Every observed window (and judgement) of a deployment is kept this long, for the
     # incident report and `deployops rules backtest`.
     measurements_retention: Duration = 90 * 86400.0
+    # After the stability window the controller keeps judging the live version by these rules
+    # (deployops.engine.watch_after): "retention" = until the old target group is deleted
+    # (blue_green.target_group_retention, 24 h), a duration, or 0 to switch it off.
+    watch_after_switch: Literal["retention"] | Duration = "retention"
 
     def merged(self, override: RollbackSettings | None) -> RollbackSettings:
         """These settings with ``override``'s explicitly set keys on top (rules merge by name,
@@ -506,3 +516,95 @@ def effective_rollback(project: _ProjectRollback, service: str) -> RollbackSetti
     """The rollback settings of ``service``: defaults, the top-level section, the service's."""
     base = project.rollback or RollbackSettings()
     return base.merged(project.service(service).rollback)
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    """A changed policy to backtest: a ``rollback:`` section (as in ``deployops.yaml``) and
+    services' own ``rollback:`` sections under ``services: NAME:``."""
+
+    rollback: RollbackSettings
+    services: dict[str, RollbackSettings] = field(default_factory=dict)
+
+    def settings_for(self, service: str) -> RollbackSettings:
+        """The service's settings under this policy (its own section on top)."""
+        return self.rollback.merged(self.services.get(service))
+
+
+def load_policy_file(path: Path) -> PolicyFile:
+    """Read and validate a policy file: a YAML mapping with a ``rollback:`` section (a whole
+    ``deployops.yaml`` works too) or the section's keys at the top. Every problem is a
+    ``ConfigError`` naming the file and the key's path (exit 2)."""
+    import yaml
+
+    from deployops.errors import ConfigError, ConfigIssue
+
+    file = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the policy file: {exc.strerror or exc}",
+            path="--policy",
+            file=file,
+            hint="pass a readable YAML file with a rollback: section, e.g. --policy stricter.yaml",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"not valid YAML: {getattr(exc, 'problem', None) or exc}", path="(root)", file=file
+        ) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            "the policy file must be a mapping with a rollback: section",
+            path="(root)",
+            file=file,
+            hint="write e.g. `rollback: {rules: {error-rate: {threshold: 2}}}`",
+        )
+    whole = "rollback" in raw or "services" in raw
+    section = (raw.get("rollback") or {}) if whole else raw
+    prefix = "rollback" if whole else ""
+    issues: list[ConfigIssue] = []
+
+    def parse(data: Any, where: str) -> RollbackSettings | None:
+        try:
+            return RollbackSettings.model_validate(data or {})
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err["loc"])
+                key = ".".join(p for p in (where, loc) if p)
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                if err["type"] == "extra_forbidden":
+                    msg = "unknown key"
+                issues.append(ConfigIssue(path=key or "(root)", message=msg, file=file))
+            return None
+
+    top = parse(section, prefix)
+    services: dict[str, RollbackSettings] = {}
+    for name, svc in (raw.get("services") or {}).items() if whole else ():
+        if not isinstance(svc, dict):
+            issues.append(
+                ConfigIssue(path=f"services.{name}", message="must be a mapping", file=file)
+            )
+            continue
+        own = parse(svc.get("rollback"), f"services.{name}.rollback")
+        if own is not None:
+            services[str(name)] = own
+    if top is not None:
+        for p, message in rollback_issues(top, prefix or "rollback"):
+            issues.append(
+                ConfigIssue(
+                    path=p if prefix else p.removeprefix("rollback."), message=message, file=file
+                )
+            )
+        for name, own in services.items():
+            for p, message in rollback_issues(own, f"services.{name}.rollback", inherited=top):
+                issues.append(ConfigIssue(path=p, message=message, file=file))
+    if issues or top is None:
+        raise ConfigError(
+            issues,
+            hint="the policy file takes the keys of deployops.yaml's rollback: section "
+            "(docs/configuration.md)",
+        )
+    return PolicyFile(rollback=top, services=services)

@@ -47,6 +47,7 @@ __all__ = [
     "WaitNativeDeployment",
     "bake_minutes",
     "native_plan",
+    "shift_duration_s",
 ]
 
 NATIVE_STRATEGY = "ecs-native"  # Plan.strategy of a deployment the platform carries out
@@ -108,6 +109,12 @@ class NativeDeployment:
         return next((h for h in self.hooks if h.awaiting), None)
 
     @property
+    def released(self) -> bool:
+        """deployops' pause hook was answered (CONTINUE): production may move, or moved."""
+        answered = any(h.target_type == "PAUSE" and h.status == "SUCCEEDED" for h in self.hooks)
+        return (answered and self.running) or self.production_shifted
+
+    @property
     def production_shifted(self) -> bool:
         return self.status == "SUCCESSFUL" or (self.running and self.stage in PRODUCTION_STAGES)
 
@@ -123,6 +130,25 @@ class NativeStart:
     strategy: str = "BLUE_GREEN"
     bake_time_s: float = 300.0  # DEP-3: the stability window
     pause_timeout_s: float = 600.0  # how long the platform waits for the smoke checks
+    # CANARY: the one canary step's share of production and how long it bakes
+    canary_percent: float = 0.0
+    canary_bake_s: float = 0.0
+    # LINEAR: the share each step adds and how long each step bakes
+    step_percent: float = 0.0
+    step_bake_s: float = 0.0
+
+
+def shift_duration_s(
+    strategy: str, *, canary_bake_s: float, step_percent: float, step_bake_s: float
+) -> float:
+    """How long the platform takes to move production to the new revision (its bakes between
+    the steps, in whole minutes): one canary bake; a linear bake after every step but the one
+    that reaches 100 % (ECS: ``ceil(100 / step) - 1`` bakes)."""
+    if strategy == "CANARY":
+        return bake_minutes(canary_bake_s) * 60.0
+    if strategy == "LINEAR" and step_percent > 0:
+        return (math.ceil(100.0 / step_percent - 1e-9) - 1) * bake_minutes(step_bake_s) * 60.0
+    return 0.0
 
 
 def bake_minutes(seconds: float) -> int:
@@ -143,11 +169,20 @@ class StartNativeDeployment(Step):
     bake_time_s: float = 300.0
     pause_timeout_s: float = 600.0
     task_definition: str = FROM_CONTEXT
+    canary_percent: float = 0.0
+    canary_bake_s: float = 0.0
+    step_percent: float = 0.0
+    step_bake_s: float = 0.0
 
     def describe(self) -> str:
+        how = ""
+        if self.strategy == "CANARY":
+            how = f", {self.canary_percent:g}% of production for {self.canary_bake_s:g}s first"
+        elif self.strategy == "LINEAR":
+            how = f", production in steps of {self.step_percent:g}% every {self.step_bake_s:g}s"
         return (
             f"start the platform's {self.strategy} deployment of {self.service} behind "
-            f"{self.target_group} (paused after test traffic)"
+            f"{self.target_group} (paused after test traffic{how})"
         )
 
     def start(self) -> NativeStart:
@@ -159,6 +194,10 @@ class StartNativeDeployment(Step):
             strategy=self.strategy,
             bake_time_s=self.bake_time_s,
             pause_timeout_s=self.pause_timeout_s,
+            canary_percent=self.canary_percent,
+            canary_bake_s=self.canary_bake_s,
+            step_percent=self.step_percent,
+            step_bake_s=self.step_bake_s,
         )
 
 
@@ -238,13 +277,29 @@ class NativeParams:
     # How long the platform may take to reach a stage: its scale-up, health checks and
     # traffic shifts run at its own pace, on top of the health timeout.
     stage_slack_s: float = 900.0
+    canary_percent: float = 0.0  # CANARY
+    canary_bake_s: float = 0.0
+    step_percent: float = 0.0  # LINEAR
+    step_bake_s: float = 0.0
 
 
 def native_plan(p: NativeParams) -> Plan:
-    """The platform's blue/green, driven and judged by deployops."""
+    """The platform's blue/green (``CANARY``, ``LINEAR``), driven and judged by deployops.
+
+    With ``CANARY`` or ``LINEAR`` the platform moves production in steps after the test
+    traffic: deployops judges the new revision with its rules while it does (an ``Observe``
+    over the steps' bakes, judged on the share production sends it), then reads the listener
+    back once all of production moved and judges the bake as for ``BLUE_GREEN``.
+    """
     new_tg = target_group(p.service, other_colour(p.active_colour))
     old_tg = target_group(p.service, p.active_colour)
     bake_s = bake_minutes(p.stability_window_s) * 60.0
+    shifting_s = shift_duration_s(
+        p.strategy,
+        canary_bake_s=p.canary_bake_s,
+        step_percent=p.step_percent,
+        step_bake_s=p.step_bake_s,
+    )
     first: Step = (
         UseTaskDefinition(task_definition=p.reuse_task_definition)
         if p.reuse_task_definition
@@ -259,6 +314,10 @@ def native_plan(p: NativeParams) -> Plan:
             strategy=p.strategy,
             bake_time_s=bake_s,
             pause_timeout_s=p.pause_timeout_s,
+            canary_percent=p.canary_percent if p.strategy == "CANARY" else 0.0,
+            canary_bake_s=p.canary_bake_s if p.strategy == "CANARY" else 0.0,
+            step_percent=p.step_percent if p.strategy == "LINEAR" else 0.0,
+            step_bake_s=p.step_bake_s if p.strategy == "LINEAR" else 0.0,
         ),
         NativeTestTraffic(
             service=p.service,
@@ -268,15 +327,29 @@ def native_plan(p: NativeParams) -> Plan:
             timeout_s=p.health_timeout_s + p.stage_slack_s,
             interval_s=p.poll_interval_s,
         ),
+    ]
+    if shifting_s > 0:
+        # Judged while the platform moves production step by step (RB-1 on its share).
+        steps.append(
+            Observe(
+                service=p.service,
+                target_group=new_tg,
+                baseline_target_group=old_tg,
+                window_s=shifting_s,
+                interval_s=p.sample_interval_s,
+                max_error_rate=p.max_error_rate,
+            )
+        )
+    steps.append(
         NativeProductionShift(
             service=p.service,
             listener=prod_listener(p.service),
             target_group=new_tg,
             previous_target_group=old_tg,
-            timeout_s=p.stage_slack_s,
+            timeout_s=p.stage_slack_s + shifting_s,
             interval_s=p.poll_interval_s,
-        ),
-    ]
+        )
+    )
     if p.stability_window_s > 0:
         steps.append(
             Observe(

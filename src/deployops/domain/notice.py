@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, cast
+from typing import Any, Literal, Protocol, cast
 
 __all__ = ["SEVERITIES", "Notice", "NoticeLike", "Severity"]
 
@@ -49,6 +49,37 @@ class Notice:
     @property
     def action(self) -> Literal["trigger", "resolve"]:
         return "resolve" if self.resolve else "trigger"
+
+    def to_json(self) -> dict[str, Any]:
+        """The notice as JSON (kept with an undelivered notice; :meth:`from_json` reads it)."""
+        return {
+            "severity": self.severity,
+            "kind": self.kind,
+            "title": self.title,
+            "text": self.text,
+            "fields": dict(self.fields),
+            "dedup_key": self.dedup_key,
+            "resolve": self.resolve,
+            "deployment_id": self.deployment_id,
+            "environment": self.environment,
+            "service": self.service,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Notice:
+        severity = str(data.get("severity", "warning"))
+        return cls(
+            severity=cast(Severity, severity if severity in SEVERITIES else "warning"),
+            kind=str(data.get("kind", "")),
+            title=str(data.get("title", "")),
+            text=str(data.get("text", "")),
+            fields={str(k): str(v) for k, v in dict(data.get("fields") or {}).items()},
+            dedup_key=str(data.get("dedup_key", "")),
+            resolve=bool(data.get("resolve", False)),
+            deployment_id=data.get("deployment_id") or None,
+            environment=str(data.get("environment") or ""),
+            service=str(data.get("service") or ""),
+        )
 
     @classmethod
     def of(cls, notice: NoticeLike) -> Notice:

@@ -26,6 +26,8 @@ from deployops.domain.names import (
 
 __all__ = [
     "FROM_CONTEXT",
+    "SHIFT_STRATEGIES",
+    "Bake",
     "BlueGreenParams",
     "CheckTrafficMoved",
     "CreateTargetGroup",
@@ -36,6 +38,8 @@ __all__ = [
     "RollingUpdate",
     "ScaleService",
     "ScheduleDeleteTargetGroup",
+    "ShiftParams",
+    "ShiftTraffic",
     "SmokeTest",
     "StartService",
     "Step",
@@ -47,6 +51,7 @@ __all__ = [
     "other_colour",
     "register_step_type",
     "rolling_plan",
+    "shift_plan",
     "step_from_json",
 ]
 
@@ -198,6 +203,64 @@ class Observe(Step):
         )
 
 
+# ---------------------------------------------------------------- canary and linear shifts
+@dataclass(frozen=True, slots=True)
+class ShiftTraffic(Step):
+    """Send ``percent`` of the listener's requests to the new target group, the rest to the
+    previous one (a weighted split; 0 is all on the previous group)."""
+
+    phase: ClassVar[str] = "shift"
+    requires: ClassVar[frozenset[tuple[str, str]]] = frozenset({("traffic", "weights")})
+    listener: str
+    target_group: str
+    previous_target_group: str
+    percent: int
+
+    def describe(self) -> str:
+        return (
+            f"shift {self.percent}% of {self.listener} to {self.target_group} "
+            f"({100 - self.percent}% stays on {self.previous_target_group})"
+        )
+
+    def weights(self) -> dict[str, int]:
+        return {self.previous_target_group: 100 - self.percent, self.target_group: self.percent}
+
+
+@dataclass(frozen=True, slots=True)
+class Bake(Step):
+    """Observe one step of a shift for ``window_s`` while both versions take requests: the
+    rollback rules on the new version, then the comparison of the new version with the
+    previous one over the same window. A failure puts every request back on the previous
+    version before anything else."""
+
+    phase: ClassVar[str] = "shift"
+    service: str
+    target_group: str
+    baseline_target_group: str
+    percent: int
+    window_s: float
+    interval_s: float
+    max_error_rate: float
+
+    def describe(self) -> str:
+        return (
+            f"observe {self.target_group} at {self.percent}% for {self.window_s:g}s and "
+            f"compare it with {self.baseline_target_group}"
+        )
+
+    def observe(self) -> Observe:
+        """The rollback rules' view of this step (the new version, the previous one as the
+        baseline taking traffic of its own)."""
+        return Observe(
+            service=self.service,
+            target_group=self.target_group,
+            baseline_target_group=self.baseline_target_group,
+            window_s=self.window_s,
+            interval_s=self.interval_s,
+            max_error_rate=self.max_error_rate,
+        )
+
+
 # ---------------------------------------------------------------- phase 4: cleanup (DEP-4)
 @dataclass(frozen=True, slots=True)
 class ScaleService(Step):
@@ -275,6 +338,8 @@ for _cls in (
     ScaleService,
     ScheduleDeleteTargetGroup,
     RollingUpdate,
+    ShiftTraffic,
+    Bake,
 ):
     register_step_type(_cls)
 
@@ -499,3 +564,74 @@ def rolling_plan(p: RollingParams) -> Plan:
             )
         )
     return Plan(strategy="rolling", steps=tuple(steps), target_group=tg, previous_target_group="")
+
+
+# The strategies that shift production in weighted steps.
+SHIFT_STRATEGIES = ("canary", "linear")
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftParams:
+    """A canary or linear deployment: blue-green's phases 1-2, then production shifted to
+    the new colour in ``steps`` (percent, the last 100), each step baked for ``bake_s``."""
+
+    blue_green: BlueGreenParams
+    strategy: str  # "canary" | "linear"
+    steps: tuple[int, ...]
+    bake_s: float
+
+
+def shift_plan(p: ShiftParams) -> Plan:
+    """Phases 1-2 of blue-green (green started at full count, health, smoke checks through
+    the test listener), then per step below 100 % a stored, resumable shift and its bake,
+    then the switch to 100 % and blue-green's tail (observe, previous colour to 0, its target
+    group deleted after the retention).
+
+    >>> from deployops.domain.model import HealthCheck, TaskDefinitionSpec
+    >>> spec = TaskDefinitionSpec(family="web", version="1.1.0", port=3000)
+    >>> bg = BlueGreenParams(service="web", spec=spec, health_check=HealthCheck(),
+    ...     desired_count=4, active_colour="blue", has_active=True)
+    >>> plan = shift_plan(ShiftParams(bg, "canary", (5, 50, 100), 60.0))
+    >>> [s.describe() for s in plan.steps if isinstance(s, ShiftTraffic)]
+    ['shift 5% of web-prod to web-green (95% stays on web-blue)', \
+'shift 50% of web-prod to web-green (50% stays on web-blue)']
+    """
+    if p.strategy not in SHIFT_STRATEGIES:
+        raise ValueError(f"not a shift strategy: {p.strategy!r}")
+    base = blue_green_plan(p.blue_green)
+    if not p.blue_green.has_active:
+        # Nothing serves production yet: nothing to compare with, nobody to protect.
+        return dataclasses.replace(
+            base,
+            strategy=p.strategy,
+            notes=(
+                *base.notes,
+                f"first deployment: no previous version to shift from; {p.strategy} "
+                "deploys it like blue-green",
+            ),
+        )
+    bg = p.blue_green
+    switch_at = next(i for i, s in enumerate(base.steps) if isinstance(s, SwitchListener))
+    prod, new_tg, old_tg = prod_listener(bg.service), base.target_group, base.previous_target_group
+    shifts: list[Step] = []
+    for percent in p.steps:
+        if percent >= 100:
+            break
+        shifts.append(
+            ShiftTraffic(
+                listener=prod, target_group=new_tg, previous_target_group=old_tg, percent=percent
+            )
+        )
+        shifts.append(
+            Bake(
+                service=new_tg,
+                target_group=new_tg,
+                baseline_target_group=old_tg,
+                percent=percent,
+                window_s=p.bake_s,
+                interval_s=bg.sample_interval_s,
+                max_error_rate=bg.max_error_rate,
+            )
+        )
+    steps = (*base.steps[:switch_at], *shifts, *base.steps[switch_at:])
+    return dataclasses.replace(base, strategy=p.strategy, steps=steps)

@@ -3,8 +3,9 @@
 It is what the engine's unit tests and the contract suites run against on a virtual clock,
 the way libcloud keeps a dummy driver. It understands the sample service's fault switches in a
 task definition's environment (``FAULT_HEALTH_FAIL``, ``FAULT_CRASH_ON_START``,
-``FAULT_ERROR_RATE``, ``FAULT_LATENCY_MS``, ``FAULT_LEAK_MB_PER_S``, ``FAULT_CPU``), so failure
-paths can be rehearsed in milliseconds. ``MemoryCloud.faults`` applies switches to every
+``FAULT_ERROR_RATE``, ``FAULT_LATENCY_MS``, ``FAULT_LEAK_MB_PER_S``, ``FAULT_CPU``, and
+``FAULT_DEGRADE_AFTER_S``: the error and latency faults begin that long after a task started),
+so failure paths can be rehearsed in milliseconds. ``MemoryCloud.faults`` applies switches to every
 service at once (a shared dependency failing: the release is not to blame). What it cannot
 show: real processes, sockets, HAProxy timing.
 """
@@ -37,7 +38,7 @@ from deployops.domain.model import (
     TaskState,
 )
 from deployops.domain.names import colours, prod_listener, test_listener
-from deployops.errors import DriverError, NotFoundError, UnsupportedError
+from deployops.errors import DriverError, NotFoundError
 
 __all__ = [
     "MemoryCloud",
@@ -85,6 +86,9 @@ class MemoryCloud:
         self.target_groups: dict[str, HealthCheck] = {}
         self.listeners: dict[str, tuple[int, str]] = {}
         self.switches: list[tuple[float, str, str]] = []  # (monotonic, listener, tg)
+        # A weighted split per listener: the other target group and its weight (of 100).
+        self.splits: dict[str, tuple[str, int]] = {}
+        self.weight_changes: list[tuple[float, str, dict[str, int]]] = []
         # Fault switches applied to every service on top of its own (an outage of a shared
         # dependency shows on the previous version too).
         self.faults: dict[str, str] = {}
@@ -242,7 +246,7 @@ class MemoryCompute:
 class MemoryTraffic:
     name: ClassVar[str] = "memory"
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {"atomic_switch", "test_listener", "health_checks"}
+        {"atomic_switch", "test_listener", "health_checks", "weights"}
     )
 
     def __init__(self, *, cloud: MemoryCloud, fail_switch: bool = False) -> None:
@@ -257,7 +261,8 @@ class MemoryTraffic:
 
     def delete_target_group(self, name: str) -> None:
         for lname, (_, tg) in self.cloud.listeners.items():
-            if tg == name:
+            split = self.cloud.splits.get(lname)
+            if tg == name or (split is not None and split[0] == name):
                 raise DriverError("memory", "delete_target_group", f"{lname} forwards to {name}")
         self.cloud.target_groups.pop(name, None)
 
@@ -284,6 +289,9 @@ class MemoryTraffic:
             port, tg = self.cloud.listeners[name]
         except KeyError:
             raise NotFoundError(f"no listener {name!r}", path="listener") from None
+        split = self.cloud.splits.get(name)
+        if tg and split is not None:
+            return Listener(name=name, port=port, forwards=((tg, 100 - split[1]), split))
         return Listener(name=name, port=port, forwards=((tg, 100),) if tg else ())
 
     def switch_listener(self, name: str, target_group: str) -> Listener:
@@ -295,11 +303,34 @@ class MemoryTraffic:
             raise NotFoundError(f"no target group {target_group!r}", path="target_group")
         port, _ = self.cloud.listeners[name]
         self.cloud.listeners[name] = (port, target_group)
+        self.cloud.splits.pop(name, None)
         self.cloud.switches.append((self.cloud.clock.monotonic(), name, target_group))
         return self.describe_listener(name)
 
     def set_weights(self, name: str, weights: Mapping[str, int]) -> Listener:
-        raise UnsupportedError("weighted listeners are not simulated", path="traffic")
+        """Like the local driver: the listener's group keeps its place, the other gets its
+        share in whole percent; one group with weight > 0 is a switch to it."""
+        if self.fail_switch:
+            raise DriverError("memory", "set_weights", "injected failure", retryable=True)
+        if name not in self.cloud.listeners:
+            raise NotFoundError(f"no listener {name!r}", path="listener")
+        for tg in weights:
+            if tg not in self.cloud.target_groups:
+                raise NotFoundError(f"no target group {tg!r}", path="target_group")
+        live = {tg: int(w) for tg, w in weights.items() if int(w) > 0}
+        if not live:
+            raise DriverError("memory", "set_weights", f"weights send nothing anywhere: {weights}")
+        self.cloud.weight_changes.append((self.cloud.clock.monotonic(), name, dict(live)))
+        if len(live) == 1:
+            return self.switch_listener(name, next(iter(live)))
+        port, tg = self.cloud.listeners[name]
+        if tg not in live:
+            tg = max(live, key=lambda k: live[k])
+            self.cloud.listeners[name] = (port, tg)
+        (other,) = (g for g in live if g != tg)
+        share = max(1, min(99, round(100 * live[other] / sum(live.values()))))
+        self.cloud.splits[name] = (other, share)
+        return self.describe_listener(name)
 
 
 class MemoryMetrics:
@@ -357,15 +388,33 @@ class MemoryMetrics:
             value = value * n / 100
         per_request = query.metric in (MetricName.ERROR_RATE, MetricName.RESPONSE_TIME)
         samples = n if per_request or query.metric is MetricName.REQUEST_COUNT else running
+        later = float(env.get("FAULT_DEGRADE_AFTER_S", "0") or 0)
         points = []
         t = query.start.timestamp()
         while t < query.end.timestamp():
             at = datetime.fromtimestamp(t, tz=query.start.tzinfo)
+            shown = value
             if query.metric is MetricName.MEMORY:
-                value = self._memory(svc, env, at)
-            points.append(Datapoint(timestamp=at, value=value, samples=samples))
+                shown = self._memory(svc, env, at)
+            elif later and per_request:
+                base = 5.0 if query.metric is MetricName.RESPONSE_TIME else 0.0
+                shown = self._degraded(svc, at, later, value, base)
+            points.append(Datapoint(timestamp=at, value=shown, samples=samples))
             t += query.period_s
         return Measurement(query=query, datapoints=tuple(points))
+
+    def _degraded(
+        self, svc: _Service, at: datetime, after_s: float, faulty: float, healthy: float
+    ) -> float:
+        """A fault that begins ``after_s`` after each task started: the share of the tasks
+        running at ``at`` that are that old get ``faulty``, the others the healthy value."""
+        clock = self.cloud.clock
+        mono_at = clock.monotonic() - (clock.now() - at).total_seconds()
+        ages = [mono_at - t.started for t in svc.tasks if t.started <= mono_at]
+        if not ages:
+            return healthy
+        share = sum(1 for a in ages if a >= after_s) / len(ages)
+        return healthy + share * (faulty - healthy)
 
     def _memory(self, svc: _Service, env: Mapping[str, str], at: datetime) -> float:
         """Mean memory use at ``at`` of the service's tasks running then, in percent of

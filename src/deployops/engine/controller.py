@@ -5,7 +5,11 @@ It keeps watching after the CLI has exited. Each :meth:`Controller.tick` runs wh
 - alarm evaluation every alarm period (MON-1), with its actions;
 - the target-tracking autoscaler every policy period (IAC-5);
 - deferred jobs, e.g. deleting the previous target group 24 h after a deploy (DEP-4);
-- pruning the measurements of deployments older than ``measurements_retention_s`` (hourly);
+- pruning the measurements of deployments older than ``measurements_retention_s`` (hourly).
+- the watch after the switch: the live version judged by the rollback rules after its
+  stability window, rolled back when one breaks (:mod:`deployops.engine.watch_after`).
+- notices a command could not deliver (a receiver down or hanging), retried with backoff
+  until delivered or expired (``redeliver``, see :mod:`deployops.notify.outbox`).
 - self-contained loops handed in as ``loops`` (the disaster-recovery schedule: backup
   freshness, test restores, quarterly drills, ``engine/dr_schedule.py``).
 
@@ -38,6 +42,7 @@ from deployops.engine.alarms import AlarmEvaluator
 from deployops.engine.autoscaler import Autoscaler
 from deployops.engine.cleanup import JOB_DELETE_TARGET_GROUP, WAITING, JobOutcome, run_deletion
 from deployops.engine.lease import LeaderLease
+from deployops.engine.watch_after import AfterSwitchWatch
 from deployops.errors import DeployopsError
 from deployops.ports import Compute, Traffic
 from deployops.store import EventRecord, JobRecord, StateStore
@@ -62,6 +67,11 @@ class LoopStats:
     last_run: float | None = None  # clock.now() as POSIX seconds
 
 
+# Loops that may wait on the network for long (a receiver that hangs answers only at its
+# timeout): each runs on a thread of its own so alarms and jobs keep their pace.
+_BACKGROUND = frozenset({"notices"})
+
+
 @dataclass
 class _Schedule:
     every_s: float
@@ -84,6 +94,9 @@ class Controller:
     # SEC-3: rotates the managed secrets that are due (wiring.build_controller)
     rotations: Callable[[], object] | None = None
     rotation_interval_s: float = 3600.0
+    # MON-2 / DEP-7: retries the notices parked in the store (wiring.build_controller)
+    redeliver: Callable[[], object] | None = None
+    redeliver_interval_s: float = 5.0
     tick_s: float = 1.0
     handlers: Mapping[str, JobHandler] = field(default_factory=dict)
     stats: dict[str, LoopStats] = field(default_factory=dict)
@@ -92,6 +105,8 @@ class Controller:
     # rollback.measurements_retention: observed windows and judgements older are pruned
     measurements_retention_s: float | None = None
     measurements_prune_s: float = 3600.0
+    # RB-1 after the stability window (wiring.build_controller)
+    watch: AfterSwitchWatch | None = None
     # Self-contained loops by name: (every seconds, what runs), e.g. the disaster-recovery
     # schedule's (engine/dr_schedule.py: backup freshness, test restores, drills).
     loops: Mapping[str, tuple[float, Callable[[], object]]] = field(default_factory=dict)
@@ -110,6 +125,10 @@ class Controller:
             self._schedules["rotations"] = _Schedule(self.rotation_interval_s)
         if self.measurements_retention_s is not None:
             self._schedules["measurements"] = _Schedule(self.measurements_prune_s)
+        if self.watch is not None:
+            self._schedules["watch"] = _Schedule(self.watch.every_s)
+        if self.redeliver is not None:
+            self._schedules["notices"] = _Schedule(self.redeliver_interval_s)
         for name, (every_s, _fn) in self.loops.items():
             self._schedules[name] = _Schedule(float(every_s))
         for name in self._schedules:
@@ -118,6 +137,7 @@ class Controller:
         self.last_tick: float | None = None  # monotonic
         self.leading = self.lease is None
         self._recovered = False
+        self._background: dict[str, threading.Thread] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -217,14 +237,37 @@ class Controller:
             loops["rotations"] = self.rotations
         if self.measurements_retention_s is not None:
             loops["measurements"] = self.prune_measurements
+        if self.watch is not None:
+            loops["watch"] = self.watch.tick
+        if self.redeliver is not None:
+            loops["notices"] = self.redeliver
         loops.update({name: fn for name, (_every, fn) in self.loops.items()})
         for name, fn in loops.items():
             sched = self._schedules[name]
             if now < sched.next_at:
                 continue
+            if name in _BACKGROUND:
+                if self._background_busy(name):
+                    continue  # its previous run is still under way
+                sched.next_at = now + sched.every_s
+                th = threading.Thread(
+                    target=self._timed, args=(name, fn), name=f"controller-{name}", daemon=True
+                )
+                self._background[name] = th
+                th.start()
+                continue
             sched.next_at = now + sched.every_s
             self._timed(name, fn)
         self.last_tick = self.clock.monotonic()
+
+    def _background_busy(self, name: str) -> bool:
+        th = self._background.get(name)
+        return th is not None and th.is_alive()
+
+    def join_background(self, timeout: float | None = None) -> None:
+        """Wait for the loops running on their own thread (tests, a clean stop)."""
+        for th in list(self._background.values()):
+            th.join(timeout)
 
     def _timed(self, name: str, fn: Callable[[], object]) -> None:
         st = self.stats[name]

@@ -34,6 +34,7 @@ from deployops.engine.planning.deploy import (
 from deployops.engine.recovery import guard_traffic, recover_deployment
 from deployops.engine.runner import Runner
 from deployops.engine.steps import deployment_handlers
+from deployops.engine.watch_after import begin_watch
 from deployops.errors import ConfigError, DeployopsError
 from deployops.ports import Compute, Metrics, Prober, Traffic
 from deployops.store import DeploymentRecord, EventRecord, OperationRecord, StateStore
@@ -58,6 +59,9 @@ def _started(op: OperationRecord) -> str:
 
 
 def _succeeded(ctx: StepContext) -> None:
+    # The watch after the switch: this deploy goes under watch, older watches of the service
+    # end, and a rollback the watch started is recorded and reported (engine/watch_after.py).
+    begin_watch(ctx)
     done = DeploymentRecord.from_operation(ctx.op)
     ctx.event("deploy.succeeded", f"{done.service} {done.version} is live in {done.environment}")
     ctx.send(

@@ -207,11 +207,13 @@ def measure_impact(
     """Who was affected: how long the new version had production traffic, how many requests
     it served in that time and how many of them failed (from the metric source). Measured
     right after the flip, before the failed version is scaled down."""
+    # The first production request the new version could get: the switch, or the first
+    # step of a canary or linear shift.
     switched = next(
         (
-            s.result.get("switched_at")
+            s.result.get("switched_at") or s.result.get("shifted_at")
             for s in ctx.store.steps_for(rec.id)
-            if s.name == "SwitchListener" and s.status == "succeeded"
+            if s.name in ("SwitchListener", "ShiftTraffic") and s.status == "succeeded"
         ),
         None,
     )
@@ -224,7 +226,8 @@ def measure_impact(
         "exposed_s": round(exposed, 3),
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "share_of_traffic": 100,
+        # the share of production the new version had when it was taken out of it
+        "share_of_traffic": int(flip.get("percent", 100)) if flip else 100,
     }
     if exposed <= 0:
         return out

@@ -21,7 +21,7 @@ interrupted half-way runs again on resume.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
@@ -33,12 +33,14 @@ from deployops.ports import Compute, Metrics, Prober, Traffic
 from deployops.store import EventRecord, OperationRecord, StateStore
 
 __all__ = [
+    "REVERT_DETAIL",
     "Env",
     "FailureHandler",
     "HandlerTable",
     "NewOperation",
     "OperationKind",
     "Ports",
+    "RevertPlanner",
     "StepContext",
     "StepHandler",
     "stop_on_failure",
@@ -261,6 +263,18 @@ def stop_on_failure(ctx: StepContext, step: Step, exc: DeployopsError) -> Operat
     ) from exc
 
 
+class RevertPlanner(Protocol):
+    """Plans the revert steps after step ``failed`` (its index in ``ctx.plan.steps``) failed
+    with ``exc``. Pure: it reads the plan and what the steps stored, changes nothing."""
+
+    def __call__(self, ctx: StepContext, failed: int, exc: DeployopsError, /) -> Sequence[Step]: ...
+
+
+# Where an operation that is putting things back keeps it (in ``detail``): the failed step's
+# index and error, and the index of the first revert step.
+REVERT_DETAIL = "revert"
+
+
 @dataclass(frozen=True, slots=True)
 class OperationKind:
     """One kind of operation. ``events`` prefixes its events (``deploy.started``);
@@ -274,6 +288,11 @@ class OperationKind:
     on_success: Callable[[StepContext], None] | None = None
     before_resume: Callable[[StepContext], None] | None = None
     describe: Callable[[OperationRecord], str] | None = None
+    # The steps that put back what the failed step and those before it did (a rotation's
+    # revert path): stored and run by the runner like the plan's own, so ``resume`` finishes
+    # them. Afterwards ``on_failure`` runs with ``ctx.state["reverted"]``; a revert step that
+    # fails goes to ``on_failure`` with ``ctx.state["revert_failed"]``. None: no revert steps.
+    revert: RevertPlanner | None = None
 
     def __post_init__(self) -> None:
         if not self.events:

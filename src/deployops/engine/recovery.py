@@ -18,13 +18,22 @@ from typing import Any
 
 from deployops.domain.names import prod_listener
 from deployops.domain.native import NATIVE_STRATEGY, WaitNativeDeployment
-from deployops.domain.plan import Observe, Plan, RollingUpdate, Step, SwitchListener
+from deployops.domain.plan import (
+    SHIFT_STRATEGIES,
+    Bake,
+    Observe,
+    Plan,
+    RollingUpdate,
+    Step,
+    SwitchListener,
+)
 from deployops.engine.events import Notice
 from deployops.engine.incident import measure_impact, verify_rollback, write_incident_report
 from deployops.engine.observe.health import Verdict
 from deployops.engine.observe.watch import ROLLBACK_VERDICT, operation_fields
 from deployops.engine.operation import StepContext
 from deployops.engine.steps.native import rollback_native
+from deployops.engine.steps.rolling import PLATFORM_ROLLBACK, wait_platform_rollback
 from deployops.errors import DeploymentError, DeployopsError, RolledBackError
 from deployops.ids import new_id
 from deployops.store import DeploymentRecord, OperationRecord
@@ -39,10 +48,16 @@ def guard_traffic(ctx: StepContext) -> None:
         return  # the platform moves traffic; the resumed step reads its deployment again
     ports = ctx.ports
     prod = prod_listener(ctx.op.target)
-    tg = ports.traffic.describe_listener(prod).target_group
+    listener = ports.traffic.describe_listener(prod)
+    tg = listener.target_group
     svc = ports.compute.describe_service(tg)
+    # A canary's share counts too: every group with a weight must be serving.
+    shares = [g for g, w in listener.forwards if w > 0 and g != tg]
     if svc is not None and svc.desired > 0 and svc.healthy >= 1:
-        return
+        unserved = [g for g in shares if not _serving(ctx, g)]
+        if not unserved:
+            return
+        tg = unserved[0]
     prev = ctx.plan.previous_target_group
     if prev and prev != tg:
         prev_svc = ports.compute.describe_service(prev)
@@ -55,6 +70,11 @@ def guard_traffic(ctx: StepContext) -> None:
             )
 
 
+def _serving(ctx: StepContext, target_group: str) -> bool:
+    svc = ctx.ports.compute.describe_service(target_group)
+    return svc is not None and svc.desired > 0 and svc.healthy >= 1
+
+
 def _restore(
     ctx: StepContext, step: Step, rec: DeploymentRecord
 ) -> tuple[bool, dict[str, Any] | None, list[str]]:
@@ -65,10 +85,12 @@ def _restore(
     current = ports.traffic.describe_listener(prod).target_group
     prev = rec.previous_target_group
     if plan.strategy == NATIVE_STRATEGY:
-        return _restore_native(ctx, rec, current)
+        return _restore_native(ctx, rec, current, judged=isinstance(step, Observe))
     if rec.kind == "rollback":
         notes.append(f"rollback stopped; production is on {current}")
         return False, None, notes
+    if plan.strategy in SHIFT_STRATEGIES:
+        return _restore_shift(ctx, rec)
     if plan.strategy == "blue-green":
         flip: dict[str, Any] | None = None
         if current == plan.target_group and prev and prev != current:
@@ -87,6 +109,13 @@ def _restore(
         elif current != plan.target_group:
             notes.append(f"traffic stayed on {current}")
         return flip is not None, flip, notes
+    platform_rollback = str(ctx.state.get(PLATFORM_ROLLBACK) or "")
+    if isinstance(step, RollingUpdate) and platform_rollback:
+        # The platform rolls back by itself (an armed alarm, the circuit breaker): wait for
+        # it, never start a second deployment over it.
+        ok, note = wait_platform_rollback(ctx, platform_rollback)
+        notes.append(note)
+        return ok, None, notes
     if isinstance(step, RollingUpdate | Observe) and rec.previous_task_definition:
         ports.compute.update_service(
             plan.target_group, task_definition=rec.previous_task_definition
@@ -96,11 +125,43 @@ def _restore(
     return False, None, notes
 
 
+def _restore_shift(
+    ctx: StepContext, rec: DeploymentRecord
+) -> tuple[bool, dict[str, Any] | None, list[str]]:
+    """A canary or linear deployment: whatever share of production the new colour has
+    (a step's weight, or all of it after the switch) goes back to the previous colour at once,
+    before anything else (one ``switch_listener``: the weights of the new colour to 0)."""
+    plan, ports = ctx.plan, ctx.ports
+    prod = prod_listener(rec.service)
+    listener = ports.traffic.describe_listener(prod)
+    share = dict(listener.forwards).get(plan.target_group, 0)
+    prev = rec.previous_target_group
+    if share <= 0 or not prev or prev == plan.target_group:
+        return False, None, [f"traffic stayed on {listener.target_group}"]
+    began = ctx.clock.monotonic()
+    ports.traffic.switch_listener(prod, prev)
+    ms = (ctx.clock.monotonic() - began) * 1000
+    flip = {
+        "listener": prod,
+        "from": plan.target_group,
+        "to": prev,
+        "ms": round(ms, 3),
+        "at": ctx.clock.now().isoformat(),
+        "percent": share,
+    }
+    return (
+        True,
+        flip,
+        [f"moved the {share}% of {prod} on {plan.target_group} back to {prev} in {ms:.0f} ms"],
+    )
+
+
 def _restore_native(
-    ctx: StepContext, rec: DeploymentRecord, current: str
+    ctx: StepContext, rec: DeploymentRecord, current: str, *, judged: bool = False
 ) -> tuple[bool, dict[str, Any] | None, list[str]]:
     """The platform rolls its deployment back (RB-2); a rollback when production had
-    reached the new revision, otherwise a failed deployment whose new revision is gone."""
+    reached the new revision (all of it, or a canary's or linear step's share while it was
+    ``judged``), otherwise a failed deployment whose new revision is gone."""
     plan = ctx.plan
     prod = prod_listener(rec.service)
     interval = next((s.interval_s for s in plan.steps if isinstance(s, WaitNativeDeployment)), 5.0)
@@ -112,11 +173,11 @@ def _restore_native(
     if rec.kind == "rollback":
         notes.append(f"rollback stopped; production is on {after}")
         return False, None, notes
-    if ok and current == plan.target_group and after != current:
+    if ok and (current == plan.target_group or judged) and after != plan.target_group:
         notes.append(f"the platform moved {prod} back to {after} in {ms:.0f} ms")
         flip = {
             "listener": prod,
-            "from": current,
+            "from": plan.target_group,
             "to": after,
             "ms": round(ms, 3),
             "at": ctx.clock.now().isoformat(),
@@ -130,12 +191,12 @@ def _restore_native(
 def _teardown(ctx: StepContext, notes: list[str]) -> None:
     """Scale the failed colour to 0 once no traffic reaches it (``teardown_on_failure``)."""
     plan, ports = ctx.plan, ctx.ports
-    if plan.strategy != "blue-green" or not ctx.settings.get("teardown_on_failure", True):
-        return
-    if (
-        plan.target_group
-        == ports.traffic.describe_listener(prod_listener(ctx.op.target)).target_group
+    if plan.strategy not in ("blue-green", *SHIFT_STRATEGIES) or not ctx.settings.get(
+        "teardown_on_failure", True
     ):
+        return
+    listener = ports.traffic.describe_listener(prod_listener(ctx.op.target))
+    if dict(listener.forwards).get(plan.target_group, 0) > 0:
         return
     svc = ports.compute.describe_service(plan.target_group)
     if svc is not None and svc.desired > 0:
@@ -217,7 +278,9 @@ def _after_rollback(
     rec = _current(ctx)
     trigger = ctx.state.get(ROLLBACK_VERDICT)
     try:
-        interval = next((s.interval_s for s in ctx.plan.steps if isinstance(s, Observe)), 0.0)
+        interval = next(
+            (s.interval_s for s in ctx.plan.steps if isinstance(s, Observe | Bake)), 0.0
+        )
         verification = verify_rollback(
             ctx,
             rec,
@@ -256,7 +319,9 @@ def _record_rollback(
     store = ctx.store
     now = ctx.clock.now()
     rb_id = new_id("dep", now)
-    by_platform = bool(flip and flip.get("by") == "platform")
+    by_platform = bool(flip and flip.get("by") == "platform") or bool(
+        ctx.state.get(PLATFORM_ROLLBACK)
+    )
     plan = Plan(
         strategy="platform-rollback" if by_platform else ("flip" if flip else "redeploy"),
         steps=(
@@ -300,6 +365,18 @@ def _record_rollback(
         )
     )
     seq = 0
+    if flip is None and ctx.state.get(PLATFORM_ROLLBACK):
+        # A rolling deployment the platform rolled back (no listener moved).
+        store.record_step_intent(
+            rb_id,
+            0,
+            "PlatformRollback",
+            phase="deploy",
+            params={"deployment": str(ctx.state[PLATFORM_ROLLBACK]), "by": "platform"},
+            now=now,
+        )
+        store.record_step_outcome(rb_id, 0, status="succeeded", result={}, now=now)
+        seq = 1
     if flip:
         store.record_step_intent(
             rb_id,

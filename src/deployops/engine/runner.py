@@ -2,9 +2,11 @@
 
 It knows no step type. For each step of a frozen plan it stores the intent, looks the handler
 up by the step's type (:class:`~deployops.engine.operation.HandlerTable`), runs it and stores
-the outcome; the first failure goes to the kind's failure handler. Every run holds the lock of
-its ``(environment, target)``; ``resume`` takes over the lock of a dead owner and continues at
-the first unfinished step with the results of the finished ones.
+the outcome; the first failure goes to the kind's failure handler — or, for a kind with
+``revert``, first to the steps that put things back, stored after the plan's own and run the
+same way. Every run holds the lock of its ``(environment, target)``; ``resume`` takes over the
+lock of a dead owner and continues at the first unfinished step (of the revert, when one had
+begun) with the results of the finished ones.
 
 >>> runner = Runner(env=env, handlers=table)  # doctest: +SKIP
 >>> runner.start(NewOperation(kind=DEPLOY, environment="staging", target="web",
@@ -20,6 +22,7 @@ from typing import Any
 from deployops.domain.names import lock_key
 from deployops.domain.plan import Plan, Step
 from deployops.engine.operation import (
+    REVERT_DETAIL,
     Env,
     HandlerTable,
     NewOperation,
@@ -155,9 +158,15 @@ class Runner:
             store.transfer_lock(key, new_owner=owner)
         plan = Plan.from_record(op.plan)
         results: dict[str, Any] = {}
-        start = 0
+        # an operation that was putting things back continues its revert steps
+        revert = op.detail.get(REVERT_DETAIL)
+        start = int(revert["first_seq"]) if revert else 0
         for s in store.steps_for(op.id):
-            if s.status != "succeeded":
+            if s.seq < start:
+                if s.status == "succeeded":
+                    results.update(s.result)
+                continue
+            if s.seq != start or s.status != "succeeded":
                 break
             results.update(s.result)
             start = s.seq + 1
@@ -178,8 +187,9 @@ class Runner:
     def _execute(self, ctx: StepContext, *, start: int) -> OperationRecord:
         store, clock = self.env.store, self.env.clock
         op_id = ctx.op.id
-        steps = ctx.plan.steps
-        for seq in range(start, len(steps)):
+        seq = start
+        while seq < len(ctx.plan.steps):
+            steps = ctx.plan.steps
             step = steps[seq]
             resolved = resolve_step(step, ctx.results)
             self._crash_point(ctx, seq, "before-intent")
@@ -207,6 +217,11 @@ class Runner:
                     data={"seq": seq, "step": step.kind},
                 )
                 ctx.refresh()
+                if REVERT_DETAIL in ctx.op.detail:
+                    ctx.state["revert_failed"] = True
+                elif ctx.kind.revert is not None:
+                    seq = self._begin_revert(ctx, seq, exc)
+                    continue
                 return ctx.kind.on_failure(ctx, step, exc)
             took = clock.monotonic() - began
             self._crash_point(ctx, seq, "before-outcome")
@@ -219,6 +234,14 @@ class Runner:
                 f"{step.kind} done in {took:.2f}s",
                 data={"seq": seq, "step": step.kind, "seconds": round(took, 3), "result": result},
             )
+            seq += 1
+        revert = ctx.refresh().detail.get(REVERT_DETAIL)
+        if revert:
+            # everything is put back: the operation failed, and says so as its kind does
+            ctx.state["reverted"] = True
+            failed = ctx.plan.steps[int(revert["failed_seq"])]
+            error = DeploymentError(str(revert["error"]), hint=revert.get("hint") or None)
+            return ctx.kind.on_failure(ctx, failed, error)
         now = clock.now()
         store.update_operation(
             op_id, status="succeeded", phase="done", updated_at=now, finished_at=now
@@ -229,6 +252,39 @@ class Runner:
         else:
             ctx.event(f"{ctx.kind.events}.succeeded", f"{ctx.kind.name} of {done.target} succeeded")
         return done
+
+    def _begin_revert(self, ctx: StepContext, failed: int, exc: DeployopsError) -> int:
+        """Store the kind's revert steps after the plan's own and return the index of the
+        first: the loop runs them like any step, and ``resume`` continues them."""
+        assert ctx.kind.revert is not None
+        store, clock = self.env.store, self.env.clock
+        steps = tuple(ctx.kind.revert(ctx, failed, exc))
+        first = len(ctx.plan.steps)
+        ctx.plan = replace(ctx.plan, steps=ctx.plan.steps + steps)
+        store.update_operation(
+            ctx.op.id,
+            plan=ctx.plan.to_record(),
+            phase="revert",
+            updated_at=clock.now(),
+            detail={
+                REVERT_DETAIL: {
+                    "failed_seq": failed,
+                    "failed_step": ctx.plan.steps[failed].kind,
+                    "error": exc.message,
+                    "hint": exc.hint or "",
+                    "first_seq": first,
+                }
+            },
+        )
+        ctx.refresh()
+        ctx.event(
+            f"{ctx.kind.events}.reverting",
+            f"{ctx.plan.steps[failed].kind} failed: {exc.message}; putting back with "
+            f"{len(steps)} step(s)",
+            level="warning",
+            data={"failed_seq": failed, "steps": [s.kind for s in steps]},
+        )
+        return first
 
     def _crash_point(self, ctx: StepContext, seq: int, where: str) -> None:
         if self.env.crash_point is not None:

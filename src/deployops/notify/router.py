@@ -11,19 +11,26 @@ deduplication, and records every attempt (MON-2, DEP-7).
 
 :meth:`NotificationRouter.notify` never raises: a channel that is down is retried with capped
 exponential backoff on the injected clock, then recorded as ``failed`` and returned; the deploy
-or rollback carries on. :meth:`NotificationRouter.submit` does the same on a background thread,
-for callers that must not wait for retries at all.
+or rollback carries on. :meth:`NotificationRouter.submit` does the same on a background thread
+per channel, for callers that must not wait for retries at all.
+
+With an :class:`Outbox` (the state store's, :mod:`deployops.notify.outbox`), a notice that is
+not delivered is not lost: a final failure that may heal (a receiver down or hanging), or a
+delivery still under way when :meth:`NotificationRouter.close` stops waiting, is *parked*
+there (status ``queued``), and ``deployops serve`` retries it until it is delivered or expires.
+So a command exits within ``close(timeout=...)`` whatever its receivers do.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import httpx
 
@@ -58,6 +65,7 @@ __all__ = [
     "Notice",
     "NoticeLike",
     "NotificationRouter",
+    "Outbox",
     "Recorder",
     "TokenBucket",
     "build_router",
@@ -66,13 +74,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DeliveryStatus = Literal["sent", "failed", "retrying", "deduplicated", "rate_limited"]
+DeliveryStatus = Literal[
+    "sent", "failed", "retrying", "deduplicated", "rate_limited", "queued", "expired"
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One outcome on one channel. ``retrying`` records a failed attempt that will be tried
-    again after ``retry_in`` seconds; ``notify`` returns only final outcomes."""
+    again after ``retry_in`` seconds; ``queued`` a notice parked in the outbox for the
+    controller to retry, ``expired`` one it gave up on; ``notify`` returns only final
+    outcomes."""
 
     ts: datetime
     channel: str
@@ -103,6 +115,33 @@ class Delivery:
 
 
 Recorder = Callable[[Delivery], None]
+
+
+class Outbox(Protocol):
+    """Where undelivered notices wait for the controller (:class:`deployops.notify.outbox.
+    StoreOutbox`)."""
+
+    def park(self, notice: Notice, channel: str, *, attempts: int, error: str) -> int:
+        """Keep ``notice`` for ``channel``; its id. Raises when it cannot be kept."""
+
+    def delivered(self, parked_id: int) -> None:
+        """A parked notice was delivered after all (it must not be sent again)."""
+
+
+@dataclass(eq=False)
+class _Item:
+    """One notice on one channel, from :meth:`NotificationRouter.submit` to its outcome."""
+
+    notice: Notice
+    channel: str
+    state: str = "queued"  # queued | sending | done | parked
+    attempts: int = 0
+    error: str = ""
+    parked_id: int | None = None
+    delivery: Delivery | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    done: threading.Event = field(default_factory=threading.Event)
+    on_done: Callable[[], None] | None = None
 
 
 class TokenBucket:
@@ -143,6 +182,7 @@ class NotificationRouter:
         record: Recorder | None = None,
         secrets: Iterable[Secret] = (),
         http: httpx.Client | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.config = config
         self.channels = dict(channels)
@@ -150,11 +190,17 @@ class NotificationRouter:
         self._record = record
         self._secrets = tuple(secrets)
         self._http = http  # closed by close(); owned when build_router created it
+        self.outbox = outbox
         self._locks = {name: threading.Lock() for name in self.channels}
         self._buckets: dict[str, TokenBucket] = {}
         self._sent: dict[tuple[str, str], tuple[str, float]] = {}
         self._state_lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
+        # submit(): one daemon worker per channel, so a receiver that hangs delays only its own
+        # channel and never the process's exit (a thread pool's workers are joined at exit).
+        self._queues: dict[str, queue.SimpleQueue[_Item | None]] = {}
+        self._workers: dict[str, threading.Thread] = {}
+        self._open: set[_Item] = set()
+        self._closing = threading.Event()
 
     # ------------------------------------------------------------------ public API
     def route(self, notice: Notice | NoticeLike) -> tuple[str, ...]:
@@ -171,39 +217,87 @@ class NotificationRouter:
     def notify(self, notice: Notice | NoticeLike) -> list[Delivery]:
         """Deliver ``notice`` on every routed channel; one final :class:`Delivery` each.
         Never raises."""
-        try:
-            notice = Notice.of(notice)
-        except Exception as exc:  # noqa: BLE001 - a malformed notice must not break a deploy
-            log.warning("not a usable notice (%s); nothing sent", type(exc).__name__)
+        parsed = self._parse(notice)
+        if parsed is None:
             return []
         out: list[Delivery] = []
-        for name in self.route(notice):
-            try:
-                out.append(self._deliver(name, notice))
-            except Exception as exc:  # noqa: BLE001 - a notification must never break a deploy
-                delivery = self._delivery(
-                    name, notice, "failed", 0, error=f"internal error: {type(exc).__name__}"
-                )
-                self._emit(delivery)
-                out.append(delivery)
+        for name in self.route(parsed):
+            item = _Item(parsed, name)
+            self._run(item)
+            assert item.delivery is not None
+            out.append(item.delivery)
         return out
 
     def submit(self, notice: Notice | NoticeLike) -> Future[list[Delivery]]:
-        """:meth:`notify` on a background thread; the caller does not wait for retries."""
-        with self._state_lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="notify")
-            executor = self._executor
-        return executor.submit(self.notify, notice)
+        """:meth:`notify` on background threads (one per channel); the caller does not wait
+        for retries. The future holds the final deliveries in route order."""
+        future: Future[list[Delivery]] = Future()
+        parsed = self._parse(notice)
+        names = self.route(parsed) if parsed is not None else ()
+        if parsed is None or not names:
+            future.set_result([])
+            return future
+        items = [_Item(parsed, name) for name in names]
+        remaining = [len(items)]
+        count_lock = threading.Lock()
 
-    def close(self, *, wait: bool = True) -> None:
-        """Finish (``wait``) or drop queued background notices; close an owned HTTP client."""
+        def one_done() -> None:
+            with count_lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                future.set_result([i.delivery for i in items if i.delivery is not None])
+
+        for item in items:
+            item.on_done = one_done
+            with self._state_lock:
+                self._open.add(item)
+                q = self._queues.get(item.channel)
+                if q is None:
+                    q = self._queues[item.channel] = queue.SimpleQueue()
+                    th = threading.Thread(
+                        target=self._work,
+                        args=(q,),
+                        name=f"notify-{item.channel}",
+                        daemon=True,
+                    )
+                    self._workers[item.channel] = th
+                    th.start()
+            q.put(item)
+        return future
+
+    def close(self, *, wait: bool = True, timeout: float | None = None) -> list[Delivery]:
+        """Stop taking background work: wait for the notices under way (at most ``timeout``
+        seconds; not at all without ``wait``), then park what is still undelivered in the
+        outbox (without one it is dropped, and recorded as ``failed``). Returns those parked
+        or dropped notices' deliveries. An owned HTTP client is closed once nothing uses it.
+
+        The bound is real time on purpose: it limits how long this process waits for its own
+        threads, whatever clock the deliveries run on."""
+        self._closing.set()
         with self._state_lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=wait, cancel_futures=not wait)
-        if self._http is not None:
+            items = list(self._open)
+        if wait:
+            import time
+
+            deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+            for item in items:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                item.done.wait(left)
+        left_over: list[Delivery] = []
+        for item in items:
+            delivery = self._abandon(item)
+            if delivery is not None:
+                left_over.append(delivery)
+        with self._state_lock:
+            busy = bool(self._open)
+            if not busy:
+                for q in self._queues.values():
+                    q.put(None)
+                self._queues.clear()
+        if not busy and self._http is not None:
             self._http.close()
+        return left_over
 
     def __enter__(self) -> NotificationRouter:
         return self
@@ -211,14 +305,175 @@ class NotificationRouter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def deliver_once(
+        self, name: str, notice: Notice, *, attempts: int = 0
+    ) -> tuple[Delivery, bool]:
+        """One try of ``notice`` on ``name`` (a parked notice's redelivery): recorded, no
+        duplicate check (it was never delivered), the channel's rate limit applied. Returns the
+        delivery (``sent``, ``failed`` or ``rate_limited``) and whether a failure may heal.
+        ``attempts`` is how many tries came before."""
+        notifier = self.channels[name]
+        with self._locks[name]:
+            if not self._bucket(name).take():
+                return self._delivery(name, notice, "rate_limited", attempts), True
+            try:
+                self._call(notifier, notice)
+            except DriverError as exc:
+                return (
+                    self._delivery(
+                        name, notice, "failed", attempts + 1, error=exc.message, hint=exc.hint or ""
+                    ),
+                    exc.retryable,
+                )
+            except Exception as exc:  # noqa: BLE001 - a broken channel is a failed delivery
+                return (
+                    self._delivery(
+                        name,
+                        notice,
+                        "failed",
+                        attempts + 1,
+                        error=f"{name}: unexpected {type(exc).__name__}",
+                    ),
+                    False,
+                )
+            self._mark_sent(name, notice)
+            return self._emit(self._delivery(name, notice, "sent", attempts + 1)), False
+
+    def record(self, delivery: Delivery) -> Delivery:
+        """Log and record ``delivery`` like the router's own (the outbox's outcomes)."""
+        return self._emit(delivery)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret value of the channels replaced."""
+        return scrub(text, self._secrets)
+
+    # ------------------------------------------------------------------ background work
+    @staticmethod
+    def _parse(notice: Notice | NoticeLike) -> Notice | None:
+        try:
+            return Notice.of(notice)
+        except Exception as exc:  # noqa: BLE001 - a malformed notice must not break a deploy
+            log.warning("not a usable notice (%s); nothing sent", type(exc).__name__)
+            return None
+
+    def _work(self, q: queue.SimpleQueue[_Item | None]) -> None:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            self._run(item)
+
+    def _run(self, item: _Item) -> None:
+        """Deliver ``item`` (with retries) and settle it: done, or parked when it failed in
+        a way that may heal. An item parked meanwhile by close() is only told the outcome."""
+        with item.lock:
+            if item.state != "queued":
+                return
+            item.state = "sending"
+        retryable = False
+        try:
+            delivery, retryable = self._deliver(item.channel, item.notice, item)
+        except Exception as exc:  # noqa: BLE001 - a notification must never break a deploy
+            delivery = self._emit(
+                self._delivery(
+                    item.channel,
+                    item.notice,
+                    "failed",
+                    item.attempts,
+                    error=f"internal error: {type(exc).__name__}",
+                )
+            )
+        with item.lock:
+            if item.state == "parked":
+                # close() parked it while this try was under way, and the try got through:
+                # the parked copy must not be sent again.
+                if delivery.status == "sent" and item.parked_id is not None and self.outbox:
+                    try:
+                        self.outbox.delivered(item.parked_id)
+                    except Exception as exc:  # noqa: BLE001 - recording must not break delivery
+                        log.warning("could not mark a parked notice delivered: %s", exc)
+                return
+            if item.state == "done":
+                return  # close() gave up on it (no outbox) and said so
+            if delivery.status == "failed" and retryable and self.outbox is not None:
+                delivery = self._park(item, delivery.attempts, delivery.error) or delivery
+            if item.state != "parked":
+                item.state = "done"
+            item.delivery = delivery
+        self._finish(item)
+
+    def _abandon(self, item: _Item) -> Delivery | None:
+        """close(): park (or drop) ``item`` if it has not settled yet."""
+        with item.lock:
+            if item.state in ("done", "parked"):
+                return None
+            why = "not delivered before the command exited"
+            error = f"{why} ({item.error})" if item.error else why
+            delivery = None
+            if self.outbox is not None:
+                delivery = self._park(item, item.attempts, error)
+            if delivery is None:
+                delivery = self._emit(
+                    self._delivery(
+                        item.channel,
+                        item.notice,
+                        "failed",
+                        item.attempts,
+                        error=error,
+                        hint="the notice is in the state store's events only",
+                    )
+                )
+                item.state = "done"
+            item.delivery = delivery
+        self._finish(item)
+        return delivery
+
+    def _park(self, item: _Item, attempts: int, error: str) -> Delivery | None:
+        """Keep ``item`` in the outbox (caller holds ``item.lock``); None if it could not."""
+        assert self.outbox is not None
+        error = scrub(error, self._secrets)
+        try:
+            item.parked_id = self.outbox.park(
+                item.notice, item.channel, attempts=attempts, error=error
+            )
+        except Exception as exc:  # noqa: BLE001 - the store may be what is down
+            log.warning(
+                "could not keep an undelivered notice for later (%s): %s",
+                type(exc).__name__,
+                scrub(str(exc), self._secrets),
+            )
+            return None
+        item.state = "parked"
+        return self._emit(
+            self._delivery(
+                item.channel,
+                item.notice,
+                "queued",
+                attempts,
+                error=error,
+                hint="kept in the state store; `deployops serve` retries it "
+                "(`deployops notifications list` shows it)",
+            )
+        )
+
+    def _finish(self, item: _Item) -> None:
+        item.done.set()
+        with self._state_lock:
+            self._open.discard(item)
+        if item.on_done is not None:
+            item.on_done()
+
     # ------------------------------------------------------------------ delivery
-    def _deliver(self, name: str, notice: Notice) -> Delivery:
+    def _deliver(
+        self, name: str, notice: Notice, item: _Item | None = None
+    ) -> tuple[Delivery, bool]:
+        """Deliver with retries; the final delivery and whether its failure may heal."""
         notifier = self.channels[name]
         with self._locks[name]:
             if self._is_duplicate(name, notice):
-                return self._emit(self._delivery(name, notice, "deduplicated", 0))
+                return self._emit(self._delivery(name, notice, "deduplicated", 0)), False
             if not self._bucket(name).take():
-                return self._emit(
+                limited = self._emit(
                     self._delivery(
                         name,
                         notice,
@@ -229,6 +484,7 @@ class NotificationRouter:
                         hint="raise notifications.rate_limit or route fewer kinds here",
                     )
                 )
+                return limited, False
             policy = self.config.retry
             attempt = 0
             while True:
@@ -247,11 +503,12 @@ class NotificationRouter:
                     )
                 else:
                     self._mark_sent(name, notice)
-                    return self._emit(self._delivery(name, notice, "sent", attempt))
-                if not retryable or attempt >= policy.attempts:
-                    return self._emit(
-                        self._delivery(name, notice, "failed", attempt, error=error, hint=hint)
-                    )
+                    return self._emit(self._delivery(name, notice, "sent", attempt)), False
+                if item is not None:
+                    item.attempts, item.error = attempt, scrub(error, self._secrets)
+                if not retryable or attempt >= policy.attempts or self._stopping(item):
+                    failed = self._delivery(name, notice, "failed", attempt, error=error, hint=hint)
+                    return self._emit(failed), retryable
                 delay = policy.delay(attempt)
                 if retry_after is not None:
                     # Honour the receiver's Retry-After (Slack, PagerDuty 429), within our cap.
@@ -262,6 +519,13 @@ class NotificationRouter:
                     )
                 )
                 self._clock.sleep(delay)
+                if self._stopping(item):
+                    failed = self._delivery(name, notice, "failed", attempt, error=error, hint=hint)
+                    return self._emit(failed), retryable
+
+    def _stopping(self, item: _Item | None) -> bool:
+        """A background delivery stops retrying once close() has begun (it gets parked)."""
+        return item is not None and self._closing.is_set()
 
     @staticmethod
     def _call(notifier: Notifier, notice: Notice) -> None:
@@ -345,7 +609,7 @@ class NotificationRouter:
         )
 
     def _emit(self, delivery: Delivery) -> Delivery:
-        if delivery.status in ("failed", "retrying", "rate_limited"):
+        if delivery.status in ("failed", "retrying", "rate_limited", "queued", "expired"):
             log.warning(
                 "notification %s on %s %s: %s",
                 delivery.action,
@@ -368,13 +632,16 @@ _EVENT_KIND: dict[str, tuple[str, str]] = {
     "retrying": ("notify.retry", "warning"),
     "deduplicated": ("notify.suppressed", "info"),
     "rate_limited": ("notify.suppressed", "warning"),
+    "queued": ("notify.queued", "warning"),
+    "expired": ("notify.expired", "error"),
 }
 
 
 def store_recorder(store: StateStore, clock: Clock) -> Recorder:
     """A recorder writing each delivery as a store event: ``notify.sent``, ``notify.failed``,
-    ``notify.retry`` or ``notify.suppressed`` (duplicate or rate-limited), the delivery as
-    ``data``. Visible in ``deployops deployments show`` and the dashboard."""
+    ``notify.retry``, ``notify.suppressed`` (duplicate or rate-limited), ``notify.queued``
+    (kept for the controller to retry) or ``notify.expired``, the delivery as ``data``.
+    Visible in ``deployops deployments show`` and the dashboard."""
 
     def record(d: Delivery) -> None:
         kind, level = _EVENT_KIND[d.status]
@@ -425,6 +692,7 @@ def build_router(
     record: Recorder | None = None,
     http: httpx.Client | None = None,
     strict: bool = True,
+    outbox: Outbox | None = None,
 ) -> NotificationRouter:
     """Resolve the channels' secret references (``resolve(name)``, e.g. ``SecretStore.get``)
     and build the notifiers. ``strict`` raises one :class:`ConfigError` listing every channel
@@ -522,4 +790,5 @@ def build_router(
         record=record,
         secrets=secrets,
         http=client if owned else None,
+        outbox=outbox,
     )

@@ -25,6 +25,7 @@ from deployops.domain.model import (
     TaskDefinitionSpec,
 )
 from deployops.domain.native import NativeDeployment, NativeStart
+from deployops.domain.rollout import ArmedRule, Rollout
 from deployops.domain.secrets import SecretInfo, Stage
 from deployops.domain.sketch import LatencySketch
 from deployops.secret import Secret
@@ -38,6 +39,7 @@ __all__ = [
     "NativeDeployments",
     "Notification",
     "Notifier",
+    "PlatformRollouts",
     "Prober",
     "RotatingSecretStore",
     "SecretStore",
@@ -152,6 +154,34 @@ class NativeDeployments(Protocol):
     def stop(self, deployment: str, *, rollback: bool = True) -> None:
         """Stop the deployment; with ``rollback`` the platform returns traffic to the
         previous revision."""
+        ...
+
+
+@runtime_checkable
+class PlatformRollouts(Protocol):
+    """A platform whose rolling updates watch alarms and roll back by themselves (ECS rolling
+    deployments with ``deploymentConfiguration.alarms``): deployops arms its rollback rules as
+    the platform's alarms, starts the update with them, and watches the deployment."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]]
+
+    def arm(self, service: str, rules: Sequence[ArmedRule]) -> Mapping[str, str]:
+        """Put ``rules`` as alarms on ``service``'s own metrics (its target group and its
+        tasks); returns each armed rule's alarm name by rule name (a rule the platform cannot
+        judge is left out). Idempotent: alarms that already match are left alone."""
+        ...
+
+    def start(
+        self, service: str, *, task_definition: str, desired_count: int, alarms: Sequence[str]
+    ) -> str:
+        """Start the rolling update of ``service`` to ``task_definition`` watched by
+        ``alarms`` (rollback on); returns the deployment's id. Idempotent: a deployment of the
+        same revision already under way is returned, not started again."""
+        ...
+
+    def describe(self, deployment: str) -> Rollout:
+        """The deployment as the platform reports it now. Raises ``NotFoundError``."""
         ...
 
 

@@ -1,5 +1,5 @@
 """deployops' own state: operations (deployments and every other kind), steps, events,
-decisions, locks, samples, audit, jobs.
+decisions, locks, samples, audit, jobs, notices waiting for redelivery.
 
 SQLite by default (``.deployops/state.db`` beside ``deployops.yaml``); PostgreSQL when
 ``DEPLOYOPS_DATABASE_URL`` or ``state.url`` says so. Schema changes are Alembic migrations.
@@ -20,6 +20,7 @@ from deployops.store.records import (
     MeasurementRecord,
     MetricSample,
     OperationRecord,
+    PendingNotice,
     RotationRecord,
     ScalingActivity,
     StepRecord,
@@ -41,6 +42,7 @@ __all__ = [
     "MeasurementRecord",
     "MetricSample",
     "OperationRecord",
+    "PendingNotice",
     "RotationRecord",
     "ScalingActivity",
     "StateStore",

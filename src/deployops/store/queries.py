@@ -11,7 +11,7 @@ JSON-serialisable dicts, so ``deployops deployments show -o json`` and
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from deployops.store.records import (
     EventRecord,
     JudgementRecord,
     MeasurementRecord,
+    OperationRecord,
     ScalingActivity,
     StepRecord,
 )
@@ -47,6 +48,8 @@ __all__ = [
     "measurements_summary",
     "scaling_json",
     "step_json",
+    "watch_of",
+    "watch_view",
 ]
 
 # A change that failed in production (change-failure rate): rolled back or failed after start.
@@ -243,16 +246,23 @@ def list_deployments(
 
 
 def deployment_detail(
-    store: StateStore, deployment_id: str, *, kinds: Sequence[str] = DEPLOYMENT_KINDS
+    store: StateStore,
+    deployment_id: str,
+    *,
+    kinds: Sequence[str] = DEPLOYMENT_KINDS,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """One deployment with its steps, events and decisions (with their evidence).
+    """One deployment with its steps, events and decisions (with their evidence), and its
+    watch after the switch.
 
     ``deployment_id`` may be a unique prefix; an unknown one raises ``NotFoundError``.
     ``kinds`` widens it to other operations (restores, drills).
     """
     rec = store.require_deployment(deployment_id, kinds=kinds)
+    op = store.get_operation(rec.id)
     return {
         **deployment_json(rec),
+        "watch": watch_view(op, now=now) if op is not None else {"state": "none"},
         "steps": [step_json(s) for s in store.steps_for(rec.id)],
         "events": [event_json(e) for e in store.events(deployment_id=rec.id)],
         "decisions": [decision_json(d) for d in store.decisions(deployment_id=rec.id)],
@@ -403,3 +413,78 @@ def _figures(
 
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 3) if values else None
+
+
+# ---------------------------------------------------------------------- watch after the switch
+# The key of the watch in a deployment's ``detail`` (written by deployops.engine.watch_after).
+WATCH = "watch"
+# States in which the controller still has work to do; every other state has ended.
+WATCHING, ROLLING_BACK = "watching", "rolling_back"
+ACTIVE = (WATCHING, ROLLING_BACK)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO timestamp stored in JSON, or ``None``."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def watch_of(op: OperationRecord) -> dict[str, Any]:
+    """The watch recorded on ``op`` (empty when it never had one)."""
+    w = op.detail.get(WATCH)
+    return dict(w) if isinstance(w, Mapping) else {}
+
+
+def watch_view(op: OperationRecord, *, now: datetime | None = None) -> dict[str, Any]:
+    """The watch after the switch of a deployment, for people and pipelines: ``state``,
+    ``until``, how it ended and why (``deployops deployments show``). ``under_watch`` is true
+    while the controller still judges it; with ``now``, a period long over that no controller
+    closed is said so."""
+    w = watch_of(op)
+    if not w:
+        return {"state": "none", "under_watch": False, "summary": "not watched after the switch"}
+    if op.kind not in DEPLOYMENT_KINDS:
+        return {"state": "none", "under_watch": False, "summary": "not a deployment"}
+    state = str(w.get("state", ""))
+    until = w.get("until")
+    out: dict[str, Any] = {
+        "state": state,
+        "under_watch": state in ACTIVE,
+        "since": w.get("since"),
+        "until": until,
+        "ended_at": w.get("ended_at"),
+        "reason": w.get("reason", ""),
+    }
+    for key in ("rollback_id", "rolled_back_at", "superseded_by", "report", "breach", "basis"):
+        if w.get(key):
+            out[key] = w[key]
+    if state == WATCHING:
+        end = parse_time(until)
+        late = end is not None and now is not None and now > end + timedelta(seconds=60)
+        out["summary"] = f"under watch until {until} ({w.get('basis', '')})" + (
+            "; its period is over but no controller has closed it (is `deployops serve` running?)"
+            if late
+            else ""
+        )
+    elif state == ROLLING_BACK:
+        breach = w.get("breach") or {}
+        out["summary"] = (
+            f"rolling back since {breach.get('at', '')}: {breach.get('rule', '')}: "
+            f"{breach.get('reason', '')}"
+        )
+    elif state == "rolled_back":
+        out["summary"] = (
+            f"rolled back at {w.get('rolled_back_at', '')} by {w.get('rollback_id', '')} for "
+            f"{w.get('reason', '')}"
+        )
+    elif state == "superseded":
+        out["summary"] = str(w.get("reason", "superseded"))
+    elif state == "clean":
+        out["summary"] = f"ended clean at {w.get('ended_at', '')}: {w.get('reason', '')}"
+    else:
+        out["summary"] = f"{state}: {w.get('reason', '')}"
+    return out

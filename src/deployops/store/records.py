@@ -21,6 +21,7 @@ __all__ = [
     "MeasurementRecord",
     "MetricSample",
     "OperationRecord",
+    "PendingNotice",
     "RotationRecord",
     "ScalingActivity",
     "StepRecord",
@@ -219,6 +220,29 @@ class LeaseInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingNotice:
+    """A notice not delivered on ``channel`` while its command ran, kept for the controller
+    to retry. ``status``: ``pending`` (retried at ``next_attempt_at``), ``delivered`` or
+    ``expired``; ``notice`` is the notice's fields (``Notice`` as JSON)."""
+
+    id: int
+    environment: str
+    channel: str
+    action: str
+    title: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    notice: dict[str, Any] = field(default_factory=dict)
+    last_error: str = ""
+    rounds: int = 0  # tries by the controller so far
+    claimed_by: str | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MetricSample:
     scope: str
     metric: str
@@ -347,7 +371,8 @@ class MeasurementRecord:
     """One observed window of one colour of a deployment: what it served in ``[start, end)``.
 
     ``colour`` is ``blue`` or ``green`` (``scope`` the target group), ``role`` ``new`` (the
-    version being deployed) or ``previous`` (the one it replaces). ``latency`` is a
+    version being deployed) or ``previous`` (the one it replaces); a canary step stores
+    ``canary`` and ``baseline``. ``latency`` is a
     :class:`~deployops.domain.sketch.LatencySketch` as JSON (milliseconds; every percentile
     within 1 %), ``stats`` the window's other numbers (latency mean and percentiles in ms,
     gauges such as ``CPUUtilization`` as ``{"Average": .., "Maximum": ..}``). Enough to replay
@@ -358,7 +383,7 @@ class MeasurementRecord:
     environment: str
     service: str
     colour: str
-    role: str  # new | previous
+    role: str  # new | previous (observation), canary | baseline (canary steps)
     scope: str
     source: str  # observe | canary step N | ...
     start: datetime

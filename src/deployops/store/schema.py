@@ -36,6 +36,7 @@ __all__ = [
     "metadata",
     "metric_samples",
     "operations",
+    "pending_notices",
     "rotations",
     "scaling_activities",
     "steps",
@@ -347,4 +348,30 @@ judgements = Table(
     Column("decided_by", String(256), nullable=False, server_default=""),
     Column("decided_at", UtcDateTime(), nullable=True),
     Column("decision_reason", Text, nullable=False, server_default=""),
+)
+
+# Notices not delivered while their command ran (a receiver down or hanging): one row per notice
+# and channel, retried by the controller until ``delivered`` or ``expired`` (migration 0013).
+# ``notice`` is the notice as JSON (what the engine said; never a channel's secret), and
+# ``last_error`` the channel's scrubbed error.
+pending_notices = Table(
+    "pending_notices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("environment", String(64), nullable=False, server_default=""),
+    Column("channel", String(64), nullable=False),
+    Column("action", String(16), nullable=False),  # trigger | resolve
+    Column("title", Text, nullable=False, server_default=""),
+    Column("notice", Text, nullable=False, server_default="{}"),
+    Column("status", String(16), nullable=False),  # pending | delivered | expired
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    # tries by the controller so far: the exponent of its backoff
+    Column("rounds", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("claimed_by", String(256), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=True),
+    Index("ix_pending_notices_due", "status", "next_attempt_at"),
 )

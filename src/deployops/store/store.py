@@ -51,6 +51,7 @@ from deployops.store.records import (
     MeasurementRecord,
     MetricSample,
     OperationRecord,
+    PendingNotice,
     RotationRecord,
     ScalingActivity,
     StepRecord,
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
 __all__ = ["HEAD_REVISION", "StateStore", "audit_fields", "lock_held_error"]
 
 # The newest migration in migrations/versions; the store migrates when the database is behind.
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0013"
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -110,6 +111,7 @@ _JSON_FIELDS: dict[type[Any], frozenset[str]] = {
     ChecklistEntry: frozenset({"evidence"}),
     MeasurementRecord: frozenset({"stats"}),
     JudgementRecord: frozenset({"detail"}),
+    PendingNotice: frozenset({"notice"}),
 }
 
 
@@ -1074,6 +1076,152 @@ class StateStore:
                 if res.rowcount == 1:
                     released.append(job)
         return released
+
+    # ------------------------------------------------------------------ pending notices
+    def park_notice(
+        self,
+        *,
+        environment: str,
+        channel: str,
+        action: str,
+        title: str,
+        notice: dict[str, Any],
+        attempts: int,
+        last_error: str,
+        now: datetime,
+        next_attempt_at: datetime,
+    ) -> int:
+        """Keep a notice that ``channel`` has not taken yet, for the controller to retry."""
+        with self._tx() as conn:
+            res = conn.execute(
+                insert(t.pending_notices).values(
+                    environment=environment,
+                    channel=channel,
+                    action=action,
+                    title=title,
+                    notice=_dump(notice),
+                    status="pending",
+                    attempts=attempts,
+                    next_attempt_at=next_attempt_at,
+                    last_error=last_error,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            return _inserted_id(res)
+
+    def claim_due_notices(
+        self,
+        *,
+        now: datetime,
+        worker: str,
+        hold_until: datetime,
+        environment: str | None = None,
+        limit: int = 20,
+    ) -> list[PendingNotice]:
+        """Atomically claim pending notices due by ``now``: each is moved to ``hold_until`` so
+        no other worker tries it meanwhile (one that dies holding it frees it then)."""
+        c = t.pending_notices.c
+        q = select(c.id, c.next_attempt_at).where(
+            and_(c.status == "pending", c.next_attempt_at <= now)
+        )
+        if environment is not None:
+            q = q.where(c.environment == environment)
+        with self._tx() as conn:
+            candidates = conn.execute(q.order_by(c.next_attempt_at, c.id).limit(limit)).all()
+        claimed: list[PendingNotice] = []
+        for notice_id, due in candidates:
+            with self._tx() as conn:
+                res = conn.execute(
+                    update(t.pending_notices)
+                    .where(and_(c.id == notice_id, c.status == "pending", c.next_attempt_at == due))
+                    .values(next_attempt_at=hold_until, claimed_by=worker, updated_at=now)
+                )
+                if res.rowcount != 1:
+                    continue
+                row = (
+                    conn.execute(select(t.pending_notices).where(c.id == notice_id))
+                    .mappings()
+                    .one()
+                )
+                claimed.append(_record(PendingNotice, row))
+        return claimed
+
+    def finish_notice(
+        self,
+        notice_id: int,
+        *,
+        status: str,
+        now: datetime,
+        attempts: int | None = None,
+        last_error: str | None = None,
+    ) -> bool:
+        """Mark a pending notice ``delivered`` or ``expired`` (False: it was not pending)."""
+        values: dict[str, Any] = {"status": status, "updated_at": now, "finished_at": now}
+        if attempts is not None:
+            values["attempts"] = attempts
+        if last_error is not None:
+            values["last_error"] = last_error
+        c = t.pending_notices.c
+        with self._tx() as conn:
+            res = conn.execute(
+                update(t.pending_notices)
+                .where(and_(c.id == notice_id, c.status == "pending"))
+                .values(**values)
+            )
+            return bool(res.rowcount)
+
+    def retry_notice_later(
+        self,
+        notice_id: int,
+        *,
+        now: datetime,
+        attempts: int,
+        last_error: str,
+        next_attempt_at: datetime,
+    ) -> None:
+        c = t.pending_notices.c
+        with self._tx() as conn:
+            conn.execute(
+                update(t.pending_notices)
+                .where(and_(c.id == notice_id, c.status == "pending"))
+                .values(
+                    attempts=attempts,
+                    rounds=c.rounds + 1,
+                    last_error=last_error,
+                    next_attempt_at=next_attempt_at,
+                    claimed_by=None,
+                    updated_at=now,
+                )
+            )
+
+    def pending_notices(
+        self,
+        *,
+        environment: str | None = None,
+        status: str | Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[PendingNotice]:
+        """Newest first."""
+        c = t.pending_notices.c
+        q = select(t.pending_notices).order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+        if environment is not None:
+            q = q.where(c.environment == environment)
+        if isinstance(status, str):
+            q = q.where(c.status == status)
+        elif status is not None:
+            q = q.where(c.status.in_(list(status)))
+        with self._tx() as conn:
+            return [_record(PendingNotice, r) for r in conn.execute(q).mappings().all()]
+
+    def notice_counts(self, *, environment: str | None = None) -> dict[str, int]:
+        """``status -> count`` of the stored notices (``pending``, ``delivered``, ``expired``)."""
+        c = t.pending_notices.c
+        q = select(c.status, func.count()).group_by(c.status)
+        if environment is not None:
+            q = q.where(c.environment == environment)
+        with self._tx() as conn:
+            return {str(st): int(n) for st, n in conn.execute(q).all()}
 
     def deployment_counts(self) -> dict[tuple[str, str, str], int]:
         """``(environment, kind, status) -> count`` over all deployments (for /metrics)."""

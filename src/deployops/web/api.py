@@ -105,7 +105,7 @@ class DeployBody(_Body):
         default=None, max_length=128, description="Service (default: the only one)."
     )
     version: str = Field(min_length=1, max_length=128, description="Semantic version.")
-    strategy: Literal["blue-green", "rolling"] | None = None
+    strategy: Literal["blue-green", "rolling", "canary", "linear"] | None = None
     force: bool = Field(default=False, description="Deploy even if already live.")
     dry_run: bool = Field(default=False, description="Return the plan; change nothing.")
 

@@ -331,6 +331,32 @@ class _SimDeployment:
     reason: str = ""
     hook: dict[str, Any] | None = None
     hook_answered_at: float | None = None
+    strategy: str = "BLUE_GREEN"
+    # CANARY / LINEAR: (seconds into the production shift, percent on the new revision)
+    schedule: tuple[tuple[float, float], ...] = ()
+    applied: int = 0
+    weights: list[float] = field(default_factory=list)  # every share production was given
+
+
+@dataclass
+class _SimRolling:
+    """An ECS rolling deployment (``UpdateService`` of a service that is not ecs-native)."""
+
+    arn: str
+    service: str
+    source_td: str
+    target_td: str
+    alarms: tuple[str, ...]
+    alarm_rollback: bool
+    breaker_rollback: bool
+    since: float
+    status: str = "IN_PROGRESS"
+    steady_at: float | None = None
+    triggered: tuple[str, ...] = ()
+    breaker: bool = False
+    reason: str = ""
+    rollback_reason: str = ""
+    rollback_at: float | None = None
 
 
 @dataclass
@@ -351,6 +377,14 @@ class EcsSimulator:
     circuit_breaker_s: float = 30.0
     deployments: dict[str, _SimDeployment] = field(default_factory=dict)
     native_calls: list[tuple[str, str]] = field(default_factory=list)  # (operation, detail)
+    # rolling deployments of the other services, with the alarms ECS watches for them
+    rollings: dict[str, _SimRolling] = field(default_factory=dict)
+    rolling_bake_s: float = 10.0  # ECS computes it from the alarms; a fixed stand-in here
+    # The test plays CloudWatch for the alarms (moto never evaluates them): called at every
+    # look at a running rolling deployment, it may ``set_alarm_state`` on moto.
+    on_rollout: Any = None
+    # every UpdateService request as sent (moto drops deploymentConfiguration)
+    update_requests: list[dict[str, Any]] = field(default_factory=list)
     # requests the stand-in prober delivered, by target group ARN (counted by CloudWatch)
     served: dict[str, int] = field(default_factory=dict)
     _seq: int = 0
@@ -362,17 +396,16 @@ class EcsSimulator:
         endpoint = self.session.settings.resolved_endpoint()
         self._ecs = raw.client("ecs", endpoint_url=endpoint)
         self._elb = raw.client("elbv2", endpoint_url=endpoint)
+        self._cw = raw.client("cloudwatch", endpoint_url=endpoint)
         self._validator = ParamValidator()
 
     def install(self) -> EcsSimulator:
-        native_ops: tuple[str, ...] = ()
-        if self.native_services:
-            native_ops = (
-                "ListServiceDeployments",
-                "DescribeServiceDeployments",
-                "StopServiceDeployment",
-                "ContinueServiceDeployment",
-            )
+        native_ops = (
+            "ListServiceDeployments",
+            "DescribeServiceDeployments",
+            "StopServiceDeployment",
+            "ContinueServiceDeployment",
+        )
         for service, names in (
             ("ecs", ("ListTasks", "DescribeTasks", *native_ops)),
             ("elbv2", ("DescribeTargetHealth",)),
@@ -383,10 +416,10 @@ class EcsSimulator:
             for op in names:
                 client.meta.events.register(f"before-parameter-build.{sid}.{op}", _keep_params)
                 client.meta.events.register(f"before-call.{sid}.{op}", self._answer)
+        ecs = self.session.client("ecs")
+        ecs.meta.events.register("before-parameter-build.ecs.UpdateService", self._before_update)
+        ecs.meta.events.register("after-call.ecs.UpdateService", self._after_update)
         if self.native_services:
-            ecs = self.session.client("ecs")
-            ecs.meta.events.register("before-parameter-build.ecs.UpdateService", _keep_params)
-            ecs.meta.events.register("after-call.ecs.UpdateService", self._after_update)
             self._seed_native()
         return self
 
@@ -406,6 +439,7 @@ class EcsSimulator:
         now = self.clock.monotonic()
         with self._lock:
             self._advance_native(now)
+            self._advance_rolling(now)
             for svc in self._services():
                 name = svc["serviceName"]
                 if name in self.native_services:
@@ -653,11 +687,23 @@ class EcsSimulator:
             ],
         )
 
+    def _before_update(self, params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["simulated_params"] = dict(params)
+        name = str(params.get("service", "")).rsplit("/", 1)[-1]
+        if name in self.native_services or "taskDefinition" not in params:
+            return
+        found = self._ecs.describe_services(cluster=self.cluster, services=[name])["services"]
+        context["simulated_source_td"] = found[0]["taskDefinition"] if found else ""
+
     def _after_update(self, context: Mapping[str, Any], **_: Any) -> None:
         params = context.get("simulated_params", {})
+        self.update_requests.append(dict(params))
         name = str(params.get("service", "")).rsplit("/", 1)[-1]
         config = params.get("deploymentConfiguration") or {}
-        if name not in self.native_services or config.get("strategy") != "BLUE_GREEN":
+        if name not in self.native_services:
+            self._start_rolling(name, params, str(context.get("simulated_source_td", "")))
+            return
+        if config.get("strategy") not in ("BLUE_GREEN", "CANARY", "LINEAR"):
             return
         with self._lock:
             lb = params["loadBalancers"][0]
@@ -686,6 +732,8 @@ class EcsSimulator:
                 pause_timeout_s=timeout,
                 rules_before={r: self._rule_target(r) for r in rules},
                 since=now,
+                strategy=str(config["strategy"]),
+                schedule=_shift_schedule(config),
             )
             self.native_calls.append(("UpdateService", config["strategy"]))
 
@@ -711,11 +759,37 @@ class EcsSimulator:
             }
             d.hook_answered_at = None
         elif stage == "PRODUCTION_TRAFFIC_SHIFT":
-            self._shift(d.prod_rule, d.target_tg, d.source_tg)
+            if d.schedule:
+                d.applied = 0
+                self._apply_schedule(d, at)
+            else:
+                self._shift(d.prod_rule, d.target_tg, d.source_tg)
+                d.weights.append(100.0)
         elif stage == "CLEAN_UP":
             for t in self.tasks.get(d.service, []):
                 if t.task_definition_arn != d.target_td and t.stopped_at is None:
                     t.stopped_at = at
+
+    def _apply_schedule(self, d: _SimDeployment, now: float) -> None:
+        """CANARY / LINEAR: each share of production whose time has come, in order."""
+        while d.applied < len(d.schedule) and d.since + d.schedule[d.applied][0] <= now:
+            percent = d.schedule[d.applied][1]
+            self._elb.modify_rule(
+                RuleArn=d.prod_rule,
+                Actions=[
+                    {
+                        "Type": "forward",
+                        "ForwardConfig": {
+                            "TargetGroups": [
+                                {"TargetGroupArn": d.target_tg, "Weight": round(percent)},
+                                {"TargetGroupArn": d.source_tg, "Weight": 100 - round(percent)},
+                            ]
+                        },
+                    }
+                ],
+            )
+            d.weights.append(percent)
+            d.applied += 1
 
     def _begin_rollback(self, d: _SimDeployment, at: float, reason: str) -> None:
         d.status, d.since, d.reason = "ROLLBACK_IN_PROGRESS", at, reason
@@ -770,6 +844,11 @@ class EcsSimulator:
                         continue
                     return
                 end = d.hook_answered_at
+            elif d.stage == "PRODUCTION_TRAFFIC_SHIFT" and d.schedule:
+                self._apply_schedule(d, now)
+                if d.applied < len(d.schedule):
+                    return
+                end = d.since + d.schedule[-1][0] + self.stage_s
             elif d.stage == "BAKE_TIME":
                 end = d.since + d.bake_s
             if end is None or now < end:
@@ -778,6 +857,123 @@ class EcsSimulator:
                 d.status = "SUCCESSFUL"
                 return
             self._enter(d, NATIVE_STAGES[NATIVE_STAGES.index(d.stage) + 1], end)
+
+    # ---------------------------------------------------------------- ECS rolling
+    def _start_rolling(self, name: str, params: Mapping[str, Any], source_td: str) -> None:
+        """ECS opens a rolling deployment when the task definition changes."""
+        if "taskDefinition" not in params or not source_td:
+            return
+        target = self._td_arn(str(params["taskDefinition"]))
+        if _td(target) == _td(source_td):
+            return
+        config = params.get("deploymentConfiguration") or {}
+        alarms = config.get("alarms") or {}
+        breaker = config.get("deploymentCircuitBreaker") or {}
+        with self._lock:
+            now = self.clock.monotonic()
+            for d in self.rollings.values():
+                if d.service == name and d.status == "IN_PROGRESS":
+                    d.status = "STOPPED"  # a newer deployment supersedes it
+            seq = len(self.deployments) + len(self.rollings) + 1
+            arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{self.cluster}/{name}/r{seq}"
+            self.rollings[arn] = _SimRolling(
+                arn=arn,
+                service=name,
+                source_td=source_td,
+                target_td=target,
+                alarms=tuple(alarms.get("alarmNames") or ()) if alarms.get("enable") else (),
+                alarm_rollback=bool(alarms.get("rollback")),
+                breaker_rollback=bool(breaker.get("enable") and breaker.get("rollback")),
+                since=now,
+            )
+
+    def _alarms_in_alarm(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        if not names:
+            return ()
+        found = self._cw.describe_alarms(AlarmNames=list(names))["MetricAlarms"]
+        return tuple(a["AlarmName"] for a in found if a.get("StateValue") == "ALARM")
+
+    def _roll_back(self, d: _SimRolling, now: float, reason: str) -> None:
+        d.status, d.rollback_at, d.rollback_reason = "ROLLBACK_IN_PROGRESS", now, reason
+        self._ecs.update_service(
+            cluster=self.cluster, service=d.service, taskDefinition=d.source_td
+        )
+
+    def _advance_rolling(self, now: float) -> None:
+        for d in list(self.rollings.values()):
+            if d.status not in ("IN_PROGRESS", "ROLLBACK_IN_PROGRESS"):
+                continue
+            svc = self._ecs.describe_services(cluster=self.cluster, services=[d.service])
+            desired = int(svc["services"][0]["desiredCount"]) if svc["services"] else 0
+            tasks = [t for t in self.tasks.get(d.service, []) if t.stopped_at is None]
+            source = [t for t in tasks if _td(t.task_definition_arn) == _td(d.source_td)]
+            target = [t for t in tasks if _td(t.task_definition_arn) == _td(d.target_td)]
+            if d.status == "ROLLBACK_IN_PROGRESS":
+                back = sum(1 for t in source if self._healthy(t, now))
+                if back >= desired and len(source) == len(tasks):
+                    d.status = "ROLLBACK_SUCCESSFUL"
+                continue
+            if self.on_rollout is not None:
+                self.on_rollout(self, d)
+            fired = self._alarms_in_alarm(d.alarms)
+            if fired:
+                d.triggered = fired
+                if d.alarm_rollback:
+                    self._roll_back(
+                        d, now, f"CloudWatch alarm(s) {', '.join(fired)} in ALARM state"
+                    )
+                else:
+                    d.status, d.reason = "STOPPED", "alarm in ALARM state"
+                continue
+            env = self._task_env(d.target_td)
+            if env.get("FAULT_HEALTH_FAIL") == "1" or env.get("FAULT_CRASH_ON_START") == "1":
+                if now - d.since >= self.circuit_breaker_s:
+                    d.breaker = True
+                    if d.breaker_rollback:
+                        self._roll_back(d, now, "ECS deployment circuit breaker: tasks failed")
+                    else:
+                        d.status = "STOPPED"
+                continue
+            new = sum(1 for t in target if self._healthy(t, now))
+            if new >= desired and len(target) == len(tasks):
+                d.steady_at = d.steady_at if d.steady_at is not None else now
+                if now - d.steady_at >= self.rolling_bake_s:
+                    d.status = "SUCCESSFUL"
+
+    def _rolling_json(self, d: _SimRolling) -> dict[str, Any]:
+        base = datetime(2026, 1, 1)
+        monitor = (
+            "TRIGGERED"
+            if d.triggered
+            else ("MONITORING_COMPLETE" if d.status == "SUCCESSFUL" else "MONITORING")
+        )
+        out: dict[str, Any] = {
+            "serviceDeploymentArn": d.arn,
+            "serviceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{self.cluster}/{d.service}",
+            "clusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{self.cluster}",
+            "status": d.status,
+            "targetServiceRevision": {"arn": f"{d.arn}/revision"},
+            "deploymentCircuitBreaker": {
+                "status": "TRIGGERED" if d.breaker else "MONITORING",
+                "failureCount": 3 if d.breaker else 0,
+                "threshold": 3,
+            },
+        }
+        if d.alarms:
+            out["alarms"] = {
+                "status": monitor,
+                "alarmNames": list(d.alarms),
+                "triggeredAlarmNames": list(d.triggered),
+            }
+        if d.reason:
+            out["statusReason"] = d.reason
+        if d.rollback_at is not None:
+            out["rollback"] = {
+                "reason": d.rollback_reason,
+                "startedAt": base + timedelta(seconds=d.rollback_at),
+                "serviceRevisionArn": f"{d.arn}/source-revision",
+            }
+        return out
 
     def _deployment_json(self, d: _SimDeployment) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -806,13 +1002,17 @@ class EcsSimulator:
     def _list_deployments(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = str(body.get("service", "")).rsplit("/", 1)[-1]
         wanted = set(body.get("status") or [])
+        every: list[_SimDeployment | _SimRolling] = [
+            *self.deployments.values(),
+            *self.rollings.values(),
+        ]
         listed = [
             {
                 "serviceDeploymentArn": d.arn,
                 "serviceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{self.cluster}/{name}",
                 "status": d.status,
             }
-            for d in reversed(list(self.deployments.values()))
+            for d in reversed(every)
             if d.service == name and (not wanted or d.status in wanted)
         ]
         return {"serviceDeployments": listed}
@@ -820,8 +1020,10 @@ class EcsSimulator:
     def _describe_deployments(self, body: Mapping[str, Any]) -> dict[str, Any]:
         found = [
             self._deployment_json(self.deployments[a])
-            for a in body.get("serviceDeploymentArns", [])
             if a in self.deployments
+            else self._rolling_json(self.rollings[a])
+            for a in body.get("serviceDeploymentArns", [])
+            if a in self.deployments or a in self.rollings
         ]
         return {"serviceDeployments": found, "failures": []}
 
@@ -865,6 +1067,32 @@ _NATIVE_ANSWERS = {
     "StopServiceDeployment": "_stop_deployment",
     "ContinueServiceDeployment": "_continue_deployment",
 }
+
+
+def _shift_schedule(config: Mapping[str, Any]) -> tuple[tuple[float, float], ...]:
+    """When ECS gives the new revision each share of production during the production
+    traffic shift: a canary's share, then all after its bake; linear steps, one bake apart."""
+    if config.get("strategy") == "CANARY":
+        canary = config.get("canaryConfiguration") or {}
+        bake = float(canary.get("canaryBakeTimeInMinutes", 10)) * 60.0
+        return ((0.0, float(canary.get("canaryPercent", 5.0))), (bake, 100.0))
+    if config.get("strategy") == "LINEAR":
+        linear = config.get("linearConfiguration") or {}
+        step = float(linear.get("stepPercent", 10.0))
+        bake = float(linear.get("stepBakeTimeInMinutes", 6)) * 60.0
+        out: list[tuple[float, float]] = []
+        share = 0.0
+        while share < 100.0:
+            share = min(100.0, share + step)
+            out.append((len(out) * bake, share))
+        return tuple(out)
+    return ()
+
+
+def _td(ref: str) -> str:
+    """``family:revision`` of a task definition ARN or reference (moto keeps what it was
+    given)."""
+    return ref.rsplit("/", 1)[-1]
 
 
 def _forward_target(actions: list[dict[str, Any]]) -> str:

@@ -233,6 +233,65 @@ def test_show_text_and_json_by_prefix(project: Path, cli: Callable[..., Result])
     assert "error_rate: breached -> rollback" in text.stdout
 
 
+def test_show_and_list_say_whether_a_deployment_is_under_watch_rb1(
+    project: Path, cli: Callable[..., Result]
+) -> None:
+    """The watch after the switch: still under watch and until when, or how it ended (a
+    rollback at a time for a reason, superseded by a newer deployment)."""
+    _seed(project)
+    store = _store(project)
+    watching, rolled = "dep-20261129-084501-7f30", "dep-20261129-084601-7f31"
+    try:
+        store.update_operation(
+            watching,
+            detail={
+                "watch": {
+                    "state": "watching",
+                    "since": T0.isoformat(),
+                    "until": (T0 + timedelta(hours=24)).isoformat(),
+                    "basis": "until the old target group web-blue is deleted",
+                }
+            },
+        )
+        store.update_operation(
+            rolled,
+            detail={
+                "watch": {
+                    "state": "rolled_back",
+                    "since": T0.isoformat(),
+                    "until": (T0 + timedelta(hours=24)).isoformat(),
+                    "ended_at": (T0 + timedelta(hours=2)).isoformat(),
+                    "rolled_back_at": (T0 + timedelta(hours=2)).isoformat(),
+                    "rollback_id": "dep-20261129-104601-aa11",
+                    "reason": "error-rate: error rate 20% above 5%",
+                }
+            },
+        )
+    finally:
+        store.close()
+    doc = json.loads(cli(project, "-o", "json", "deployments", "show", watching).stdout)
+    assert doc["watch"]["state"] == "watching"
+    assert doc["watch"]["under_watch"] is True
+    assert doc["watch"]["until"] == (T0 + timedelta(hours=24)).isoformat()
+    text = cli(project, "deployments", "show", watching).stdout
+    assert "watch     under watch until 2026-11-30T08:45:01+00:00" in text
+    assert "until the old target group web-blue is deleted" in text
+    doc = json.loads(cli(project, "-o", "json", "deployments", "show", rolled).stdout)
+    assert (doc["watch"]["state"], doc["watch"]["under_watch"]) == ("rolled_back", False)
+    text = cli(project, "deployments", "show", rolled).stdout
+    assert (
+        "rolled back at 2026-11-29T10:45:01+00:00 by dep-20261129-104601-aa11 for error-rate: "
+        "error rate 20% above 5%"
+    ) in text
+    rows = json.loads(cli(project, "-o", "json", "deployments", "list").stdout)
+    assert {r["id"]: r["watch"]["state"] for r in rows} == {
+        watching: "watching",
+        rolled: "rolled_back",
+    }
+    listed = _proc(project, "deployments", "list").stdout
+    assert "WATCH" in listed and "rolled back" in listed and "until 2026-11-30" in listed
+
+
 def test_show_unknown_id_exit_2(project: Path, cli: Callable[..., Result]) -> None:
     proc = cli(project, "deployments", "show", "dep-nope")
     assert proc.returncode == 2

@@ -65,3 +65,36 @@ def test_a_deployment_is_paused_only_by_a_pause_hook_awaiting_action() -> None:
     rolling_back = NativeDeployment(arn="a", status="ROLLBACK_IN_PROGRESS", stage="BAKE_TIME")
     assert rolling_back.rolling_back
     assert not rolling_back.production_shifted
+
+
+def test_canary_and_linear_are_judged_while_the_platform_moves_production() -> None:
+    """ECS CANARY / LINEAR: an Observe over the steps' bakes (whole minutes) before the
+    production read-back, the stability window's Observe after it; the settings travel in the
+    start step (frozen into the plan)."""
+    from deployops.domain.native import shift_duration_s
+
+    canary = native_plan(
+        NativeParams(
+            service="web",
+            spec=SPEC,
+            active_colour="blue",
+            strategy="CANARY",
+            canary_percent=10,
+            canary_bake_s=90,
+        )
+    )
+    kinds = [s.kind for s in canary.steps]
+    assert kinds[3:6] == ["Observe", "NativeProductionShift", "Observe"]
+    judged = canary.steps[3]
+    assert isinstance(judged, Observe) and judged.window_s == 120.0
+    start = canary.steps[1]
+    assert isinstance(start, StartNativeDeployment)
+    assert (start.strategy, start.canary_percent, start.canary_bake_s) == ("CANARY", 10, 90)
+    assert "10% of production for 90s first" in start.describe()
+    assert Plan.from_record(canary.to_record()) == canary
+    # ECS: ceil(100 / step) - 1 bakes, none after 100 %
+    assert shift_duration_s("LINEAR", canary_bake_s=0, step_percent=25, step_bake_s=60) == 180
+    assert shift_duration_s("LINEAR", canary_bake_s=0, step_percent=30, step_bake_s=60) == 180
+    assert shift_duration_s("BLUE_GREEN", canary_bake_s=60, step_percent=0, step_bake_s=0) == 0
+    blue_green = native_plan(NativeParams(service="web", spec=SPEC, active_colour="blue"))
+    assert [s.kind for s in blue_green.steps].count("Observe") == 1

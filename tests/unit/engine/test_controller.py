@@ -167,6 +167,32 @@ def test_tick_runs_each_loop_on_its_own_period(world: World) -> None:
     assert world.store.alarm_state("production", "web", "HighCPUUtilization") is not None
 
 
+def test_dep7_notice_redelivery_runs_on_its_own_thread_and_never_stalls_a_tick(
+    world: World,
+) -> None:
+    """A receiver that hangs holds the redelivery loop, not the alarms and jobs; a run still
+    under way is not started again."""
+    release = threading.Event()
+    runs: list[int] = []
+
+    def redeliver() -> None:
+        runs.append(1)
+        release.wait(10)
+
+    ctl = world.controller(redeliver=redeliver, redeliver_interval_s=5.0)
+    ctl.tick()
+    world.clock.advance(5)
+    ctl.tick()  # the first run is still waiting on its receiver: not started twice
+    assert ctl.stats["alarms"].runs == 1 and ctl.stats["jobs"].runs == 2
+    release.set()
+    ctl.join_background(timeout=5)
+    assert runs == [1] and ctl.stats["notices"].runs == 1
+    world.clock.advance(5)
+    ctl.tick()
+    ctl.join_background(timeout=5)
+    assert ctl.stats["notices"].runs == 2
+
+
 def test_healthz_and_prometheus_metrics(world: World) -> None:
     ctl = world.controller()
     app = create_app(controller=ctl, store=world.store, clock=world.clock)

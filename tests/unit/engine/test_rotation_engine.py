@@ -83,13 +83,25 @@ def test_sec3_store_down_mid_rotation_leaves_old_value_current(tmp_path: Path) -
     secrets.down = False
     assert secrets.get("api-keys") == before
     [running] = [r for r in store.rotations() if r.status == "running"]
-    # the revert itself could not reach the store: resume finishes it once it is back
+    op = store.get_operation(running.id)
+    assert op is not None and op.status == "running" and op.kind == "rotate"
+    # the revert itself could not reach the store: resume finishes putting it back once the
+    # store is back (the revert steps are stored; the failed Promote is not tried again)
     rot.handlers = {
         **Rotator(environment="", store=store, secrets=secrets, clock=rot.clock, owner="").handlers
     }
-    done = rot.resume(running.id, actor="a", owner_alive=lambda _o: False)
-    assert done.status == "completed"
+    with pytest.raises(RotationError, match="previous value is current again"):
+        rot.resume(running.id, actor="a", owner_alive=lambda _o: False)
+    done = store.get_rotation(running.id)
+    assert done is not None and done.status == "reverted"
+    assert secrets.get("api-keys") == before
     assert sum(Stage.CURRENT in v.stages for v in secrets.describe("api-keys").versions) == 1
+    with pytest.raises(DeployopsError):
+        secrets.get_version("api-keys", stage=Stage.PENDING)
+    steps = [s.name for s in store.steps_for(running.id)]
+    assert steps[:4] == ["CreatePending", "SetOnTarget", "TestPending", "Promote"]
+    assert steps[4:] == ["RevertPromote", "RevertTarget", "DiscardPending", "VerifyRestored"]
+    assert store.get_lock("production/secret:api-keys") is None
     store.close()
 
 

@@ -29,6 +29,7 @@ from deployops.drivers.aws.cloudwatch import (
 )
 from deployops.drivers.aws.ecs import EcsCompute
 from deployops.drivers.aws.ecs_native import EcsNativeDeployments
+from deployops.drivers.aws.ecs_rolling import EcsRollingDeployments
 from deployops.drivers.aws.elbv2 import ElbTraffic
 from deployops.drivers.aws.sns import SnsNotifier
 from deployops.errors import ConfigError
@@ -49,6 +50,7 @@ __all__ = [
     "CloudWatchMetrics",
     "EcsCompute",
     "EcsNativeDeployments",
+    "EcsRollingDeployments",
     "ElbTraffic",
     "SnsNotifier",
     "alarm_sync",
@@ -156,6 +158,13 @@ def build_with(
         "aws_session": session,
         "aws_mode": mode,
     }
+    if mode == "services":
+        # Rolling updates: ECS watches the rollback rules armed as CloudWatch alarms (RB-1).
+        extras["rollouts"] = EcsRollingDeployments(
+            compute=compute,
+            alarms=CloudWatchAlarms(client=session.client("cloudwatch")),
+            target_group=traffic.metric_ids,
+        )
     if mode == "ecs-native":
         # ECS carries out the blue/green; the engine drives it through this port.
         extras["native_deployments"] = EcsNativeDeployments(
@@ -187,24 +196,32 @@ def alarm_sync(
     dry_run: bool,
 ) -> list[AlarmChange]:
     """``deployops alarms sync``: the MON-1 alarms of ``service`` put to CloudWatch where they
-    differ (``dry_run``: only compared)."""
+    differ (``dry_run``: only compared), the same set with the same names as
+    infrastructure/modules/monitoring renders (see :class:`AlarmTargets`)."""
     traffic = platform.traffic
-    compute = platform.compute
     session = platform.extras["aws_session"]
+    scaler = platform.extras["scaler"]
     assert isinstance(traffic, ElbTraffic)
-    assert isinstance(compute, EcsCompute)
     assert isinstance(session, AwsSession)
+    assert isinstance(scaler, AppAutoScaler)
     resources = traffic.resources
-    colours = [target_group(service, "blue"), target_group(service, "green")]
-    _, lb_arn = traffic.metric_ids(colours[0])
+    colours = {c: target_group(service, c) for c in ("blue", "green")}
+    _, lb_arn = traffic.metric_ids(colours["blue"])
+    if platform.extras.get("aws_mode") == "ecs-native":
+        ecs_services = {"native": resources.native_services.get(service, service)}
+    else:
+        ecs_services = {c: resources.ecs_service(tg) for c, tg in colours.items()}
+    policies = {c: scaler.scale_out_policy_arn(svc) for c, svc in ecs_services.items()}
     targets = AlarmTargets(
-        prefix=f"{resources.cluster}-{service}",
-        load_balancer_arn=lb_arn,
-        target_group_arns=tuple(traffic.target_group_arn(c) for c in colours),
+        prefix=resources.cluster,
         cluster=resources.cluster,
-        ecs_services=tuple(resources.ecs_service(c) for c in colours),
+        load_balancer_arn=lb_arn,
+        target_groups={c: traffic.target_group_arn(tg) for c, tg in colours.items()},
+        ecs_services=ecs_services,
         warning_topic_arn=resources.alert_topic_arn,
-        critical_topic_arn=resources.critical_topic_arn or resources.alert_topic_arn,
+        critical_topic_arn=resources.critical_topic_arn,
+        scale_out_policies={c: arn for c, arn in policies.items() if arn},
+        names=resources.alarm_names,
     )
     alarms = CloudWatchAlarms(client=session.client("cloudwatch"))
     return alarms.sync(render_alarms(definitions, targets), dry_run=dry_run)

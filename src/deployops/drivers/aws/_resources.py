@@ -46,6 +46,8 @@ class AwsResources:
     alert_topic_arn: str = ""
     critical_topic_arn: str = ""
     alb_dns_name: str = ""
+    # Terraform's alarm names (``alarm_names`` output): alarm -> name, or colour -> name
+    alarm_names: Mapping[str, str | Mapping[str, str]] = field(default_factory=dict)
 
     def ecs_service(self, name: str) -> str:
         return self.services.get(name, name)
@@ -80,6 +82,14 @@ def from_outputs(
         return v if isinstance(v, str) else default
 
     subnets = value("private_subnet_ids")
+    raw_alarms = value("alarm_names")
+    alarm_names: dict[str, str | Mapping[str, str]] = {}
+    if isinstance(raw_alarms, dict):
+        for alarm, named in raw_alarms.items():
+            if isinstance(named, str):
+                alarm_names[str(alarm)] = named
+            elif isinstance(named, dict):
+                alarm_names[str(alarm)] = {str(k): str(v) for k, v in named.items()}
     names = value("service_names")
     by_colour = names if isinstance(names, dict) else {}
     sg = text("tasks_security_group_id")
@@ -126,4 +136,5 @@ def from_outputs(
         alert_topic_arn=outputs.alert_topic_arn,
         critical_topic_arn=outputs.critical_topic_arn,
         alb_dns_name=text("alb_dns_name"),
+        alarm_names=alarm_names,
     )

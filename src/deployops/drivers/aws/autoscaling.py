@@ -18,7 +18,7 @@ from deployops.drivers.aws._errors import map_aws_errors
 from deployops.drivers.aws._resources import AwsResources
 from deployops.errors import UnsupportedError
 
-__all__ = ["AppAutoScaler", "ScalingState", "policy_name"]
+__all__ = ["AppAutoScaler", "ScalingState", "policy_name", "scale_out_policy_name"]
 
 _PREDEFINED = {
     MetricName.CPU: "ECSServiceAverageCPUUtilization",
@@ -28,6 +28,12 @@ _PREDEFINED = {
 
 def policy_name(ecs_service: str, metric: MetricName) -> str:
     return f"{ecs_service}-{metric.value}-target-tracking"
+
+
+def scale_out_policy_name(ecs_service: str) -> str:
+    """The step-scaling policy infrastructure/modules/ecs gives each service for the MON-1
+    scale-out alarms (``aws_appautoscaling_policy.scale_out``)."""
+    return f"{ecs_service}-alarm-scale-out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,18 @@ class AppAutoScaler:
 
     def resource_id(self, service: str) -> str:
         return f"service/{self.resources.cluster}/{self.resources.ecs_service(service)}"
+
+    def scale_out_policy_arn(self, ecs_service: str) -> str:
+        """The ARN of ``ecs_service``'s alarm scale-out policy, or "" when it has none."""
+        with map_aws_errors(
+            "application-autoscaling:DescribeScalingPolicies", resource=f"service {ecs_service}"
+        ):
+            found = self.client.describe_scaling_policies(
+                ServiceNamespace="ecs",
+                ResourceId=f"service/{self.resources.cluster}/{ecs_service}",
+                PolicyNames=[scale_out_policy_name(ecs_service)],
+            ).get("ScalingPolicies", [])
+        return str(found[0]["PolicyARN"]) if found else ""
 
     def apply_policy(self, service: str, policy: ScalingPolicy) -> ScalingState:
         """Register the scalable target and its target-tracking policy (idempotent: both

@@ -26,24 +26,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 from deployops.clock import Clock
-from deployops.domain.alarms import AlarmDefinition, Severity
+from deployops.domain.alarms import AlarmAction, AlarmDefinition, Severity
 from deployops.domain.model import Datapoint, Measurement, MetricName, MetricQuery, Statistic
+from deployops.domain.rollout import ArmedRule
+from deployops.domain.rules import Rule
 from deployops.drivers.aws._errors import map_aws_errors
 from deployops.drivers.aws._resources import AwsResources
 from deployops.errors import DeployopsError, NotFoundError
 
 __all__ = [
     "AlarmChange",
+    "AlarmScope",
     "AlarmTargets",
     "CloudWatchAlarms",
     "CloudWatchMetrics",
+    "alarm_request",
     "alb_dimensions",
+    "metric_fields",
     "render_alarms",
+    "render_rollback_alarms",
+    "rollback_alarm_name",
 ]
 
 ALB = "AWS/ApplicationELB"
@@ -258,142 +265,350 @@ class AlarmChange:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlarmTargets:
-    """What the MON-1 alarms watch on AWS: the ALB, both colours' target groups and ECS
-    services (blue and green swap roles on every deploy, so the alarms cover both and never
-    need re-pointing after a switch)."""
+    """What the MON-1 alarms watch on AWS, as infrastructure/modules/monitoring renders them:
+    CPU and memory per ECS service (blue and green, or the one ecs-native service), each
+    scaling out its own service; the ALB metrics (5XX...) per target group; LowHealthyHosts
+    over both groups (either may be live). ``names`` are Terraform's (its ``alarm_names``
+    output); an alarm it does not name is ``{prefix}-{colour}-{alarm}`` or
+    ``{prefix}-{alarm}``, as the module names them."""
 
     prefix: str
-    load_balancer_arn: str
-    target_group_arns: tuple[str, ...]
     cluster: str
-    ecs_services: tuple[str, ...]
+    load_balancer_arn: str
+    target_groups: Mapping[str, str]  # colour -> target group ARN
+    ecs_services: Mapping[str, str]  # colour (blue, green; native) -> ECS service name
     warning_topic_arn: str
     critical_topic_arn: str
+    scale_out_policies: Mapping[str, str] = field(default_factory=dict)  # colour -> ARN
+    names: Mapping[str, str | Mapping[str, str]] = field(default_factory=dict)
+
+    def name(self, alarm: str, colour: str | None = None) -> str:
+        named = self.names.get(alarm)
+        if colour is None:
+            return named if isinstance(named, str) else f"{self.prefix}-{alarm}"
+        if isinstance(named, Mapping) and colour in named:
+            return str(named[colour])
+        return f"{self.prefix}-{colour}-{alarm}"
+
+    def service_of(self, colour: str) -> str:
+        """The ECS service behind a target group's colour (the one service in ecs-native)."""
+        if colour in self.ecs_services:
+            return colour
+        return sorted(self.ecs_services)[0] if self.ecs_services else colour
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmScope:
+    """What one alarm watches: target groups (ALB metrics, summed when there are several) and
+    ECS services (the busiest one when there are several)."""
+
+    cluster: str
+    load_balancer_arn: str
+    target_group_arns: tuple[str, ...] = ()
+    ecs_services: tuple[str, ...] = ()
+
+
+def _lb_suffix(load_balancer_arn: str) -> str:
+    return load_balancer_arn.split(":", 5)[-1].removeprefix("loadbalancer/")
+
+
+def metric_fields(rule: Rule, scope: AlarmScope) -> dict[str, Any] | str:
+    """The metric part of a ``PutMetricAlarm`` request judging ``rule`` over ``scope`` (a single
+    metric, or metric math), or why CloudWatch cannot judge it. A rule with ``min_samples``
+    judges only periods with that many requests, as the rule engine does (a quieter period
+    reads 0, never a breach)."""
+    period = _period(rule.period_s)
+    stat = rule.statistic.value
+    lb_dims = (
+        [{"Name": "LoadBalancer", "Value": _lb_suffix(scope.load_balancer_arn)}]
+        if scope.load_balancer_arn
+        else []
+    )
+    tg_dims = [
+        [{"Name": "TargetGroup", "Value": arn.split(":", 5)[-1]}, *lb_dims]
+        for arn in scope.target_group_arns
+    ] or [lb_dims]
+    m = rule.metric
+
+    def per_tg(prefix: str, metric: str, statistic: str) -> tuple[list[dict[str, Any]], str]:
+        """One query per target group and the expression summing them."""
+        queries = [
+            _stat_query(period, f"{prefix}{i}", ALB, metric, dims, statistic)
+            for i, dims in enumerate(tg_dims)
+        ]
+        total = " + ".join(f"FILL({prefix}{i}, 0)" for i in range(len(queries)))
+        return queries, total if len(queries) > 1 else f"FILL({prefix}0, 0)"
+
+    def math(queries: list[dict[str, Any]], expression: str, label: str) -> dict[str, Any]:
+        return {
+            "Metrics": [
+                *queries,
+                {"Id": "value", "Expression": expression, "Label": label, "ReturnData": True},
+            ]
+        }
+
+    if m in (MetricName.HTTP_5XX, MetricName.REQUEST_COUNT):
+        metric = "HTTPCode_Target_5XX_Count" if m is MetricName.HTTP_5XX else "RequestCount"
+        if len(tg_dims) == 1:
+            return {
+                "Namespace": ALB,
+                "MetricName": metric,
+                "Dimensions": tg_dims[0],
+                "Statistic": stat,
+                "Period": period,
+            }
+        queries, total = per_tg("tg", metric, stat)
+        return math(queries, total, metric)
+    if m is MetricName.ERROR_RATE:
+        errors, e_total = per_tg("e", "HTTPCode_Target_5XX_Count", "Sum")
+        requests, r_total = per_tg("r", "RequestCount", "Sum")
+        rate = f"100 * ({e_total}) / ({r_total})"
+        if rule.min_samples:
+            rate = f"IF(({r_total}) >= {rule.min_samples}, {rate}, 0)"
+        return math([*errors, *requests], rate, "ErrorRate")
+    if m is MetricName.RESPONSE_TIME:
+        if len(tg_dims) != 1:
+            return "a latency percentile cannot be summed over target groups"
+        if not rule.min_samples:
+            fields: dict[str, Any] = {
+                "Namespace": ALB,
+                "MetricName": "TargetResponseTime",
+                "Dimensions": tg_dims[0],
+                "Period": period,
+            }
+            fields["ExtendedStatistic" if stat.startswith("p") else "Statistic"] = stat
+            return fields
+        latency = _stat_query(period, "latency", ALB, "TargetResponseTime", tg_dims[0], stat)
+        count = _stat_query(period, "requests", ALB, "RequestCount", tg_dims[0], "Sum")
+        return math(
+            [latency, count],
+            f"IF(FILL(requests, 0) >= {rule.min_samples}, latency, 0)",
+            "TargetResponseTime",
+        )
+    if m is MetricName.HEALTHY_HOSTS:
+        queries, total = per_tg("tg", "HealthyHostCount", stat)
+        return math(queries, total, "HealthyHostCount")
+    if m is MetricName.HEALTH_CHECK_FAILURES:
+        healthy, h_total = per_tg("h", "HealthyHostCount", "Average")
+        unhealthy, u_total = per_tg("u", "UnHealthyHostCount", "Average")
+        ratio = (
+            f"IF(({h_total}) + ({u_total}) > 0, 100 * ({u_total}) / (({h_total}) + ({u_total})), 0)"
+        )
+        return math([*healthy, *unhealthy], ratio, "HealthCheckFailureRatio")
+    if m in (MetricName.CPU, MetricName.MEMORY):
+
+        def dims(svc: str) -> list[dict[str, str]]:
+            return [
+                {"Name": "ClusterName", "Value": scope.cluster},
+                {"Name": "ServiceName", "Value": svc},
+            ]
+
+        if len(scope.ecs_services) == 1:
+            return {
+                "Namespace": ECS,
+                "MetricName": m.value,
+                "Dimensions": dims(scope.ecs_services[0]),
+                "Statistic": stat,
+                "Period": period,
+            }
+        queries = [
+            _stat_query(period, f"svc{i}", ECS, m.value, dims(svc), stat)
+            for i, svc in enumerate(scope.ecs_services)
+        ]
+        return math(queries, "MAX([" + ", ".join(q["Id"] for q in queries) + "])", m.value)
+    return (
+        "a percentage of max_connections needs the instance's limit: "
+        "infrastructure/modules/monitoring renders this alarm"
+    )
+
+
+def alarm_request(
+    name: str,
+    rule: Rule,
+    scope: AlarmScope,
+    *,
+    description: str,
+    actions: Sequence[str] = (),
+    ok_actions: Sequence[str] = (),
+) -> dict[str, Any] | AlarmChange:
+    """The ``PutMetricAlarm`` request judging ``rule`` over ``scope`` (an ``AlarmChange``
+    "skipped" when CloudWatch cannot judge it)."""
+    fields = metric_fields(rule, scope)
+    if isinstance(fields, str):
+        return AlarmChange(name=name, action="skipped", reason=fields)
+    request: dict[str, Any] = {
+        "AlarmName": name,
+        "AlarmDescription": description,
+        "ActionsEnabled": True,
+        "AlarmActions": list(actions),
+        "OKActions": list(ok_actions),
+        "EvaluationPeriods": rule.evaluation_periods,
+        "DatapointsToAlarm": rule.m_of_n[0],
+        "Threshold": float(rule.threshold),
+        "ComparisonOperator": _COMPARISON[rule.comparison.value],
+        "TreatMissingData": rule.missing_data.value,
+        **fields,
+    }
+    if rule.metric is MetricName.RESPONSE_TIME:
+        request["Threshold"] = float(rule.threshold) / 1000.0  # CloudWatch: seconds
+    return request
+
+
+def rollback_alarm_name(ecs_service: str, rule: str, *, cluster: str) -> str:
+    """The alarm that arms rollback rule ``rule`` on ``ecs_service``'s rolling deployments:
+    ``{ecs service}-rollback-{rule}``, prefixed with the cluster when the service name does
+    not already carry it (alarm names are unique per account and region)."""
+    base = ecs_service if ecs_service.startswith(cluster) else f"{cluster}-{ecs_service}"
+    return f"{base}-rollback-{rule}"
+
+
+def render_rollback_alarms(
+    armed: Sequence[ArmedRule], *, scope: AlarmScope, ecs_service: str
+) -> list[dict[str, Any] | AlarmChange]:
+    """The rollback rules of a rolling deployment of ``ecs_service`` as ``PutMetricAlarm``
+    requests on its own target group and tasks. They have no actions: ECS reads their state
+    and rolls back; deployops reports the rollback itself."""
+    out: list[dict[str, Any] | AlarmChange] = []
+    for a in armed:
+        rule = a.rule
+        text = f"RB-1 (deployops) rollback rule {rule.name}: {rule.describe()}"
+        if a.note:
+            text += f"; {a.note}"
+        out.append(
+            alarm_request(
+                rollback_alarm_name(ecs_service, rule.name, cluster=scope.cluster),
+                rule,
+                scope,
+                description=text,
+            )
+        )
+    return out
 
 
 def render_alarms(
     definitions: Sequence[AlarmDefinition], targets: AlarmTargets
 ) -> list[dict[str, Any] | AlarmChange]:
-    """The ``PutMetricAlarm`` request of each alarm (or an ``AlarmChange`` "skipped")."""
-    lb = targets.load_balancer_arn.split(":", 5)[-1].removeprefix("loadbalancer/")
-    lb_dims = [{"Name": "LoadBalancer", "Value": lb}]
+    """The ``PutMetricAlarm`` request of each alarm per what it watches (see
+    :class:`AlarmTargets`), or an ``AlarmChange`` "skipped"."""
     out: list[dict[str, Any] | AlarmChange] = []
     for a in definitions:
         rule = a.rule
-        name = f"{targets.prefix}-{rule.name}"
-        topic = (
-            targets.critical_topic_arn
-            if a.severity is Severity.CRITICAL
-            else targets.warning_topic_arn
-        )
-        request: dict[str, Any] = {
-            "AlarmName": name,
-            "AlarmDescription": f"MON-1 (deployops): {a.description or rule.describe()}",
-            "ActionsEnabled": True,
-            "AlarmActions": [topic] if topic else [],
-            "OKActions": [topic] if topic else [],
-            "EvaluationPeriods": rule.evaluation_periods,
-            "DatapointsToAlarm": rule.m_of_n[0],
-            "Threshold": float(rule.threshold),
-            "ComparisonOperator": _COMPARISON[rule.comparison.value],
-            "TreatMissingData": rule.missing_data.value,
-        }
-        period = _period(rule.period_s)
-        stat = rule.statistic.value
+        # Every alarm notifies the alerts topic; a critical one also the critical topic.
+        notify = [targets.warning_topic_arn] if targets.warning_topic_arn else []
+        if a.severity is Severity.CRITICAL and targets.critical_topic_arn not in ("", *notify):
+            notify.append(targets.critical_topic_arn)
+        scales = a.action is AlarmAction.SCALE_OUT
 
+        def actions(*colours: str, scales: bool = scales, notify: list[str] = notify) -> list[str]:
+            policies = [targets.scale_out_policies.get(c, "") for c in colours] if scales else []
+            return [*[p for p in policies if p], *notify]
+
+        description = f"MON-1 (deployops): {a.description or rule.describe()}"
         m = rule.metric
-        if m in (MetricName.HTTP_5XX, MetricName.REQUEST_COUNT):
-            metric = "HTTPCode_Target_5XX_Count" if m is MetricName.HTTP_5XX else "RequestCount"
-            request |= {
-                "Namespace": ALB,
-                "MetricName": metric,
-                "Dimensions": lb_dims,
-                "Statistic": stat,
-                "Period": period,
-            }
-        elif m is MetricName.RESPONSE_TIME:
-            request |= {
-                "Namespace": ALB,
-                "MetricName": "TargetResponseTime",
-                "Dimensions": lb_dims,
-                "Period": period,
-                "Threshold": float(rule.threshold) / 1000.0,
-            }
-            if stat.startswith("p"):
-                request["ExtendedStatistic"] = stat
-            else:
-                request["Statistic"] = stat
-        elif m is MetricName.ERROR_RATE:
-            request["Metrics"] = [
-                _stat_query(period, "errors", ALB, "HTTPCode_Target_5XX_Count", lb_dims, "Sum"),
-                _stat_query(period, "requests", ALB, "RequestCount", lb_dims, "Sum"),
-                {
-                    "Id": "rate",
-                    "Expression": "100 * FILL(errors, 0) / requests",
-                    "Label": "ErrorRate",
-                    "ReturnData": True,
-                },
-            ]
+        if m in (MetricName.CPU, MetricName.MEMORY):
+            for colour, svc in sorted(targets.ecs_services.items()):
+                scope = AlarmScope(
+                    cluster=targets.cluster,
+                    load_balancer_arn=targets.load_balancer_arn,
+                    ecs_services=(svc,),
+                )
+                out.append(
+                    alarm_request(
+                        targets.name(rule.name, colour),
+                        rule,
+                        scope,
+                        description=f"{description} ({svc})",
+                        actions=actions(colour),
+                        ok_actions=notify,
+                    )
+                )
         elif m is MetricName.HEALTHY_HOSTS:
-            queries = [
-                _stat_query(
-                    period,
-                    f"tg{i}",
-                    ALB,
-                    "HealthyHostCount",
-                    [{"Name": "TargetGroup", "Value": arn.split(":", 5)[-1]}, *lb_dims],
-                    stat,
+            out.append(
+                _healthy_hosts(
+                    targets.name(rule.name),
+                    rule,
+                    targets,
+                    description=description,
+                    actions=actions(*sorted(targets.ecs_services)),
+                    ok_actions=notify,
                 )
-                for i, arn in enumerate(targets.target_group_arns)
-            ]
-            total = " + ".join(f"FILL(tg{i}, 0)" for i in range(len(queries)))
-            request["Metrics"] = [
-                *queries,
-                {
-                    "Id": "healthy",
-                    "Expression": total,
-                    "Label": "HealthyHostCount",
-                    "ReturnData": True,
-                },
-            ]
-        elif m in (MetricName.CPU, MetricName.MEMORY):
-            queries = [
-                _stat_query(
-                    period,
-                    f"svc{i}",
-                    ECS,
-                    m.value,
-                    [
-                        {"Name": "ClusterName", "Value": targets.cluster},
-                        {"Name": "ServiceName", "Value": svc},
-                    ],
-                    stat,
-                )
-                for i, svc in enumerate(targets.ecs_services)
-            ]
-            request["Metrics"] = [
-                *queries,
-                {
-                    "Id": "busiest",
-                    "Expression": "MAX(["
-                    + ", ".join(f"svc{i}" for i in range(len(queries)))
-                    + "])",
-                    "Label": m.value,
-                    "ReturnData": True,
-                },
-            ]
-        else:
+            )
+        elif m is MetricName.DB_CONNECTIONS:
             out.append(
                 AlarmChange(
-                    name=name,
+                    name=targets.name(rule.name),
                     action="skipped",
                     reason="a percentage of max_connections needs the instance's limit: "
                     "infrastructure/modules/monitoring renders this alarm",
                 )
             )
-            continue
-        out.append(request)
+        else:
+            for colour, tg in sorted(targets.target_groups.items()):
+                scope = AlarmScope(
+                    cluster=targets.cluster,
+                    load_balancer_arn=targets.load_balancer_arn,
+                    target_group_arns=(tg,),
+                )
+                out.append(
+                    alarm_request(
+                        targets.name(rule.name, colour),
+                        rule,
+                        scope,
+                        description=f"{description} ({colour} target group)",
+                        actions=actions(targets.service_of(colour)),
+                        ok_actions=notify,
+                    )
+                )
     return out
+
+
+def _healthy_hosts(
+    name: str,
+    rule: Rule,
+    targets: AlarmTargets,
+    *,
+    description: str,
+    actions: Sequence[str],
+    ok_actions: Sequence[str],
+) -> dict[str, Any] | AlarmChange:
+    """LowHealthyHosts as the module renders it: the healthy targets of both groups summed
+    (query ids are the colours)."""
+    request = alarm_request(
+        name,
+        rule,
+        AlarmScope(cluster=targets.cluster, load_balancer_arn=targets.load_balancer_arn),
+        description=description,
+        actions=actions,
+        ok_actions=ok_actions,
+    )
+    if isinstance(request, AlarmChange):
+        return request
+    lb = [{"Name": "LoadBalancer", "Value": _lb_suffix(targets.load_balancer_arn)}]
+    colours = sorted(targets.target_groups)
+    queries = [
+        _stat_query(
+            _period(rule.period_s),
+            colour,
+            ALB,
+            "HealthyHostCount",
+            [{"Name": "TargetGroup", "Value": targets.target_groups[colour].split(":", 5)[-1]}]
+            + (lb if targets.load_balancer_arn else []),
+            rule.statistic.value,
+        )
+        for colour in colours
+    ]
+    for key in ("Namespace", "MetricName", "Dimensions", "Statistic", "Period", "Metrics"):
+        request.pop(key, None)
+    request["Metrics"] = [
+        *queries,
+        {
+            "Id": "healthy",
+            "Expression": " + ".join(f"FILL({c}, 0)" for c in colours),
+            "Label": f"HealthyHostCount ({' + '.join(colours)})",
+            "ReturnData": True,
+        },
+    ]
+    return request
 
 
 def _stat_query(
@@ -420,6 +635,8 @@ def _normal(value: Any) -> Any:
         items = [_normal(v) for v in value]
         if items and all(isinstance(i, dict) and "Name" in i and "Value" in i for i in items):
             return sorted(items, key=lambda d: d["Name"])
+        if items and all(isinstance(i, str) for i in items):
+            return sorted(items)  # actions: their order means nothing to CloudWatch
         return items
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)

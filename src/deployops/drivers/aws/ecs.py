@@ -284,14 +284,21 @@ class EcsCompute:
         return self._state_from(name, raw, tasks=())
 
     def update_service(
-        self, name: str, *, task_definition: str | None = None, desired_count: int | None = None
+        self,
+        name: str,
+        *,
+        task_definition: str | None = None,
+        desired_count: int | None = None,
+        alarm_names: Sequence[str] | None = None,
     ) -> ServiceState:
+        """``alarm_names``: the alarms this rolling deployment is watched by (rollback on);
+        None keeps the ones the driver was built with."""
         ecs_name = self.resources.ecs_service(name)
         request: dict[str, Any] = {"cluster": self.cluster, "service": ecs_name}
         if task_definition is not None:
             request["taskDefinition"] = task_definition
             request["deploymentConfiguration"] = ecs_deployment_configuration(
-                alarm_names=self.alarm_names
+                alarm_names=self.alarm_names if alarm_names is None else alarm_names
             )
         if desired_count is not None:
             request["desiredCount"] = desired_count

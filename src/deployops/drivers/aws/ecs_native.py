@@ -104,15 +104,16 @@ def native_configuration(s: NativeSettings) -> dict[str, Any]:
         "minimumHealthyPercent": 100,
         "deploymentCircuitBreaker": {"enable": True, "rollback": True},
     }
+    # ECS takes whole minutes; never shorter than deployops judges each step.
     if s.strategy == "CANARY":
         config["canaryConfiguration"] = {
-            "canaryPercent": s.canary_percent,
-            "canaryBakeTimeInMinutes": max(0, round(s.canary_bake_s / 60)),
+            "canaryPercent": float(s.canary_percent),
+            "canaryBakeTimeInMinutes": bake_minutes(s.canary_bake_s),
         }
     elif s.strategy == "LINEAR":
         config["linearConfiguration"] = {
-            "stepPercent": s.linear_step_percent,
-            "stepBakeTimeInMinutes": max(0, round(s.linear_step_bake_s / 60)),
+            "stepPercent": float(s.linear_step_percent),
+            "stepBakeTimeInMinutes": bake_minutes(s.linear_step_bake_s),
         }
     if s.pause_timeout_s is not None:
         config["lifecycleHooks"] = [pause_hook(s.pause_timeout_s)]
@@ -346,6 +347,10 @@ class EcsNativeDeployments:
             bake_time_s=start.bake_time_s,
             strategy=start.strategy,
             pause_timeout_s=start.pause_timeout_s,
+            canary_percent=start.canary_percent,
+            canary_bake_s=start.canary_bake_s,
+            linear_step_percent=start.step_percent,
+            linear_step_bake_s=start.step_bake_s,
         )
         config = native_configuration(settings)
         with map_aws_errors("ecs:UpdateService", resource=f"service {ecs_name}"):

@@ -187,6 +187,7 @@ class Daemon:
                 host=host,
                 port_range=self.local.replica_port_range,
                 backoff_max_s=float(self.local.restart_backoff_max),
+                drain_timeout_s=float(self.local.drain_timeout),
             ),
             store=self.store,
             rolling=rolling,
@@ -320,10 +321,12 @@ class Daemon:
         )
 
     def serve(self) -> None:
-        """Until ``shutdown`` is requested: watch HAProxy and restart it if it dies."""
-        while not self.shutdown_requested.wait(0.5):
+        """Until ``shutdown`` is requested: watch HAProxy and restart it if it dies (checked
+        every 0.1 s: while it is down, every connection to a listener is refused)."""
+        while not self.shutdown_requested.wait(0.1):
             if not self.haproxy.alive():
                 sys.stderr.write("HAProxy exited; restarting it\n")
+                t0 = self.clock.monotonic()
                 try:
                     self.haproxy.start()
                     if self.supervisor:
@@ -332,6 +335,14 @@ class Daemon:
                     self._write_daemon_json()
                 except DeployopsError as exc:
                     sys.stderr.write(f"could not restart HAProxy: {exc}\n")
+                else:
+                    if self.supervisor:
+                        self.supervisor.platform_event(
+                            "platform.haproxy_restarted",
+                            f"HAProxy exited; the platform restarted it in "
+                            f"{self.clock.monotonic() - t0:.1f}s (pid {self.haproxy.pid}), "
+                            "listeners and replicas as they were",
+                        )
 
     def stop(self) -> None:
         if self.collector is not None:
@@ -429,6 +440,9 @@ class Daemon:
             "describe_listener": lambda p: wire.listener_to(sup.describe_listener(p["name"])),
             "switch_listener": lambda p: wire.listener_to(
                 sup.switch_listener(p["name"], p["target_group"])
+            ),
+            "set_weights": lambda p: wire.listener_to(
+                sup.set_weights(p["name"], {str(k): int(v) for k, v in p["weights"].items()})
             ),
             "list_listeners": lambda _p: [wire.listener_to(li) for li in sup.list_listeners()],
             "status": status,

@@ -2,7 +2,9 @@
 
 The listener switch is ``set map`` on the admin socket, never a reload: a reload takes
 60-150 ms, mixes old and new versions meanwhile and drops idle keep-alive clients, while
-``set map`` takes effect in a millisecond and loses no request. Each service has two fixed
+``set map`` takes effect in a millisecond and loses no request. A weighted split (canary and
+linear shifts) is a second map, ``{service}.weights.map``: per listener, the percent of its
+requests sent to the other colour, changed with ``set map`` too. Each service has two fixed
 backends, ``{service}-blue`` and ``{service}-green``, with a ``server-template`` of slots that
 are filled at run time (``set server ... addr``).
 """
@@ -36,6 +38,7 @@ __all__ = [
     "backends_of",
     "render_config",
     "runtime_exchange",
+    "split_key",
 ]
 
 COLOURS = ("blue", "green")
@@ -56,6 +59,16 @@ class ListenerSpec:
 
 def backends_of(service: str) -> tuple[str, str]:
     return colours(service)
+
+
+# The transaction variable holding the split percent of the request's listener.
+SPLIT_VAR = "txn.dops_split_pct"
+
+
+def split_key(key: str) -> str:
+    """The map key naming where a listener's weighted share goes (``prod`` -> ``prod-split``);
+    the percent itself is under ``key`` in the weights map."""
+    return f"{key}-split"
 
 
 def max_connections() -> int:
@@ -109,12 +122,22 @@ def render_config(
     for spec in listeners:
         blue, green = backends_of(spec.service)
         mapfile = paths.map_file(spec.service)
+        weights = paths.weights_map_file(spec.service)
         for key, port, default in (("prod", spec.prod_port, blue), ("test", spec.test_port, green)):
+            other = green if default == blue else blue
             lines += [
                 f"frontend {spec.service}-{key}",
                 f"  bind {host}:{port}",
                 "  log global",
                 '  log-format "DOPS %b %s %ST %Tr %Ta"',
+                # The weighted split: the percent of this listener's requests sent to the
+                # other colour is read per request from the weights map into a variable; a
+                # request goes there when rand(100) - percent < 0, i.e. with that probability
+                # (0: never, 100: always). `set map` on either map changes it, never a reload.
+                # The per-colour backends stay, so the log line names the colour that served.
+                f"  http-request set-var({SPLIT_VAR}) str({key}),map_str_int({weights},0)",
+                f"  use_backend %[str({split_key(key)}),map({mapfile},{other})] "
+                f"if {{ rand(100),sub({SPLIT_VAR}) -m int lt 0 }}",
                 f"  use_backend %[str({key}),map({mapfile},{default})]",
                 "",
             ]
@@ -289,6 +312,21 @@ class HaproxyRuntime:
         self._expect_quiet(
             f"set server {name} addr {host} port {port}; set server {name} state drain; "
             f"set server {name} health down; set server {name} state ready"
+        )
+
+    def restore_server(
+        self, backend: str, slot: str, port: int, host: str = "127.0.0.1", *, up: bool
+    ) -> None:
+        """Put a replica back into its slot after HAProxy restarted. One the supervisor saw
+        healthy just before (``up``) serves at once (``state ready`` from MAINT marks it UP
+        before any check, as a server-state file would); its checks then run as usual. A new
+        freshly restarted HAProxy otherwise answered 503 until ``rise`` checks passed."""
+        if not up:
+            self.add_server(backend, slot, port, host)
+            return
+        name = f"{backend}/{slot}"
+        self._expect_quiet(
+            f"set server {name} addr {host} port {port}; set server {name} state ready"
         )
 
     def drain_server(self, backend: str, slot: str) -> None:

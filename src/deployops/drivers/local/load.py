@@ -24,6 +24,8 @@ class LoadResult:
     ok: int = 0
     failed: int = 0
     by_version: dict[str, int] = field(default_factory=dict)
+    # failed requests whose body named the version that answered (the sample service's 500s)
+    failed_by_version: dict[str, int] = field(default_factory=dict)
     by_status: dict[int, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     # (monotonic time, version) of the first response seen from each version
@@ -33,6 +35,10 @@ class LoadResult:
     @property
     def total(self) -> int:
         return self.ok + self.failed
+
+    def reached(self, version: str) -> int:
+        """Requests answered by ``version``, failed or not."""
+        return self.by_version.get(version, 0) + self.failed_by_version.get(version, 0)
 
     def percentile(self, q: float) -> float:
         if not self.latencies_ms:
@@ -83,11 +89,11 @@ class Load:
                 try:
                     r = client.get(self.url)
                     status = r.status_code
-                    if status == 200:
-                        try:
-                            version = str(r.json().get("version", ""))
-                        except ValueError:
-                            version = ""
+                    try:
+                        body = r.json()
+                        version = str(body.get("version", "")) if isinstance(body, dict) else ""
+                    except ValueError:
+                        version = ""
                 except httpx.HTTPError as exc:
                     error = f"{type(exc).__name__}: {exc}"
                 ms = (time.perf_counter() - began) * 1000
@@ -102,6 +108,10 @@ class Load:
                         res.first_seen.setdefault(version, now)
                     else:
                         res.failed += 1
+                        if version:
+                            res.failed_by_version[version] = (
+                                res.failed_by_version.get(version, 0) + 1
+                            )
                         if error and len(res.errors) < 20:
                             res.errors.append(error)
 

@@ -91,6 +91,10 @@ class LocalPaths:
     def map_file(self, service: str) -> Path:
         return self.root / f"{service}.map"
 
+    def weights_map_file(self, service: str) -> Path:
+        """Per listener key, the percent of its requests sent to the other colour."""
+        return self.root / f"{service}.weights.map"
+
     def task_log(self, service: str, task_id: str) -> Path:
         return self.logs / service / f"{task_id}.log"
 

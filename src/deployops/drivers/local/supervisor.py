@@ -50,6 +50,7 @@ from deployops.drivers.local.haproxy import (
     HaproxyRuntime,
     ListenerSpec,
     backends_of,
+    split_key,
 )
 from deployops.drivers.local.paths import LocalPaths, read_json, write_json_atomic
 from deployops.errors import ConfigError, DeployopsError, DriverError, NotFoundError
@@ -139,6 +140,14 @@ class _ListenerState:
     key: str  # "prod" or "test": the key in the service's map file
     port: int
     backend: str
+    # the weighted split: percent of the requests sent to the other colour (0: none)
+    split_percent: int = 0
+    other: str = ""  # the other colour's backend, where the split goes
+
+    def forwards(self) -> tuple[tuple[str, int], ...]:
+        if self.split_percent <= 0:
+            return ((self.backend, 100),)
+        return ((self.backend, 100 - self.split_percent), (self.other, self.split_percent))
 
 
 class Supervisor:
@@ -185,9 +194,11 @@ class Supervisor:
             for name in (blue, green):
                 self._groups[name] = _Group(name, spec.service, spec.health_check, spec.slots)
             prod, test = prod_listener(spec.service), test_listener(spec.service)
-            self._listeners[prod] = _ListenerState(prod, spec.service, "prod", spec.prod_port, blue)
+            self._listeners[prod] = _ListenerState(
+                prod, spec.service, "prod", spec.prod_port, blue, other=green
+            )
             self._listeners[test] = _ListenerState(
-                test, spec.service, "test", spec.test_port, green
+                test, spec.service, "test", spec.test_port, green, other=blue
             )
 
     # ------------------------------------------------------------------ lifecycle
@@ -208,20 +219,33 @@ class Supervisor:
                 self._groups[name].created = bool(created)
         for name, backend in (data.get("listeners") or {}).items():
             if name in self._listeners and backend in self._groups:
-                self._listeners[name].backend = str(backend)
+                li = self._listeners[name]
+                li.backend = str(backend)
+                li.other = self._other_colour(li)
+        for name, percent in (data.get("weights") or {}).items():
+            if name in self._listeners:
+                self._listeners[name].split_percent = max(0, min(100, int(percent)))
         return [(int(p), float(t)) for p, t in data.get("replicas") or ()]
 
     def write_map_files(self) -> None:
-        """The map files HAProxy loads at start (rewritten on every switch too)."""
+        """The map files HAProxy loads at start (rewritten on every switch and every change of
+        weights too): per listener its backend and where its split goes, and the split's
+        percent in the weights map. Every key is present, so ``set map`` can change it."""
         for service in {li.service for li in self._listeners.values()}:
-            lines = [
-                f"{li.key} {li.backend}\n"
-                for li in self._listeners.values()
-                if li.service == service
-            ]
-            tmp = self.paths.map_file(service).with_suffix(".map.tmp")
-            tmp.write_text("".join(lines), encoding="utf-8")
-            tmp.replace(self.paths.map_file(service))
+            mine = [li for li in self._listeners.values() if li.service == service]
+            lines = [f"{li.key} {li.backend}\n{split_key(li.key)} {li.other}\n" for li in mine]
+            weights = [f"{li.key} {li.split_percent}\n" for li in mine]
+            for path, text in (
+                (self.paths.map_file(service), "".join(lines)),
+                (self.paths.weights_map_file(service), "".join(weights)),
+            ):
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(text, encoding="utf-8")
+                tmp.replace(path)
+
+    def _other_colour(self, li: _ListenerState) -> str:
+        blue, green = backends_of(li.service)
+        return green if li.backend == blue else blue
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
@@ -441,7 +465,7 @@ class Supervisor:
     def delete_target_group(self, name: str) -> None:
         with self._lock:
             group = self._group(name)
-            users = [li.name for li in self._listeners.values() if li.backend == name]
+            users = [li.name for li in self._listeners.values() if name in dict(li.forwards())]
             if users:
                 raise DriverError(
                     "haproxy",
@@ -499,39 +523,101 @@ class Supervisor:
     def describe_listener(self, name: str) -> Listener:
         with self._lock:
             li = self._listener(name)
-            return Listener(name=li.name, port=li.port, forwards=((li.backend, 100),))
+            return Listener(name=li.name, port=li.port, forwards=li.forwards())
 
     def switch_listener(self, name: str, target_group: str) -> Listener:
-        """``set map`` on the admin socket, read back with ``show map``; never a reload."""
+        """``set map`` on the admin socket, read back with ``show map``; never a reload.
+
+        A split in progress ends: the listener's backend is set first (with a split towards
+        the new backend, every request reaches it from then on), then the split's percent
+        goes to 0, and only then does the split point at the other colour again."""
         with self._lock:
             li = self._listener(name)
-            group = self._group(target_group)
-            if group.service != li.service:
-                raise NotFoundError(
-                    f"listener {name} serves {li.service}; {target_group} belongs to "
-                    f"{group.service}",
-                    path="target_group",
-                    hint=f"use {' or '.join(backends_of(li.service))}",
-                )
-            # `set map` takes a misspelt backend silently: check it exists in HAProxy first.
-            if target_group not in self.runtime.backends():
-                raise DriverError(
-                    "haproxy", "switch listener", f"HAProxy has no backend {target_group}"
-                )
+            self._check_group(li, target_group, "switch listener")
             mapfile = self.paths.map_file(li.service)
+            weights = self.paths.weights_map_file(li.service)
             self.runtime.set_map(mapfile, li.key, target_group)
-            seen = self.runtime.show_map(mapfile).get(li.key)
-            if seen != target_group:
-                raise DriverError(
-                    "haproxy",
-                    "switch listener",
-                    f"map {mapfile.name} reads {li.key} -> {seen}, expected {target_group}",
-                    retryable=True,
-                )
             li.backend = target_group
+            self.runtime.set_map(weights, li.key, "0")
+            li.split_percent = 0
+            li.other = self._other_colour(li)
+            self.runtime.set_map(mapfile, split_key(li.key), li.other)
+            self._read_back(li, "switch listener")
             self.write_map_files()  # a restart of HAProxy keeps the switch
             self._save()
-            return Listener(name=li.name, port=li.port, forwards=((seen, 100),))
+            return Listener(name=li.name, port=li.port, forwards=li.forwards())
+
+    def set_weights(self, name: str, weights: Mapping[str, int]) -> Listener:
+        """Split the listener's requests between the two colours by weight (the canary and
+        linear shifts): ``set map`` of the split's percent, read back; never a reload.
+
+        The colour the listener forwards to keeps its backend; the other colour gets
+        ``round(100 * its weight / total)`` percent of the requests (HAProxy draws
+        ``rand(100)`` per request). A single colour with weight > 0 is a switch to it."""
+        with self._lock:
+            li = self._listener(name)
+            for tg in weights:
+                self._check_group(li, tg, "set weights")
+            wanted = {tg: int(w) for tg, w in weights.items()}
+            if any(w < 0 for w in wanted.values()):
+                raise ConfigError(
+                    f"weights of {name} must be 0 or more, not {wanted}", path="weights"
+                )
+            live = {tg: w for tg, w in wanted.items() if w > 0}
+            if not live:
+                raise ConfigError(
+                    f"weights of {name} send traffic nowhere: {wanted}",
+                    path="weights",
+                    hint="give at least one target group a weight above 0",
+                )
+            if len(live) == 1:
+                return self.switch_listener(name, next(iter(live)))
+            total = sum(live.values())
+            other = self._other_colour(li)
+            percent = round(100 * live.get(other, 0) / total)
+            percent = max(1, min(99, percent))  # both colours asked for traffic
+            mapfile = self.paths.map_file(li.service)
+            weights_map = self.paths.weights_map_file(li.service)
+            if self.runtime.show_map(mapfile).get(split_key(li.key)) != other:
+                # Point the split at the other colour with no share first.
+                self.runtime.set_map(weights_map, li.key, "0")
+                self.runtime.set_map(mapfile, split_key(li.key), other)
+            li.other = other
+            self.runtime.set_map(weights_map, li.key, str(percent))
+            li.split_percent = percent
+            self._read_back(li, "set weights")
+            self.write_map_files()
+            self._save()
+            return Listener(name=li.name, port=li.port, forwards=li.forwards())
+
+    def _check_group(self, li: _ListenerState, target_group: str, what: str) -> None:
+        group = self._group(target_group)
+        if group.service != li.service:
+            raise NotFoundError(
+                f"listener {li.name} serves {li.service}; {target_group} belongs to "
+                f"{group.service}",
+                path="target_group",
+                hint=f"use {' or '.join(backends_of(li.service))}",
+            )
+        # `set map` takes a misspelt backend silently: check it exists in HAProxy first.
+        if target_group not in self.runtime.backends():
+            raise DriverError("haproxy", what, f"HAProxy has no backend {target_group}")
+
+    def _read_back(self, li: _ListenerState, what: str) -> None:
+        """Both maps read back what was set (``show map``), or the change is an error."""
+        mapfile = self.paths.map_file(li.service)
+        seen = self.runtime.show_map(mapfile)
+        percent = self.runtime.show_map(self.paths.weights_map_file(li.service)).get(li.key)
+        got = (seen.get(li.key), seen.get(split_key(li.key)), percent)
+        expected = (li.backend, li.other, str(li.split_percent))
+        if got != expected:
+            raise DriverError(
+                "haproxy",
+                what,
+                f"maps of {li.service} read {li.key} -> {got[0]}, split {got[1]} at {got[2]}%, "
+                f"expected {expected[0]}, split {expected[1]} at {expected[2]}%",
+                retryable=True,
+            )
 
     def _listener(self, name: str) -> _ListenerState:
         li = self._listeners.get(name)
@@ -543,11 +629,16 @@ class Supervisor:
         return li
 
     def reapply_registrations(self) -> None:
-        """After HAProxy restarted: put every registered replica back into its slot."""
+        """After HAProxy restarted: put every registered replica back into its slot, those
+        healthy by the supervisor's own checks in service at once, a stopping one draining."""
         with self._lock:
             for r in self._replicas.values():
                 if r.slot and r.group:
-                    self.runtime.add_server(r.group, r.slot, r.port, self.settings.host)
+                    self.runtime.restore_server(
+                        r.group, r.slot, r.port, self.settings.host, up=r.healthy
+                    )
+                    if r.stopping:
+                        self.runtime.drain_server(r.group, r.slot)
 
     # ------------------------------------------------------------------ reconcile
     def _loop(self) -> None:
@@ -925,6 +1016,7 @@ class Supervisor:
             },
             "target_groups": {n: g.created for n, g in self._groups.items()},
             "listeners": {n: li.backend for n, li in self._listeners.items()},
+            "weights": {n: li.split_percent for n, li in self._listeners.items()},
             "replicas": [
                 [r.pid, _create_time(r.pid)]
                 for r in self._replicas.values()
@@ -935,6 +1027,11 @@ class Supervisor:
             write_json_atomic(self.paths.state_json, data)
         except OSError as exc:
             sys.stderr.write(f"could not save {self.paths.state_json}: {exc}\n")
+
+    def platform_event(self, kind: str, message: str, *, level: str = "warning") -> None:
+        """Something the platform did by itself (e.g. restarted HAProxy): the daemon log and a
+        stored event of the environment."""
+        self._event(kind, message, service="", level=level, data={})
 
     def _event(
         self, kind: str, message: str, *, service: str, level: str, data: dict[str, Any]

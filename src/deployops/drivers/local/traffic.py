@@ -9,18 +9,19 @@ from deployops.clock import Clock
 from deployops.domain.model import HealthCheck, Listener, TargetGroup
 from deployops.drivers.local import wire
 from deployops.drivers.local.client import DaemonClient
-from deployops.errors import UnsupportedError
 
 __all__ = ["HaproxyTraffic"]
 
 
 class HaproxyTraffic:
     """Two target groups per service (``{service}-blue``, ``{service}-green``); listeners
-    ``{service}-prod`` and ``{service}-test`` switch between them with ``set map``."""
+    ``{service}-prod`` and ``{service}-test`` switch between them with ``set map``, and split
+    their requests between them by weight (``weights``: a percent per request, also
+    ``set map``)."""
 
     name: ClassVar[str] = "haproxy"
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {"atomic_switch", "test_listener", "health_checks", "drain"}
+        {"atomic_switch", "test_listener", "health_checks", "drain", "weights"}
     )
 
     def __init__(self, *, client: DaemonClient, clock: Clock) -> None:
@@ -56,10 +57,12 @@ class HaproxyTraffic:
         )
 
     def set_weights(self, name: str, weights: Mapping[str, int]) -> Listener:
-        raise UnsupportedError(
-            "weighted traffic shifting is not supported on the local platform (HAProxy driver)",
-            path="strategy",
-            hint="use blue-green (an atomic switch) or rolling on local; weights need aws",
+        """Split the listener between the colours by weight with ``set map`` (no reload);
+        read back before it returns."""
+        return wire.listener_from(
+            self.client.call(
+                "set_weights", name=name, weights={str(k): int(v) for k, v in weights.items()}
+            )
         )
 
     def close(self) -> None:

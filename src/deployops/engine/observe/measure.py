@@ -15,12 +15,12 @@ latency percentiles and gauges (CPU, memory, health checks, database connections
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from deployops.domain import backtest
+from deployops.domain.backtest import MAX_JUDGED_SAMPLES, ObservedWindow
 from deployops.domain.judge import ColourWindow
 from deployops.domain.model import MetricName, MetricQuery, Statistic
 from deployops.domain.sketch import LatencySketch
@@ -35,6 +35,7 @@ __all__ = [
     "colour_of",
     "colour_window",
     "merged_sketch",
+    "observed",
     "read_windows",
     "records",
 ]
@@ -55,21 +56,10 @@ LATENCY_STATISTICS = (
     Statistic.P99,
     Statistic.MAXIMUM,
 )
-#: A colour's latency samples handed to the judge are thinned to about this many
-#: (proportionally per bucket): Mann-Whitney needs no more, and memory stays bounded.
-MAX_JUDGED_SAMPLES = 20_000
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """One period of one scope as the metric source answered it."""
-
-    start: datetime
-    end: datetime
-    requests: int
-    errors: int
-    latency: LatencySketch | None = None
-    stats: Mapping[str, Any] = field(default_factory=dict)
+#: One period of one scope as the metric source answered it (the replay's window).
+Window = ObservedWindow
 
 
 def colour_of(target_group: str) -> str:
@@ -86,7 +76,7 @@ def read_windows(
     end: datetime,
     period_s: int,
     gauges: Sequence[MetricName] = GAUGES,
-) -> list[Window]:
+) -> list[ObservedWindow]:
     """The periods of ``[start, end)`` for which the source had any data, oldest first.
 
     A failed query leaves its numbers out (a window is a record of what was seen, not a
@@ -120,7 +110,7 @@ def read_windows(
         for series in by_stat.values():
             times |= set(series)
     sketches = isinstance(metrics, LatencySketches)
-    out: list[Window] = []
+    out: list[ObservedWindow] = []
     for ts in sorted(times):
         w_end = min(end, ts + timedelta(seconds=period_s))
         rate, requests = rates.get(ts, (0.0, 0))
@@ -141,7 +131,7 @@ def read_windows(
             except Exception:  # noqa: BLE001 - the distribution is extra; percentiles remain
                 sketch = None
         out.append(
-            Window(
+            ObservedWindow(
                 start=ts,
                 end=w_end,
                 requests=int(requests),
@@ -154,7 +144,7 @@ def read_windows(
 
 
 def records(
-    windows: Iterable[Window],
+    windows: Iterable[ObservedWindow],
     *,
     deployment_id: str,
     environment: str,
@@ -184,36 +174,36 @@ def records(
     ]
 
 
+def observed(rows: Iterable[MeasurementRecord]) -> list[ObservedWindow]:
+    """Stored rows as the replay's windows (oldest first)."""
+    return [
+        ObservedWindow(
+            start=r.start,
+            end=r.end,
+            requests=r.requests,
+            errors=r.errors,
+            latency=LatencySketch.from_json(r.latency) if r.latency else None,
+            stats=r.stats,
+            source=r.source,
+        )
+        for r in sorted(rows, key=lambda r: r.start)
+    ]
+
+
 def merged_sketch(rows: Iterable[MeasurementRecord]) -> LatencySketch | None:
     """The latency distribution of stored windows together (``None`` if none kept one)."""
     merged: LatencySketch | None = None
-    for r in rows:
-        if not r.latency:
+    for w in observed(rows):
+        if w.latency is None:
             continue
-        sketch = LatencySketch.from_json(r.latency)
         if merged is None:
-            merged = sketch
+            merged = w.latency
         else:
-            merged.merge(sketch)
+            merged.merge(w.latency)
     return merged
 
 
 def colour_window(rows: Sequence[MeasurementRecord]) -> ColourWindow:
-    """Stored windows of one colour as the judge's input: requests and errors summed, the
-    latency distribution in seconds (each bucket's value repeated by its count, thinned to
-    about :data:`MAX_JUDGED_SAMPLES`). Without a kept distribution there are no latency
-    samples, and the latency metrics are "not enough samples"."""
-    requests = sum(r.requests for r in rows)
-    errors = sum(r.errors for r in rows)
-    sketch = merged_sketch(rows)
-    latencies: list[float] = []
-    if sketch is not None and sketch.count:
-        # Systematic thinning: every k-th request in value order, so each bucket keeps its
-        # share and a rare tail is neither dropped nor over-weighted.
-        scale = min(1.0, MAX_JUDGED_SAMPLES / sketch.count)
-        seen = 0
-        for value, count in sketch.items():
-            n = math.floor((seen + count) * scale) - math.floor(seen * scale)
-            seen += count
-            latencies.extend([value / 1000.0] * n)
-    return ColourWindow(requests, min(errors, requests), tuple(latencies))
+    """Stored windows of one colour as the judge's input
+    (:func:`deployops.domain.backtest.colour_window`)."""
+    return backtest.colour_window(observed(rows))

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from deployops.config.rollback import InsufficientDataSettings
+from deployops.domain.backtest import period_start
 from deployops.domain.names import prod_listener, test_listener
 from deployops.domain.plan import Observe
 from deployops.domain.policy import Action
@@ -408,10 +409,14 @@ def record_windows(ctx: StepContext, step: Observe, observer: Observer, *, since
     periods = [rr.rule.period_s for rr in getattr(policy, "rules", ())]
     period = min(periods) if periods else 60
     now = ctx.clock.now()
-    before = since - timedelta(seconds=max(step.window_s, period))
-    scopes = [(step.target_group, "new", since)]
+    # On the period grid the metric sources write on (and the rules judge on).
+    start = period_start(since, period)
+    before = period_start(since - timedelta(seconds=max(step.window_s, period)), period)
+    scopes = [(step.target_group, "new", start)]
     if step.baseline_target_group and step.baseline_target_group != step.target_group:
         scopes.append((step.baseline_target_group, "previous", before))
+    # The previous colour up to the switch only when it serves nothing after it: its own
+    # windows after the switch are stored when it has traffic (e.g. a canary's baseline).
     rows = []
     try:
         for scope, role, start in scopes:

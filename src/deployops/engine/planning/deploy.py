@@ -24,8 +24,10 @@ from deployops.domain.plan import (
     BlueGreenParams,
     Plan,
     RollingParams,
+    ShiftParams,
     blue_green_plan,
     rolling_plan,
+    shift_plan,
 )
 from deployops.domain.version import Version
 from deployops.engine.operation import Ports
@@ -46,6 +48,7 @@ __all__ = [
     "health_check_of",
     "native_deployments",
     "native_params",
+    "native_strategy",
 ]
 
 AppEnvironment = Callable[[ProjectConfig, str], tuple[dict[str, str], dict[str, str]]]
@@ -106,24 +109,57 @@ def deployment_settings(project: ProjectConfig, service: str) -> dict[str, Any]:
     }
 
 
+def _blue_green_params(
+    request: DeployRequest, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
+) -> BlueGreenParams:
+    bg = cfg.blue_green
+    return BlueGreenParams(
+        service=request.service,
+        spec=spec,
+        health_check=health_check_of(cfg),
+        desired_count=bg.desired_count or cfg.desired_count,
+        active_colour=live.colour,
+        has_active=live.active,
+        health_timeout_s=bg.health_timeout,
+        stability_window_s=bg.stability_window,
+        sample_interval_s=bg.sample_interval,
+        target_group_retention_s=bg.target_group_retention,
+        smoke_checks=tuple((c.path, c.status) for c in bg.smoke_checks),
+        max_error_rate=bg.max_error_rate,
+    )
+
+
 def _blue_green(
     request: DeployRequest, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
 ) -> Plan:
-    bg = cfg.blue_green
-    return blue_green_plan(
-        BlueGreenParams(
-            service=request.service,
-            spec=spec,
-            health_check=health_check_of(cfg),
-            desired_count=bg.desired_count or cfg.desired_count,
-            active_colour=live.colour,
-            has_active=live.active,
-            health_timeout_s=bg.health_timeout,
-            stability_window_s=bg.stability_window,
-            sample_interval_s=bg.sample_interval,
-            target_group_retention_s=bg.target_group_retention,
-            smoke_checks=tuple((c.path, c.status) for c in bg.smoke_checks),
-            max_error_rate=bg.max_error_rate,
+    return blue_green_plan(_blue_green_params(request, cfg, spec, live))
+
+
+def _canary(
+    request: DeployRequest, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
+) -> Plan:
+    """Production shifted to the new colour in the configured steps (``canary.steps``),
+    each baked for ``canary.bake`` and judged against the previous colour."""
+    return shift_plan(
+        ShiftParams(
+            blue_green=_blue_green_params(request, cfg, spec, live),
+            strategy="canary",
+            steps=cfg.canary.steps,
+            bake_s=cfg.canary.bake,
+        )
+    )
+
+
+def _linear(
+    request: DeployRequest, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
+) -> Plan:
+    """Equal steps of ``linear.step_percent`` up to 100 %, each baked for ``linear.bake``."""
+    return shift_plan(
+        ShiftParams(
+            blue_green=_blue_green_params(request, cfg, spec, live),
+            strategy="linear",
+            steps=cfg.linear.steps,
+            bake_s=cfg.linear.bake,
         )
     )
 
@@ -152,11 +188,35 @@ def _rolling(
 
 
 def native_params(
-    service: str, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
+    service: str,
+    cfg: ServiceConfig,
+    spec: TaskDefinitionSpec,
+    live: LiveState,
+    *,
+    strategy: str = "blue-green",
 ) -> NativeParams:
-    """The platform's blue/green of ``service`` with the guide's windows (``aws.mode:
-    ecs-native``): the stability window is its bake time."""
+    """The platform's blue/green (``canary``, ``linear``) of ``service`` with the guide's
+    windows (``aws.mode: ecs-native``): the stability window is its bake time; a canary's or
+    a linear step's bake is the service's ``canary.bake`` / ``linear.bake``."""
     bg = cfg.blue_green
+    shape: dict[str, Any] = {"strategy": "BLUE_GREEN"}
+    if strategy == "canary":
+        shape = {
+            "strategy": "CANARY",
+            "canary_percent": float(_native_canary_step(service, cfg)),
+            "canary_bake_s": cfg.canary.bake,
+        }
+    elif strategy == "linear":
+        step = cfg.linear.step_percent
+        if step < NATIVE_LINEAR_MIN_STEP:
+            raise ConfigError(
+                f"linear steps of {step}% are too small for ECS's linear deployment, which "
+                f"shifts at least {NATIVE_LINEAR_MIN_STEP:g}% per step",
+                path=f"services.{service}.linear.step_percent",
+                hint=f"set services.{service}.linear.step_percent to "
+                f"{NATIVE_LINEAR_MIN_STEP:g} or more in deployops.yaml",
+            )
+        shape = {"strategy": "LINEAR", "step_percent": float(step), "step_bake_s": cfg.linear.bake}
     return NativeParams(
         service=service,
         spec=spec,
@@ -167,13 +227,51 @@ def native_params(
         smoke_checks=tuple((c.path, c.status) for c in bg.smoke_checks),
         max_error_rate=bg.max_error_rate,
         poll_interval_s=max(1.0, min(15.0, cfg.health_check.interval)),
+        **shape,
     )
 
 
-def _native(
-    request: DeployRequest, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
-) -> Plan:
-    return native_plan(native_params(request.service, cfg, spec, live))
+# ECS's LinearConfiguration.stepPercent: multiples of 0.1 from 3.0 to 100.0.
+NATIVE_LINEAR_MIN_STEP = 3.0
+
+
+def _native_canary_step(service: str, cfg: ServiceConfig) -> int:
+    """ECS's canary shifts one share of production, bakes, then moves the rest: the service's
+    canary steps must be that one step and 100."""
+    steps = cfg.canary.steps
+    if len(steps) > 2:
+        raise ConfigError(
+            f"canary steps {list(steps)} have {len(steps) - 1} steps before 100%, but ECS's "
+            "canary deployment shifts one canary step and then the rest",
+            path=f"services.{service}.canary.steps",
+            hint=f"set services.{service}.canary.steps: [{steps[0]}, 100] in deployops.yaml, "
+            "or use strategy linear (equal steps), or aws.mode: services for several steps",
+        )
+    if len(steps) < 2:
+        raise ConfigError(
+            "canary steps [100] move all of production at once: there is no canary step",
+            path=f"services.{service}.canary.steps",
+            hint=f"set services.{service}.canary.steps: [5, 100] in deployops.yaml, or deploy "
+            "with --strategy blue-green",
+        )
+    return steps[0]
+
+
+def native_strategy(strategy: str) -> Strategy | None:
+    """The plan of ``strategy`` when the platform carries deployments out itself
+    (``aws.mode: ecs-native``): its BLUE_GREEN, CANARY or LINEAR; None for one it has not."""
+    if strategy not in NATIVE_STRATEGIES:
+        return None
+
+    def build(
+        request: DeployRequest, cfg: ServiceConfig, spec: TaskDefinitionSpec, live: LiveState
+    ) -> Plan:
+        return native_plan(native_params(request.service, cfg, spec, live, strategy=strategy))
+
+    return build
+
+
+NATIVE_STRATEGIES = ("blue-green", "canary", "linear")
 
 
 def native_deployments(ports: Ports) -> NativeDeployments | None:
@@ -184,7 +282,12 @@ def native_deployments(ports: Ports) -> NativeDeployments | None:
 
 # A strategy turns (request, service settings, task definition, live state) into a plan.
 Strategy = Callable[[DeployRequest, ServiceConfig, TaskDefinitionSpec, LiveState], Plan]
-STRATEGIES: dict[str, Strategy] = {"blue-green": _blue_green, "rolling": _rolling}
+STRATEGIES: dict[str, Strategy] = {
+    "blue-green": _blue_green,
+    "rolling": _rolling,
+    "canary": _canary,
+    "linear": _linear,
+}
 
 
 class DeployPlanner:
@@ -232,22 +335,22 @@ class DeployPlanner:
             ) from None
         strategy = request.strategy or cfg.strategy
         build = STRATEGIES.get(strategy)
+        if native_deployments(self.ports) is not None:
+            build = native_strategy(strategy)
+            if build is None:
+                raise ConfigError(
+                    f"strategy {strategy!r} cannot run in aws.mode ecs-native: ECS deploys the "
+                    f"service with its own {', '.join(NATIVE_STRATEGIES)}",
+                    path="--strategy",
+                    hint=f"deploy with --strategy {' or '.join(NATIVE_STRATEGIES)}, or use "
+                    "aws.mode: services for rolling updates",
+                )
         if build is None:
             raise ConfigError(
                 f"unknown strategy {strategy!r}",
                 path="--strategy",
-                hint=f"use {' or '.join(STRATEGIES)}",
+                hint=f"use {', '.join(STRATEGIES)}",
             )
-        if native_deployments(self.ports) is not None:
-            if strategy != "blue-green":
-                raise ConfigError(
-                    f"strategy {strategy!r} cannot run in aws.mode ecs-native: ECS deploys the "
-                    "service with its own blue/green",
-                    path="--strategy",
-                    hint="deploy with --strategy blue-green, or use aws.mode: services for "
-                    "rolling updates",
-                )
-            build = _native
         spec = self.task_definition_spec(request.service, cfg, str(version))
         live = self.live_state(request.service)
         if live.active and live.version == str(version) and not request.force:

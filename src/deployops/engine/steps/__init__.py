@@ -13,6 +13,7 @@ from deployops.domain.native import (
     WaitNativeDeployment,
 )
 from deployops.domain.plan import (
+    Bake,
     CheckTrafficMoved,
     CreateTargetGroup,
     Observe,
@@ -20,6 +21,7 @@ from deployops.domain.plan import (
     RollingUpdate,
     ScaleService,
     ScheduleDeleteTargetGroup,
+    ShiftTraffic,
     SmokeTest,
     StartService,
     SwitchListener,
@@ -47,15 +49,17 @@ from deployops.engine.steps.services import (
     start_service,
     wait_healthy,
 )
+from deployops.engine.steps.shift import BakeHandler, shift_traffic
 from deployops.engine.steps.traffic import check_traffic_moved, smoke_test, switch_listener
 
 __all__ = ["deployment_handlers"]
 
 
 def deployment_handlers(observe: ObserveHandler | None = None) -> HandlerTable:
-    """The handlers of every deploy and rollback step (blue-green, rolling, flip, and the
-    platform's own blue/green)."""
+    """The handlers of every deploy and rollback step (blue-green, rolling, canary, linear,
+    flip, and the platform's own blue/green)."""
     table = HandlerTable()
+    observe = observe or ObserveHandler()
     table.register(RegisterTaskDefinition, register_task_definition)
     table.register(UseTaskDefinition, use_task_definition)
     table.register(CreateTargetGroup, create_target_group)
@@ -64,7 +68,9 @@ def deployment_handlers(observe: ObserveHandler | None = None) -> HandlerTable:
     table.register(SmokeTest, smoke_test)
     table.register(SwitchListener, switch_listener)
     table.register(CheckTrafficMoved, check_traffic_moved)
-    table.register(Observe, observe or ObserveHandler())
+    table.register(Observe, observe)
+    table.register(ShiftTraffic, shift_traffic)  # canary and linear
+    table.register(Bake, BakeHandler(observe))
     table.register(ScaleService, scale_service)
     table.register(ScheduleDeleteTargetGroup, schedule_delete_target_group)
     table.register(RollingUpdate, rolling_update)

@@ -101,6 +101,13 @@ def wait_healthy(step: WaitHealthy, ctx: StepContext) -> dict[str, Any]:
 
 
 def rolling_update(step: RollingUpdate, ctx: StepContext) -> dict[str, Any]:
+    """IAC-4. A platform that rolls back by itself (ECS) runs the update with the rollback
+    rules armed as its alarms (:mod:`deployops.engine.steps.rolling`)."""
+    from deployops.engine.steps.rolling import platform_rolling_update, platform_rollouts
+
+    rollouts = platform_rollouts(ctx)
+    if rollouts is not None:
+        return platform_rolling_update(step, ctx, rollouts)
     compute = ctx.ports.compute
     desired = step.desired_count
     min_healthy = desired * step.minimum_healthy_percent // 100
