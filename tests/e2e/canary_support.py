@@ -10,6 +10,7 @@ answered, the judge's decisions.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,7 @@ class CanaryRun:
     failed_percent: int | None = None
     bakes_passed: list[int] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0  # how long the canary deploy took
 
     @property
     def candidate_share(self) -> float:
@@ -73,14 +75,19 @@ def canary_under_load(
         },
         rollback=rollback,
     ) as project:
-        first = project.cli("deploy", "--version", baseline)
-        assert first.returncode == 0, first.stdout + first.stderr
         url = f"http://127.0.0.1:{project.config.services['web'].port}/"
+        # load during the first deploy too: its rules are judged on real requests, not on
+        # synthetic ones sent after a wait for data
+        with Load(url, workers=2, max_seconds=timeout_s):
+            first = project.cli("deploy", "--version", baseline)
+        assert first.returncode == 0, first.stdout + first.stderr
+        began = time.monotonic()
         with Load(url, workers=workers, max_seconds=timeout_s) as load:
             out = project.cli(
                 "deploy", "--version", candidate, "--strategy", "canary", timeout=timeout_s
             )
         result = load.result
+        took = time.monotonic() - began
         dep = next(d for d in project.deployments() if d["version"] == candidate)
         shown = json.loads(project.cli("-o", "json", "deployments", "show", str(dep["id"])).stdout)
         run = CanaryRun(
@@ -89,6 +96,7 @@ def canary_under_load(
             total_requests=result.total,
             candidate_requests=result.reached(candidate),
             decisions=list(shown.get("decisions", [])),
+            seconds=round(took, 1),
         )
         for s in shown.get("steps", []):
             if s["name"] == "Bake" and s["status"] == "succeeded":

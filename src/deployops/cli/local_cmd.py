@@ -38,7 +38,13 @@ def _print_status(app: App, st: dict[str, Any]) -> None:
     )
     app.console.print("listeners:")
     for li in st.get("listeners", []):
-        target = ", ".join(f"{tg}" for tg, _ in li["forwards"]) or "-"
+        forwards = li["forwards"]
+        # a weighted split (a canary step) shows each colour's share
+        target = (
+            ", ".join(f"{tg} {w}%" for tg, w in forwards)
+            if len(forwards) > 1
+            else ", ".join(f"{tg}" for tg, _ in forwards) or "-"
+        )
         app.console.print(f"  {li['name']:<20} 127.0.0.1:{li['port']:<6} -> {target}")
     services = st.get("services", [])
     app.console.print("services:" if services else "services: none")

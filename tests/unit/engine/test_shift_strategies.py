@@ -19,13 +19,15 @@ from deployops.clock import VirtualClock
 from deployops.domain.plan import Bake, ShiftTraffic, SwitchListener
 from deployops.engine.deploy import DeployRequest
 from deployops.errors import RolledBackError, UnsupportedError
+from deployops.store import EventRecord
+from tests.support.memory_rig import Rig
 from tests.support.rules_rig import deploy, make_rules_rig, rules_deployer
 
 CANARY = {"strategy": "canary", "canary": {"steps": [5, 25, 50, 100], "bake": "2m"}}
 
 
-def _weights(rig: object) -> list[dict[str, int]]:
-    return [w for _, name, w in rig.cloud.weight_changes if name == "web-prod"]  # type: ignore[attr-defined]
+def _weights(rig: Rig) -> list[dict[str, int]]:
+    return [w for _, name, w in rig.cloud.weight_changes if name == "web-prod"]
 
 
 def test_canary_plan_shifts_bakes_then_switches_and_cleans_up(tmp_path: Path) -> None:
@@ -152,3 +154,104 @@ def test_platform_without_weights_refuses_canary(tmp_path: Path) -> None:
         d.deploy(DeployRequest(service="web", version="1.1.0"))
     assert err.value.exit_code == 2
     assert "'weights'" in err.value.message
+
+
+def _with_versions(**extra: dict[str, str]) -> dict[str, dict[str, str]]:
+    from tests.support.rules_rig import VERSIONS
+
+    return {**VERSIONS, **extra}
+
+
+def test_release_failing_3_percent_is_caught_by_the_comparison_at_5_percent(
+    tmp_path: Path,
+) -> None:
+    """3 % of errors stays under the rollback rules' 5 % threshold; the comparison with blue
+    over the step's window fails it (Fisher's test on the two colours' counts), so the 25 %
+    step never happens. The judgement is stored with its numbers and is the trigger."""
+    rig = make_rules_rig(
+        tmp_path,
+        strategy="canary",
+        canary={"steps": [5, 25, 100], "bake": "5m"},
+        version_environment=_with_versions(**{"2.3.0": {"FAULT_ERROR_RATE": "0.03"}}),
+    )
+    deploy(rig, "1.0.0")
+    with pytest.raises(RolledBackError, match="failed its comparison with web-blue"):
+        deploy(rig, "2.3.0")
+    assert rig.traffic.describe_listener("web-prod").forwards == (("web-blue", 100),)
+    assert _weights(rig) == [{"web-blue": 95, "web-green": 5}]
+    (bad,) = rig.store.list_deployments(status=["rolled_back"])
+    (j,) = rig.store.judgements(deployment_id=bad.id)
+    assert j.verdict == "fail"
+    assert j.detail["window"]["percent"] == 5
+    (decision,) = rig.store.decisions(deployment_id=bad.id)
+    assert (decision.rule, decision.action) == ("canary-comparison", "rollback")
+    assert decision.evidence["comparison"]["verdict"] == "fail"
+    # the memory platform keeps no latency distribution: only the error rate was compared
+    assert [m["name"] for m in decision.evidence["comparison"]["metrics"]] == ["error_rate"]
+    rows = rig.store.measurements(deployment_id=bad.id)
+    assert {r.role for r in rows} >= {"canary", "baseline"}
+    report = (rig.project.state_dir / "reports" / f"{bad.id}.md").read_text()
+    assert "canary-comparison" in report
+
+
+def _marginal_rig(tmp_path: Path, **analysis: object) -> Rig:
+    """A canary whose comparison can only be marginal: it asks more requests per colour
+    than the step will ever see."""
+    rollback = {
+        "analysis": {
+            "metrics": {"error_rate": {"min_samples": 10**6}},
+            "decision_timeout": "10m",
+            **analysis,
+        },
+        "insufficient_data": {"max_extension": "1m"},
+    }
+    return make_rules_rig(
+        tmp_path, strategy="canary", canary={"steps": [10, 100], "bake": "2m"}, rollback=rollback
+    )
+
+
+def test_marginal_step_holds_until_decided_continue(tmp_path: Path) -> None:
+    """Marginal with on_marginal: hold waits for `deployops decide ID --continue`; the rollout
+    then goes on to the switch."""
+    from deployops.engine.observe.decision import decide
+
+    rig = _marginal_rig(tmp_path)
+    deploy(rig, "1.0.0")
+    d = rules_deployer(rig)
+    decided: list[str] = []
+
+    def operator(event: EventRecord) -> None:
+        if event.data.get("stage") == "hold" and not decided:
+            dep = str(event.deployment_id)
+            decide(rig.store, rig.clock, dep, decision="continue", actor="ops", reason="looked")
+            decided.append(dep)
+
+    d.reporter = operator
+    rec = d.deploy(DeployRequest(service="web", version="1.1.0"))
+    assert rec.status == "succeeded"
+    assert decided == [rec.id]
+    (j,) = rig.store.judgements(deployment_id=rec.id)
+    assert (j.verdict, j.held, j.decision, j.decided_by) == ("marginal", True, "continue", "ops")
+    assert rig.prod() == "web-green"
+
+
+def test_marginal_step_without_a_decision_rolls_back_at_the_timeout(tmp_path: Path) -> None:
+    rig = _marginal_rig(tmp_path)
+    deploy(rig, "1.0.0")
+    started = rig.clock.monotonic()
+    with pytest.raises(RolledBackError, match="no decision in time"):
+        deploy(rig, "1.1.0")
+    assert rig.clock.monotonic() - started >= 600
+    assert rig.traffic.describe_listener("web-prod").forwards == (("web-blue", 100),)
+    (bad,) = rig.store.list_deployments(status=["rolled_back"])
+    (j,) = rig.store.judgements(deployment_id=bad.id)
+    assert j.decision == "timeout"
+
+
+def test_marginal_step_continues_when_configured(tmp_path: Path) -> None:
+    rig = _marginal_rig(tmp_path, on_marginal="continue")
+    deploy(rig, "1.0.0")
+    rec = deploy(rig, "1.1.0")
+    assert rec.status == "succeeded"
+    (j,) = rig.store.judgements(deployment_id=rec.id)
+    assert (j.verdict, j.held) == ("marginal", False)
