@@ -212,8 +212,8 @@ class Runner:
             if exc.driver == "state-store" and "deployops resume" not in (exc.hint or ""):
                 exc.hint = (
                     f"{exc.hint + '; ' if exc.hint else ''}{ctx.op.id} stopped with traffic "
-                    f"as it was; once the state database can be written again, `deployops "
-                    f"resume {ctx.op.id}` finishes it"
+                    "as it was; once the state database can be written again, "
+                    f"`deployops resume {ctx.op.id}` finishes it"
                 )
             raise
 
