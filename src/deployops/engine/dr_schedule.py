@@ -174,13 +174,12 @@ class DrSchedule:
         ]
         return mine[-1].ts if mine else None
 
-    def test_restore_due(self) -> datetime:
+    def test_restore_due(self, now: datetime | None = None) -> datetime:
+        """When the next test restore is due (``now`` when none was ever done)."""
         last = self.last_test_restore()
-        return (
-            self.clock.now()
-            if last is None
-            else last + timedelta(seconds=self.test_restore_every_s)
-        )
+        if last is None:
+            return now or self.clock.now()
+        return last + timedelta(seconds=self.test_restore_every_s)
 
     def run_due_test_restore(self) -> Mapping[str, Any] | None:
         """Run the test restore when it is due; its result is stored (and said when bad)."""
@@ -273,7 +272,7 @@ class DrSchedule:
                 )
             )
         if self.test_restore is not None:
-            nxt = self.test_restore_due()
+            nxt = self.test_restore_due(now)
             items.append(
                 DueItem(
                     what="test-restore",
