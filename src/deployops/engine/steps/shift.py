@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import threading
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from deployops.domain.judge import (
@@ -287,8 +287,8 @@ def _requests(ctx: StepContext, scope: str, start: datetime, end: datetime) -> i
             scope=scope,
             statistic=Statistic.SUM,
             start=start,
-            end=end + timedelta(seconds=1),
-            period_s=int(span) + 2,
+            end=end,  # the same window the comparison then reads
+            period_s=int(span) + 1,
         )
     )
     if not m.ok:
