@@ -79,30 +79,39 @@ class PgCluster:
                     "--no-sync",
                 ]
             )
-            opts = (
-                f"-c listen_addresses=127.0.0.1 -c port={cluster.port} "
-                f"-c unix_socket_directories={root} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
-            )
-            cluster._run(
-                [
-                    str(PG_BIN / "pg_ctl"),
-                    "-D",
-                    str(cluster.data),
-                    "-l",
-                    str(root / "server.log"),
-                    "-o",
-                    opts,
-                    "-w",
-                    "-t",
-                    "30",
-                    "start",
-                ]
-            )
+            cluster.resume()
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
         return cluster
+
+    def resume(self) -> None:
+        """Start the server (again, after :meth:`halt`) on the same port and data."""
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+            f"-c unix_socket_directories={self.root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
+        )
+        self._run(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "server.log"),
+                "-o",
+                opts,
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ]
+        )
+
+    def halt(self) -> None:
+        """Stop the server at once (``-m immediate``: connections cut, as a crash would),
+        keeping its data; :meth:`resume` starts it again."""
+        self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"])
 
     def create_database(self, name: str) -> str:
         """A fresh empty database in this cluster; returns its URL."""

@@ -94,8 +94,12 @@ class Project:
 
 
 @contextmanager
-def running_project(**overrides: Any) -> Iterator[Project]:
-    """A temp project with the sample service and its fault versions, platform up."""
+def running_project(
+    *, top: dict[str, Any] | None = None, before_up: Any = None, **overrides: Any
+) -> Iterator[Project]:
+    """A temp project with the sample service and its fault versions, platform up. ``top``
+    adds project-level sections (e.g. ``state``); ``before_up(root)`` runs before the platform
+    starts (e.g. to mount a file system on the state directory)."""
     root = Path(tempfile.mkdtemp(prefix="dops-e2e-"))
     settings: dict[str, Any] = {
         "version_environment": FAULTS,
@@ -108,7 +112,16 @@ def running_project(**overrides: Any) -> Iterator[Project]:
         "rollback": FAST_RULES,
     }
     settings.update(overrides)
-    config = load_project(write_project(root, **settings))
+    path = write_project(root, **settings)
+    if top:
+        import yaml
+
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc.update(top)
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    if before_up is not None:
+        before_up(root)
+    config = load_project(path)
     clock = SystemClock()
     control.up(config, ENV, clock=clock)
     try:

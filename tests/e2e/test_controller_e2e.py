@@ -339,10 +339,11 @@ def _jobs_by_group(store: StateStore) -> dict[str, JobRecord]:
 
 
 def test_old_target_group_deleted_once_due_never_the_live_one_dep4() -> None:
-    """With a 2 s retention, the controller deletes the previous colour's target group once its
+    """With a 20 s retention, the controller deletes the previous colour's target group once its
     job is due; a job for a group that carries traffic again (a later deploy switched back to
-    it) is skipped with the reason, and production never loses a request."""
-    with platform_project(blue_green={**BLUE_GREEN, "target_group_retention": 2}) as (
+    it) is skipped with the reason, and production never loses a request. (The retention
+    outlasts the next deploy: a deploy itself runs the deletions already due when it starts.)"""
+    with platform_project(blue_green={**BLUE_GREEN, "target_group_retention": 20}) as (
         project,
         store,
     ):
@@ -360,10 +361,10 @@ def test_old_target_group_deleted_once_due_never_the_live_one_dep4() -> None:
         traffic = HaproxyTraffic(client=DaemonClient(paths, ENV), clock=SystemClock())
         try:
             assert traffic.describe_target_group("web-green") is not None
-            with Load(prod_url(project), workers=2, max_seconds=60) as load, serving(project):
+            with Load(prod_url(project), workers=2, max_seconds=90) as load, serving(project):
                 wait_for(
                     lambda: all(j.status != "pending" for j in _jobs_by_group(store).values()),
-                    timeout_s=30,
+                    timeout_s=60,
                     what="both deletion jobs to run",
                 )
             jobs = _jobs_by_group(store)

@@ -98,6 +98,44 @@ def test_dr7_production_needs_the_flag_and_a_reason_and_nothing_is_touched(
     assert out.returncode == 2
     assert "--i-understand" in out.stderr
     assert json.loads(p.cli("-o", "json", "db", "status").stdout) == before
-    sec = p.cli("-o", "json", "dr", "drill", "security-incident")
-    assert sec.returncode == 1
-    assert "secret rotation is not available" in sec.stdout
+    sec = p.cli("dr", "drill", "security-incident")  # .env.local cannot rotate
+    assert sec.returncode == 2
+    assert "cannot rotate" in sec.stderr and "fix:" in sec.stderr
+    assert json.loads(p.cli("-o", "json", "db", "status").stdout) == before
+
+
+def test_dr7_security_incident_rotates_every_secret_and_redeploys(
+    db_project: Project, http_receiver: HttpReceiver
+) -> None:
+    """DR-7 security-incident: every managed secret is declared leaked; the drill rotates each
+    (through the rotating store) and replaces every replica, measures the RTO from the
+    declaration to serving on the new values, loses no data, and reports like the others."""
+    p = db_project
+    _notify_to(p, http_receiver)
+    doc = yaml.safe_load(p.path.read_text())
+    doc["secrets"] = {"stores": {"development": {"type": "encrypted-file"}}}
+    p.path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert p.cli("secrets", "keygen").returncode == 0
+    start_db_and_deploy(p)
+    before = {
+        s["name"]: s["last_rotated"]
+        for s in json.loads(p.cli("-o", "json", "secrets", "status").stdout)["secrets"]
+    }
+    rc, doc, err = _drill(p, "security-incident")
+    assert rc == 0, (err[-1500:], doc.get("outcome"))
+    o = doc["outcome"]
+    assert o["passed"] and o["rto_met"] and o["rpo_met"]
+    assert 0 < o["rto_s"] <= 3600
+    assert o["rpo_s"] == 0  # nothing was lost: the service served throughout
+    assert doc["notifications"] == ["team"]
+    after = {
+        s["name"]: s["last_rotated"]
+        for s in json.loads(p.cli("-o", "json", "secrets", "status").stdout)["secrets"]
+    }
+    assert set(after) == set(before) and all(after[n] and after[n] != before[n] for n in after)
+    shown = json.loads(p.cli("-o", "json", "deployments", "show", doc["drill_id"]).stdout)
+    steps = [(s["name"], s["status"]) for s in shown["steps"]]
+    assert ("RotateAllSecrets", "succeeded") in steps
+    assert ("RedeployService", "succeeded") in steps
+    live = p.prod_target_group()
+    assert all(t["healthy"] for t in p.service(live)["tasks"] if t["state"] == "RUNNING")

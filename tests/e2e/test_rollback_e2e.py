@@ -61,6 +61,19 @@ def test_twenty_percent_errors_roll_back_with_an_incident_report_rb1_rb2(
     text = report.read_text()
     assert "2.0.0" in text
     assert "error" in text.lower()
+    # Issue 19: the observation kept its raw windows, with the collector's latency
+    # distribution, and the report sums them; the backtest replays the deployment.
+    measured = {m["role"]: m for m in detail["measurements"]}  # type: ignore[attr-defined]
+    assert measured["new"]["requests"] > 0 and measured["new"]["errors"] > 0
+    assert measured["new"]["latency_distribution"] is True
+    assert "## Measurements" in text
+    replay = project.cli("-o", "json", "rules", "backtest", "--since", "1h")
+    assert replay.returncode == 0, replay.stderr
+    replayed = {d["deployment_id"]: d for d in json.loads(replay.stdout)["deployments"]}
+    assert replayed[bad["id"]]["happened"]["rolled_back"] is True
+    # The project's own rules replayed on the kept windows roll it back too (the time may
+    # differ by the sample interval the live observation judged at).
+    assert replayed[bad["id"]]["would"]["outcome"] == "rollback"
     # the rollback is its own record, linked to the deployment it reverts
     linked = [d for d in project.deployments() if d.get("reverts") == bad["id"]]
     assert linked

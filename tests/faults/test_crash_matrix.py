@@ -34,11 +34,19 @@ from tests.e2e.conftest import DEPLOYOPS, FAST_RULES, Project, running_project
 from tests.e2e.dr_support import db_project, start_db_and_deploy
 from tests.fixtures_local import ENV
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
-__all__ = ["db_project"]  # the fixture
-
 WHERES = ("before-intent", "before-act", "before-outcome")
 FULL = os.environ.get("DEPLOYOPS_TEST_CRASH_MATRIX") == "full"
+
+# One test runs every point of one operation kind: 30 kills and resumes of a blue-green deploy
+# take 5-10 minutes on a quiet 2-core machine and more under load, past pytest's 300 s; the
+# sample's few points took over 300 s on a machine at load 19.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.timeout(3600 if FULL else 900),
+]
+__all__ = ["db_project"]  # the fixture
 REPORT = Path(os.environ.get("DEPLOYOPS_TEST_CRASH_REPORT", "")) if FULL else None
 
 

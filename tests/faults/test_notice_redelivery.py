@@ -94,10 +94,13 @@ def test_dep7_hanging_receiver_the_deploy_exits_within_the_bound_and_serve_deliv
             )
             time.sleep(1.5)  # a further redelivery round: nothing may be sent twice
             bodies = [json.dumps(b) for b in rx.bodies(HOOK)]
-        print(f"delivered {len(bodies)} notices {took:.1f}s after serve started")
+        print(f"{len(bodies)} notices received, {took:.1f}s after serve started")
         delivered = _notices(p, "--all")
         assert sorted(n["title"] for n in delivered) == titles
         assert {n["status"] for n in delivered} == {"delivered"}
-        assert len(bodies) == len(titles)
+        # (serve sends notices of its own too, e.g. a drill that is due: only the kept ones
+        # are counted)
+        kept_bodies = [b for b in bodies if any(t in b for t in titles)]
+        assert len(kept_bodies) == len(titles), kept_bodies
         for title in titles:
             assert sum(title in b for b in bodies) == 1, (title, bodies)

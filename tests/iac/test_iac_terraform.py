@@ -331,6 +331,7 @@ def test_iac3_deployops_owned_attributes_are_ignored_by_terraform() -> None:
     service = ecs.resource("aws_ecs_service", "this")
     ignored = set(one(service["lifecycle"])["ignore_changes"])
     assert {"desired_count", "task_definition"} <= ignored
+    assert "alarms" in ignored  # a rolling deploy arms the rollback rules as its alarms
     for listener in ("production", "test"):
         body = ecs.resource("aws_lb_listener", listener)
         assert "default_action" in one(body["lifecycle"])["ignore_changes"]

@@ -652,8 +652,9 @@ resource "aws_ecs_service" "this" {
   lifecycle {
     # desired_count: auto scaling and deployops own it (the idle colour runs 0 tasks).
     # task_definition: deployops registers each release. load_balancer: in ecs-native mode
-    # deployops adds the advancedConfiguration.
-    ignore_changes = [desired_count, task_definition, load_balancer]
+    # deployops adds the advancedConfiguration. alarms: a rolling deploy arms the rollback
+    # rules as the deployment's CloudWatch alarms (RB-1).
+    ignore_changes = [desired_count, task_definition, load_balancer, alarms]
   }
 
   # A target group must be attached to a load balancer before a service can use it.

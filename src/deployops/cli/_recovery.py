@@ -24,6 +24,7 @@ from deployops.errors import ConfigError, NotFoundError, UnsupportedError
 from deployops.secret import Secret
 
 if TYPE_CHECKING:
+    from deployops.drivers.aws.rds import RdsDatabase
     from deployops.drivers.local.confighistory import ConfigHistory
     from deployops.drivers.local.postgres import LocalPostgres
     from deployops.drivers.local.restic import ResticBackupRepo
@@ -31,15 +32,18 @@ if TYPE_CHECKING:
     from deployops.engine.events import Reporter
     from deployops.engine.operation import OperationKind
     from deployops.engine.runner import Runner
+    from deployops.ports.recovery import Database
 
 __all__ = [
     "app_db_password",
     "build_database",
     "build_dr_schedule",
+    "build_rds",
     "build_recovery_runner",
     "build_restic",
     "drills_dir",
     "lock_key_for",
+    "recovery_database",
     "recovery_kinds",
     "recovery_reporter",
     "resume_recovery",
@@ -51,7 +55,8 @@ def _require_local(app: App, environment: str) -> None:
         raise UnsupportedError(
             "backups and restores through this command run on the local platform only here",
             path=f"environments.{environment}.platform",
-            hint="on AWS use scripts/restore-db.sh (RDS point-in-time restore)",
+            hint="on AWS, deployops restore db (and scripts/restore-db.sh) restores RDS; backups "
+            "there are RDS's own automated backups and snapshots",
         )
 
 
@@ -116,6 +121,40 @@ def build_database(app: App, environment: str, clock: Clock | None = None) -> Lo
     )
 
 
+def build_rds(app: App, environment: str, clock: Clock | None = None) -> RdsDatabase:
+    """The RDS instance of an AWS environment: the one behind the Terraform outputs'
+    ``db_endpoint`` (``<instance>.<hash>.<region>.rds.amazonaws.com:5432``)."""
+    from deployops.config.terraform_outputs import load_terraform_outputs
+    from deployops.drivers.aws._session import AwsSession, AwsSettings
+    from deployops.drivers.aws.rds import RdsDatabase
+
+    env = app.project.environment(environment)
+    outputs_file = Path(env.aws.terraform_outputs or "tf-outputs.json")
+    if not outputs_file.is_absolute():
+        outputs_file = app.project.root / outputs_file
+    endpoint = load_terraform_outputs(outputs_file).db_endpoint
+    session = AwsSession(
+        AwsSettings(
+            region=env.aws.region,
+            profile=env.aws.profile,
+            role_arn=env.aws.role_arn,
+            endpoint_url=env.aws.endpoint_url,
+        )
+    )
+    return RdsDatabase(
+        client=session.client("rds"),
+        clock=clock or SystemClock(),
+        instance=endpoint.partition(".")[0],
+    )
+
+
+def recovery_database(app: App, environment: str, clock: Clock | None = None) -> Database:
+    """The environment's ``Database``: RDS on AWS, the local PostgreSQL otherwise."""
+    if app.project.environment(environment).platform == "aws":
+        return build_rds(app, environment, clock)
+    return build_database(app, environment, clock)
+
+
 def build_restic(app: App, environment: str, clock: Clock | None = None) -> ResticBackupRepo:
     from deployops.drivers.local.restic import ResticBackupRepo
 
@@ -165,7 +204,7 @@ def build_recovery_runner(
     clock: Clock | None = None,
     extra_ports: Mapping[type[Any], object] | None = None,
     database: bool = True,
-) -> tuple[Runner, LocalPostgres | None]:
+) -> tuple[Runner, Database | None]:
     """The environment's operation runner with the restore and drill step handlers, over the
     platform's ports plus the database, the application-data repository, the configuration
     history and the environment's database endpoint (what a repoint records)."""
@@ -175,7 +214,7 @@ def build_recovery_runner(
     from deployops.wiring import build_runner, database_endpoints
 
     clk = clock or SystemClock()
-    db = build_database(app, environment, clk) if database else None
+    db = recovery_database(app, environment, clk) if database else None
     ports: dict[type[Any], object] = {
         **({Database: db, BackupRepo: build_restic(app, environment, clk)} if db else {}),
         ConfigHistoryPort: build_config_history(app, clk),
@@ -208,24 +247,29 @@ def build_dr_schedule(app: App, environment: str, clock: Clock) -> DrSchedule:
     local = app.project.environment(environment).platform == "local"
 
     def newest_points() -> dict[BackupTarget, datetime | None]:
+        """What exists here: the database once it was started, application data once its
+        paths exist or its repository does."""
+        out: dict[BackupTarget, datetime | None] = {}
         if not local:
-            return {}
+            return out
         db = build_database(app, environment, clock)
-        points = db.backups() if db.primary_id() else []
-        archived = db.archived_until() if points else None
-        stamps = [p.finished_at for p in points] + ([archived] if archived else [])
+        if db.primary_id():
+            points = db.backups()
+            archived = db.archived_until() if points else None
+            stamps = [p.finished_at for p in points] + ([archived] if archived else [])
+            out[BackupTarget.DATABASE] = max(stamps) if stamps else None
         repo = build_restic(app, environment, clock)
-        snaps = repo.snapshots() if repo.exists() else []
-        return {
-            BackupTarget.DATABASE: max(stamps) if stamps else None,
-            BackupTarget.APP_DATA: snaps[-1].finished_at if snaps else None,
-        }
+        if repo.exists() or any(p.exists() for p in app_data_paths(app)):
+            snaps = repo.snapshots() if repo.exists() else []
+            out[BackupTarget.APP_DATA] = snaps[-1].finished_at if snaps else None
+        return out
 
-    def test_restore() -> dict[str, Any]:
-        return run_test_restore(
-            database=build_database(app, environment, clock),
-            repo=build_restic(app, environment, clock),
-        )
+    def test_restore() -> dict[str, Any] | None:
+        db = build_database(app, environment, clock)
+        if not db.primary_id():
+            return None  # no database here yet: nothing to test
+        repo = build_restic(app, environment, clock)
+        return run_test_restore(database=db, repo=repo if repo.exists() else None)
 
     def run_drill(sc: DrillScenario) -> object:
         import subprocess

@@ -53,7 +53,9 @@ class App:
     def store(self) -> StateStore:
         from deployops.store import StateStore
 
-        return StateStore.open(self.project.state_url())
+        return StateStore.open(
+            self.project.state_url(), reconnect_s=float(self.project.state.reconnect)
+        )
 
     def environment_name(self) -> str:
         """``-e`` or, when the project has exactly one environment, that one."""

@@ -127,6 +127,8 @@ def drill_site(app: App, env: str, settings: Any) -> Any:
 
     def prepare(sc: DrillScenario) -> dict[str, Any]:
         done: dict[str, Any] = {}
+        if sc is DrillScenario.SECURITY_INCIDENT:
+            return done  # nothing to restore from: the recovery is rotation and redeploy
         if not db.backups():
             app.info("  no database backup yet: taking a full backup first")
             done["backup"] = db.backup("full").id
@@ -136,6 +138,9 @@ def drill_site(app: App, env: str, settings: Any) -> Any:
         return done
 
     def inject(sc: DrillScenario) -> dict[str, Any]:
+        if sc is DrillScenario.SECURITY_INCIDENT:
+            # the incident is declared, not caused: every managed secret counts as leaked
+            return {"incident": "every managed secret is assumed leaked"}
         if sc is DrillScenario.DATA_CORRUPTION:
             import psycopg
 
@@ -155,7 +160,41 @@ def drill_site(app: App, env: str, settings: Any) -> Any:
         prepare=prepare,
         make_durable=db.archived_until,
         reports_dir=drills_dir(app),
+        rotate_secrets=_secret_rotation(app, env),
     )
+
+
+def _secret_rotation(app: App, env: str) -> Any:
+    """``rotate(actor) -> {secret: rotation id}`` over every managed secret of the
+    environment, or ``None`` when its store cannot rotate. Rotations left unfinished by a
+    dead process are resumed first; replicas move in the drill's own redeploy step."""
+    from deployops.clock import SystemClock
+    from deployops.engine.rotation import rotation_lock_key
+    from deployops.errors import UnsupportedError
+    from deployops.wiring import build_rotator, owner_alive, whoami
+
+    clock = SystemClock()
+    try:
+        rotator = build_rotator(
+            app.project, env, store=app.store, clock=clock, owner=whoami(), progress=app.info
+        )
+    except UnsupportedError:
+        return None
+    managed = app.project.secrets.managed_secrets()
+
+    def rotate(actor: str) -> dict[str, Any]:
+        for rec in app.store.rotations(environment=env, status="running"):
+            held = app.store.get_lock(rotation_lock_key(env, rec.secret))
+            if held is None or not owner_alive(held.owner):
+                rotator.resume(rec.id, actor=actor, owner_alive=owner_alive)
+        done: dict[str, Any] = {}
+        for secret in managed:
+            rec = rotator.rotate(secret, actor=actor)
+            app.info(f"  {secret.name}: rotated ({rec.id})")
+            done[secret.name] = rec.id
+        return done
+
+    return rotate
 
 
 @group.command("drill")
@@ -180,7 +219,13 @@ def drill(
     from deployops.cli._recovery import build_database, build_recovery_runner
     from deployops.clock import SystemClock
     from deployops.domain.backup import BackupTarget, DrillScenario, RestoreTarget
-    from deployops.engine.drill import DRILL_KIND, DrillSite, plan_drill
+    from deployops.engine.drill import (
+        DRILL_KIND,
+        DrillSite,
+        RedeployService,
+        RotateAllSecrets,
+        plan_drill,
+    )
     from deployops.engine.operation import NewOperation
     from deployops.engine.restore import PromoteDatabase, RepointApplication, db_restore_steps
     from deployops.errors import ConfigError, DeployopsError
@@ -212,18 +257,33 @@ def drill(
     if reason:
         notes.append(f"reason: {reason}")
 
-    if sc is DrillScenario.SECURITY_INCIDENT:
-        _security_incident_unavailable(app, env, drill_id, sc, policy, clock)
-        return
-
     standby_id = f"{drill_id}-standby"
-    if sc is DrillScenario.REGION_FAILURE:
+    recovery: tuple[Any, ...]
+    if sc is DrillScenario.SECURITY_INCIDENT and _secret_rotation(app, env) is None:
+        raise ConfigError(
+            f"the secret store of {env} cannot rotate, so the security-incident drill has "
+            "nothing to recover with",
+            path=f"secrets.stores.{env}",
+            hint="give the environment a rotating store (type: encrypted-file, "
+            "aws-secrets-manager or kubernetes) under secrets.stores in deployops.yaml",
+        )
+    if sc is DrillScenario.SECURITY_INCIDENT:
+        notes.append(
+            "the incident is declared, not caused: every managed secret counts as leaked; the "
+            "recovery rotates each (deployops secrets rotate) and replaces every replica; the "
+            "RTO runs from the declaration to serving on the new values"
+        )
+        recovery = (
+            RotateAllSecrets(drill_id=drill_id),
+            RedeployService(service=svc, drill_id=drill_id, timeout_s=wait),
+        )
+    elif sc is DrillScenario.REGION_FAILURE:
         notes.append(
             "locally the second site is a standby PostgreSQL streaming from the primary; the "
             "failover repoints the application's replicas (the front listener keeps its "
             "address); on AWS this is replica promotion plus the Route 53 failover record"
         )
-        recovery: tuple[Any, ...] = (
+        recovery = (
             PromoteDatabase(instance_id=standby_id),
             RepointApplication(service=svc, instance_id=standby_id, timeout_s=wait),
         )
@@ -298,74 +358,6 @@ def show_drill(app: App, drill_id: str) -> None:
         raise typer.Exit(1)
 
 
-def _finish(app: App, env: str, report: Any, folder: Any, write_report: Any) -> None:
-    from deployops.clock import SystemClock
-    from deployops.store import EventRecord
-
-    md, js = write_report(report, folder)
-    o = report.outcome
-    app.store.add_event(
-        EventRecord(
-            ts=SystemClock().now(),
-            kind="drill.finished",
-            level="info" if o.passed else "warning",
-            message=f"drill {report.drill_id} {report.scenario.value}: "
-            + ("passed" if o.passed else "failed"),
-            environment=env,
-            data={"report": str(js), "rto_s": str(o.rto_s), "rpo_s": str(o.rpo_s)},
-        )
-    )
-    if app.json:
-        app.emit({**report.to_json(), "report_markdown": str(md), "report_json": str(js)})
-    else:
-        from deployops.engine.drill import render_markdown
-
-        app.console.print(render_markdown(report))
-        app.console.print(f"report: {md}")
-    if not o.passed:
-        raise typer.Exit(1)
-
-
-def _security_incident_unavailable(
-    app: App, env: str, drill_id: str, sc: Any, policy: Any, clock: Any
-) -> None:
-    """The security-incident drill needs secret rotation (rotate every secret, redeploy);
-    this build has no rotation command, so the drill reports that instead of pretending."""
-    from deployops.cli._recovery import drills_dir
-    from deployops.domain.backup import judge_drill
-    from deployops.engine.drill import DrillReport, write_report
-
-    now = clock.now()
-    report = DrillReport(
-        drill_id=drill_id,
-        scenario=sc,
-        environment=env,
-        started_at=now,
-        failure_at=None,
-        recovered_at=None,
-        outcome=judge_drill(
-            sc,
-            rto_s=None,
-            rpo_s=None,
-            rto_target_s=policy.rto_s,
-            rpo_target_s=policy.rpo_s,
-            notified=False,
-            problems=[
-                "secret rotation is not available in this build: the drill cannot rotate "
-                "every secret and redeploy, so nothing was injected"
-            ],
-        ),
-        recovery={},
-        markers_written=0,
-        markers_committed=0,
-        last_committed_before_failure=None,
-        last_present_after=None,
-        notifications=[],
-        runbook=RUNBOOKS[sc.value],
-    )
-    _finish(app, env, report, drills_dir(app), write_report)
-
-
 @group.command("status")
 def status(ctx: typer.Context) -> None:
     """The last drill of each scenario, its result and when the next is due; when the next
@@ -432,3 +424,144 @@ def status(ctx: typer.Context) -> None:
         app.console.print(f"test restore: last {done}; {when}")
     for f in fresh:
         app.console.print(f"backups {'fresh' if f['ok'] else 'STALE'}: {f['text']}")
+
+
+def _change_batch(text: str) -> list[tuple[str, str]]:
+    """(record, target) of each UPSERT / CREATE in a Route 53 change batch (the guide's
+    ``dns-failover.json``)."""
+    import json
+    from pathlib import Path
+
+    from deployops.errors import ConfigError
+
+    path = Path(text.removeprefix("file://"))
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot read the change batch {text}: {exc}",
+            path="--change-batch",
+            hint='pass file://dns-failover.json with {"Changes": [{"Action": "UPSERT", '
+            '"ResourceRecordSet": {...}}]}',
+        ) from None
+    out = []
+    for change in doc.get("Changes", []):
+        rrs = change.get("ResourceRecordSet", {})
+        if change.get("Action") not in ("UPSERT", "CREATE") or not rrs.get("Name"):
+            continue
+        values = [r.get("Value") for r in rrs.get("ResourceRecords", [])]
+        target = (rrs.get("AliasTarget") or {}).get("DNSName") or (values[0] if values else "")
+        if target:
+            out.append((str(rrs["Name"]).rstrip("."), str(target).rstrip(".")))
+    if not out:
+        raise ConfigError(
+            f"the change batch {text} has no UPSERT or CREATE of a record with a value",
+            path="--change-batch",
+            hint='each change: {"Action": "UPSERT", "ResourceRecordSet": {"Name": ..., '
+            '"ResourceRecords": [{"Value": ...}]}}',
+        )
+    return out
+
+
+@group.command("dns-failover")
+def dns_failover(
+    ctx: typer.Context,
+    hosted_zone_id: Annotated[
+        str | None, typer.Option("--hosted-zone-id", help="Route 53 hosted zone (AWS).")
+    ] = None,
+    change_batch: Annotated[
+        str | None,
+        typer.Option("--change-batch", help="file://dns-failover.json: the records to move."),
+    ] = None,
+    record: Annotated[
+        str | None,
+        typer.Option("--record", help="The name to move (locally a production listener)."),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Where it points next (locally a target group).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the change only.")] = False,
+) -> None:
+    """Point the name clients use at the other site: a Route 53 record change on AWS (the
+    guide's --hosted-zone-id and --change-batch), the front listener locally (--record
+    web-prod --target web-green). Each change is read back.
+
+    Examples:
+
+      deployops -e production dr dns-failover --hosted-zone-id Z123 --change-batch
+      file://dns-failover.json
+
+      deployops dr dns-failover --record web-prod --target web-green --dry-run
+    """
+    from deployops.errors import ConfigError
+
+    app = get_app(ctx)
+    env = app.environment_name()
+    if change_batch:
+        changes = _change_batch(change_batch)
+    elif record and target:
+        changes = [(record, target)]
+    else:
+        raise ConfigError(
+            "which record, pointed where?",
+            path="dr dns-failover",
+            hint="--hosted-zone-id Z123 --change-batch file://dns-failover.json, or "
+            "--record web-prod --target web-green",
+        )
+    dns, lock_for = _dns(app, env, hosted_zone_id)
+    rows = []
+    for name, to in changes:
+        before = dns.current(name)
+        after = before
+        if not dry_run and before != to:
+            with lock_for(name):
+                after = dns.point(name, to)
+        rows.append({"record": name, "before": before, "target": to, "after": after})
+    if app.json:
+        app.emit({"environment": env, "dry_run": dry_run, "changes": rows})
+        return
+    for r in rows:
+        verb = "would point" if dry_run else "points"
+        app.console.print(f"{r['record']}: {r['before']} -> {verb} at {r['target']}")
+
+
+def _dns(app: App, env: str, hosted_zone_id: str | None) -> tuple[Any, Any]:
+    """The environment's Dns port and a lock for a change of one record: Route 53 with a
+    hosted zone; locally the front listeners (switched under the service's deploy lock)."""
+    import contextlib
+
+    if hosted_zone_id:
+        from deployops.drivers.aws._session import AwsSession, AwsSettings
+        from deployops.drivers.aws.route53 import Route53Dns
+
+        aws = app.project.environment(env).aws
+        session = AwsSession(
+            AwsSettings(
+                region=aws.region,
+                profile=aws.profile,
+                role_arn=aws.role_arn,
+                endpoint_url=aws.endpoint_url,
+            )
+        )
+        route53 = Route53Dns(client=session.client("route53"), hosted_zone_id=hosted_zone_id)
+        return route53, lambda _name: contextlib.nullcontext()
+    from deployops.clock import SystemClock
+    from deployops.domain.names import lock_key, service_of
+    from deployops.drivers import build_platform
+    from deployops.drivers.local.dns import ListenerDns
+    from deployops.wiring import whoami
+
+    clock = SystemClock()
+    plat = build_platform(app.project, env, clock=clock, store=app.store)
+    owner = whoami()
+
+    @contextlib.contextmanager
+    def locked(name: str) -> Any:
+        key = lock_key(env, service_of(name))
+        app.store.acquire_lock(key, owner=owner, reason=f"dns failover {name}", now=clock.now())
+        try:
+            yield
+        finally:
+            app.store.release_lock(key, owner=owner)
+
+    return ListenerDns(traffic=plat.traffic), locked

@@ -142,7 +142,7 @@ def db(
     replicas onto it (new DB_HOST / DB_PORT, kept for the next deploys). The running
     database is untouched until the restored one is verified. Interrupted, it continues with
     `deployops resume ID`."""
-    from deployops.cli._recovery import build_database
+    from deployops.cli._recovery import recovery_database
     from deployops.domain.backup import RestoreTarget
     from deployops.engine.restore import plan_db_restore
     from deployops.errors import ConfigError
@@ -159,7 +159,7 @@ def db(
         to_time=parse_time(to_time) if to_time else None, backup_id=snapshot or None
     )
     svc = app.service_name(service)
-    build_database(app, env)  # the local platform only, said before anything is planned
+    recovery_database(app, env)  # an unsupported platform is said before anything is planned
     op = _op_id("rst")
     plan = plan_db_restore(
         service=svc,

@@ -201,6 +201,9 @@ class EnvironmentConfig(_Model):
 
 class StateConfig(_Model):
     url: str | None = None
+    # A PostgreSQL state store that cannot be reached is waited for this long per query
+    # before the command fails (a restart or fail-over takes seconds).
+    reconnect: Duration = 30.0
 
 
 class ProjectConfig(_Model):

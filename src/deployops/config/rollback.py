@@ -134,21 +134,22 @@ class InsufficientDataSettings(_Model):
 
 
 class AnalysisMetricConfig(_Model):
-    """One metric of the canary comparison; unset keys keep the default of that metric.
+    """One metric of the canary comparison; a key left out (or ``null``) keeps that metric's
+    default, so the section survives being frozen into a plan and read back.
 
     ``min_effect_percent`` is relative to the old version (10 = +10 %);
     ``min_effect_absolute`` is in the metric's unit: percentage points for ``error_rate``,
-    milliseconds for ``latency`` (mean) and ``latency_spread`` (standard deviation). ``null``
-    removes a default floor. A change fails only when it reaches every floor set.
+    milliseconds for ``latency`` (mean) and ``latency_spread`` (standard deviation). ``0``
+    removes a floor. A change fails only when it reaches every floor set.
     """
 
     enabled: bool = True
-    direction: Literal["increase", "decrease", "either"] = "increase"
-    min_samples: int = Field(default=50, ge=2)
+    direction: Literal["increase", "decrease", "either"] | None = None
+    min_samples: int | None = Field(default=None, ge=2)
     min_effect_percent: float | None = Field(default=None, ge=0)
     min_effect_absolute: float | None = Field(default=None, ge=0)
-    critical: bool = False
-    weight: float = Field(default=1.0, ge=0)
+    critical: bool | None = None
+    weight: float | None = Field(default=None, ge=0)
 
 
 class AnalysisSettings(_Model):
@@ -199,23 +200,24 @@ class AnalysisSettings(_Model):
 
 
 def _metric_policy(default: MetricPolicy, cfg: AnalysisMetricConfig) -> MetricPolicy:
-    given = cfg.model_fields_set
     changes: dict[str, Any] = {}
-    if "direction" in given:
+    if cfg.direction is not None:
         changes["direction"] = Direction(cfg.direction)
-    if "min_samples" in given:
+    if cfg.min_samples is not None:
         changes["min_samples"] = cfg.min_samples
-    if "min_effect_percent" in given:
+    if cfg.min_effect_percent is not None:
         pct = cfg.min_effect_percent
-        changes["min_effect_relative"] = None if pct is None else pct / 100.0
-    if "min_effect_absolute" in given:
-        value = cfg.min_effect_absolute
-        if value is not None and default.metric is not JudgeMetric.ERROR_RATE:
-            value = value / 1000.0  # milliseconds in the file, seconds in the judge
+        changes["min_effect_relative"] = None if pct == 0 else pct / 100.0
+    if cfg.min_effect_absolute is not None:
+        value: float | None = cfg.min_effect_absolute
+        if value == 0:
+            value = None  # no such floor
+        elif default.metric is not JudgeMetric.ERROR_RATE:
+            value = cfg.min_effect_absolute / 1000.0  # milliseconds in the file, seconds here
         changes["min_effect_absolute"] = value
-    if "critical" in given:
+    if cfg.critical is not None:
         changes["critical"] = cfg.critical
-    if "weight" in given:
+    if cfg.weight is not None:
         changes["weight"] = cfg.weight
     return replace(default, **changes)
 

@@ -21,10 +21,12 @@ window ends (the live observation judged every sample interval within them).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 from deployops.domain.judge import ColourWindow, Judgement, JudgePolicy, JudgeVerdict, judge
@@ -254,50 +256,89 @@ def replay_rules(
     *,
     since: datetime | None = None,
 ) -> RulesReplay:
-    """The rules replayed over the new colour's windows: judged at the end of each window,
-    stopping at the first rollback. ``since`` is when the observation began (default: the
-    first window's start)."""
+    """The rules replayed over the new colour's windows, stopping at the first rollback.
+    ``since`` is when the observation began (default: the first window's start).
+
+    As the live observation: each rule is judged on the windows written by then, at the end
+    of the newest one, while "how long since the switch" runs on the moment of judging. The
+    moments are every window end, the moment each rule's window (and escalation) has passed
+    since the switch, and the end of a scale-out's grace; none later than a period after the
+    last window (the data ends there)."""
     new = sorted(new, key=lambda w: w.start)
     if not new:
         return RulesReplay(rollback_at=None)
+    starts = [w.start for w in new]
     began = since or new[0].start
     switch = min(w.start for w in new)
     before = [w for w in previous if w.end <= switch]
     during = [w for w in previous if w.end > switch]
+    last = max(w.end for w in new)
+    horizon = last + timedelta(seconds=max((r.rule.period_s for r in policy.rules), default=60))
+    moments: set[datetime] = {w.end for w in new}
+    for rr in policy.rules:
+        m, _ = rr.rule.m_of_n
+        for wait in (
+            max(m * rr.rule.period_s, rr.rule.breach_duration_s),
+            rr.rule.escalate_after_s,
+        ):
+            if wait is not None:
+                moments.add(began + timedelta(seconds=wait))
     scale: dict[str, ScaleOutProgress] = {}
     actions: list[tuple[datetime, str, str]] = []
     told: dict[str, str] = {}
-    for judged, at in enumerate(sorted({w.end for w in new}), start=1):
-        seen = [w for w in new if w.end <= at]
-        elapsed = (at - began).total_seconds()
+    queue = sorted(moments)
+    heapify(queue)
+    done: set[datetime] = set()
+    while queue:
+        t = heappop(queue)
+        if t in done or t > horizon:
+            continue
+        done.add(t)
+        hi = bisect_right(starts, t)  # windows that started by t
+        # The newest period written by t (windows follow each other: look at the last few).
+        head = max((w.end for w in new[max(0, hi - 3) : hi] if w.end <= t), default=None)
+        if head is None:
+            continue  # nothing written yet
+        at = min(t, head)
+        elapsed = (t - began).total_seconds()
         for rr in policy.rules:
-            decision = decide(rr, series_for(rr.rule, seen), now=at, scale_out=scale.get(rr.name))
+            # Only the rule's lookback matters (a watch over a day keeps thousands of windows).
+            reach = at - timedelta(seconds=rr.rule.lookback_s + rr.rule.period_s)
+            lo = bisect_left(starts, reach)
+            seen = [w for w in new[lo:hi] if w.end <= t]
+            series = series_for(rr.rule, seen)
+            progress = _as_of(scale.get(rr.name), lag=t - at)
+            decision = decide(rr, series, now=at, scale_out=progress)
             if decision.action is Action.ROLLBACK:
                 base = _baseline(rr, during, before, at=at, elapsed=elapsed)
                 if base is not None:
-                    decision = decide(
-                        rr,
-                        series_for(rr.rule, seen),
-                        now=at,
-                        baseline=base,
-                        scale_out=scale.get(rr.name),
-                    )
+                    decision = decide(rr, series, now=at, baseline=base, scale_out=progress)
             decision = _not_before_window(rr.rule, decision, elapsed)
             if decision.action is Action.ROLLBACK:
                 return RulesReplay(
-                    rollback_at=at,
+                    rollback_at=t,
                     rule=rr.name,
                     reason=decision.reason,
-                    actions=(*actions, (at, rr.name, "rollback")),
-                    judged_windows=judged,
+                    actions=(*actions, (t, rr.name, "rollback")),
+                    judged_windows=hi,
                 )
             if decision.action is Action.SCALE_OUT and rr.name not in scale:
                 # Taken as healthy at once: the grace runs from here.
-                scale[rr.name] = ScaleOutProgress(started_at=at, healthy_at=at)
+                scale[rr.name] = ScaleOutProgress(started_at=t, healthy_at=t)
+                heappush(queue, t + timedelta(seconds=rr.scale_out_grace_s))
             if decision.action is not Action.NONE and told.get(rr.name) != decision.action:
-                actions.append((at, rr.name, decision.action.value))
+                actions.append((t, rr.name, decision.action.value))
             told[rr.name] = decision.action.value
     return RulesReplay(rollback_at=None, actions=tuple(actions), judged_windows=len(new))
+
+
+def _as_of(progress: ScaleOutProgress | None, *, lag: timedelta) -> ScaleOutProgress | None:
+    """A scale-out's times moved back by ``lag``: the rule is judged on the newest written
+    period's end, ``lag`` before the moment of judging, while its grace runs in real time."""
+    if progress is None or not lag:
+        return progress
+    healthy = progress.healthy_at - lag if progress.healthy_at is not None else None
+    return replace(progress, started_at=progress.started_at - lag, healthy_at=healthy)
 
 
 def _baseline(

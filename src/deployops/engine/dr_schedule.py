@@ -83,12 +83,13 @@ class DrSchedule:
     environment: str
     store: StateStore
     clock: Clock
-    # target -> the newest restorable point (None: nothing); raises DeployopsError when the
-    # repository cannot be read (that is stale too, with the reason)
+    # target -> the newest restorable point (None: never backed up; a target left out is not
+    # watched); raises DeployopsError when a repository cannot be read (stale, with why)
     newest_points: Callable[[], Mapping[BackupTarget, datetime | None]]
     policies: Mapping[BackupTarget, BackupPolicy]
     notify: Notify | None = None
-    test_restore: Callable[[], Mapping[str, Any]] | None = None
+    # runs the test restore; returns None when there is nothing to test yet (no database)
+    test_restore: Callable[[], Mapping[str, Any] | None] | None = None
     test_restore_every_s: float = DEFAULT_TEST_RESTORE_EVERY_S
     drill_every_s: float = DRILL_INTERVAL_S
     # scenario -> runs the drill (None: due drills are announced, people run them)
@@ -117,7 +118,9 @@ class DrSchedule:
         except DeployopsError as exc:
             newest, error = {}, exc.message
         rows = []
-        for target in WATCHED:
+        # a target the environment does not have (no database started, no application data)
+        # is not watched; a repository that cannot be read counts as stale for every target
+        for target in WATCHED if error else [t for t in WATCHED if t in newest]:
             policy = self.policies[target]
             f = freshness(policy, newest=newest.get(target), now=now)
             rows.append(
@@ -171,22 +174,24 @@ class DrSchedule:
         ]
         return mine[-1].ts if mine else None
 
-    def test_restore_due(self) -> datetime:
+    def test_restore_due(self, now: datetime | None = None) -> datetime:
+        """When the next test restore is due (``now`` when none was ever done)."""
         last = self.last_test_restore()
-        return (
-            self.clock.now()
-            if last is None
-            else last + timedelta(seconds=self.test_restore_every_s)
-        )
+        if last is None:
+            return now or self.clock.now()
+        return last + timedelta(seconds=self.test_restore_every_s)
 
     def run_due_test_restore(self) -> Mapping[str, Any] | None:
         """Run the test restore when it is due; its result is stored (and said when bad)."""
         if self.test_restore is None or self.test_restore_due() > self.clock.now():
             return None
         try:
-            result = dict(self.test_restore())
+            got = self.test_restore()
         except DeployopsError as exc:
-            result = {"ok": False, "problems": [exc.message]}
+            got = {"ok": False, "problems": [exc.message]}
+        if got is None:
+            return None  # nothing to test yet: still due
+        result = dict(got)
         problems = [str(p) for p in result.get("problems", ())]
         ok = bool(result.get("ok")) and not problems
         self._event(
@@ -267,7 +272,7 @@ class DrSchedule:
                 )
             )
         if self.test_restore is not None:
-            nxt = self.test_restore_due()
+            nxt = self.test_restore_due(now)
             items.append(
                 DueItem(
                     what="test-restore",

@@ -33,7 +33,7 @@ from deployops.domain.backup import (
 )
 from deployops.domain.plan import Plan, Step, register_step_type
 from deployops.engine.operation import HandlerTable, OperationKind, StepContext, stop_on_failure
-from deployops.errors import DeployopsError
+from deployops.errors import ConfigError, DeployopsError
 from deployops.store import OperationRecord
 
 __all__ = [
@@ -47,6 +47,8 @@ __all__ = [
     "Markers",
     "MeasureDrill",
     "PrepareDrill",
+    "RedeployService",
+    "RotateAllSecrets",
     "plan_drill",
     "render_markdown",
     "run_drill",
@@ -361,6 +363,8 @@ class DrillSite:
     make_durable: Callable[[], object]
     reports_dir: Path
     marker_interval_s: float = 1.0
+    # security-incident: rotates every managed secret (actor) -> {secret: rotation id}
+    rotate_secrets: Callable[[str], dict[str, Any]] | None = None
 
 
 @register_step_type
@@ -404,6 +408,34 @@ class MeasureDrill(Step):
 
     def describe(self) -> str:
         return "measure the achieved recovery time and data loss"
+
+
+@register_step_type
+@dataclass(frozen=True, slots=True)
+class RotateAllSecrets(Step):
+    """security-incident: every managed secret is assumed leaked and rotated (each rotation
+    locked, stored and resumable on its own: ``deployops secrets resume``)."""
+
+    phase: ClassVar[str] = "recover"
+    drill_id: str
+
+    def describe(self) -> str:
+        return "rotate every managed secret"
+
+
+@register_step_type
+@dataclass(frozen=True, slots=True)
+class RedeployService(Step):
+    """Replace every replica of the service (a rolling restart onto a new revision that
+    records the incident), so no process keeps a leaked value in memory."""
+
+    phase: ClassVar[str] = "recover"
+    service: str
+    drill_id: str
+    timeout_s: float = 300.0
+
+    def describe(self) -> str:
+        return f"redeploy {self.service} with the rotated secrets"
 
 
 # The marker writers of the drills this process runs, by operation id.
@@ -582,6 +614,27 @@ def _record_report(ctx: StepContext, report: DrillReport) -> dict[str, Any]:
     return summary
 
 
+def rotate_all_secrets(step: RotateAllSecrets, ctx: StepContext) -> dict[str, Any]:
+    site = ctx.ports.get(DrillSite)
+    if site.rotate_secrets is None:
+        raise ConfigError(
+            "this environment's secret store cannot rotate",
+            path="secrets.stores",
+            hint="use a rotating store (encrypted-file, aws-secrets-manager, kubernetes) "
+            "for the environment under secrets.stores in deployops.yaml",
+        )
+    ctx.progress("rotating every managed secret", 0.0)
+    return {"rotated": site.rotate_secrets(f"drill {step.drill_id}")}
+
+
+def redeploy_service(step: RedeployService, ctx: StepContext) -> dict[str, Any]:
+    from deployops.engine.restore import roll_service
+
+    return roll_service(
+        ctx, step.service, {"DEPLOYOPS_INCIDENT": step.drill_id}, timeout_s=step.timeout_s
+    )
+
+
 def measure_drill(step: MeasureDrill, ctx: StepContext) -> dict[str, Any]:
     return _record_report(ctx, measure(step, ctx))
 
@@ -590,7 +643,11 @@ def _drill_failed(ctx: StepContext, step: Step, exc: DeployopsError) -> Operatio
     """A failed recovery is a drill result: measured and reported, then the operation fails.
     A failure before the injection (no database, no backup) fails as any operation does."""
     measure_step = next((s for s in ctx.plan.steps if isinstance(s, MeasureDrill)), None)
-    if measure_step is not None and "failure_at" in ctx.results and step is not measure_step:
+    if (
+        measure_step is not None
+        and "failure_at" in ctx.results
+        and not isinstance(step, MeasureDrill)
+    ):
         _record_report(ctx, measure(measure_step, ctx, recovery_problem=exc.message))
     else:
         _stop_writer(ctx.op.id)
@@ -601,6 +658,8 @@ DRILL_HANDLERS = HandlerTable()
 DRILL_HANDLERS.register(PrepareDrill, prepare_drill)
 DRILL_HANDLERS.register(InjectFailure, inject_failure)
 DRILL_HANDLERS.register(MeasureDrill, measure_drill)
+DRILL_HANDLERS.register(RotateAllSecrets, rotate_all_secrets)
+DRILL_HANDLERS.register(RedeployService, redeploy_service)
 
 DRILL_KIND = OperationKind(
     name="drill",

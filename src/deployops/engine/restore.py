@@ -53,6 +53,7 @@ __all__ = [
     "plan_app_data_restore",
     "plan_config_restore",
     "plan_db_restore",
+    "roll_service",
 ]
 
 
@@ -344,7 +345,6 @@ def _live_service(ctx: StepContext, service: str) -> str:
 
 
 def repoint_application(step: RepointApplication, ctx: StepContext) -> dict[str, Any]:
-    compute = ctx.ports.compute
     inst = next((i for i in _db(ctx).instances() if i.id == step.instance_id), None)
     if inst is None:
         raise BackupError(f"database instance {step.instance_id} does not exist")
@@ -355,16 +355,31 @@ def repoint_application(step: RepointApplication, ctx: StepContext) -> dict[str,
         endpoints.set_database_endpoint(
             step.service, host=inst.host, port=inst.port, source=ctx.op.id
         )
-    name = _live_service(ctx, step.service)
+    return roll_service(
+        ctx,
+        step.service,
+        {"DB_HOST": inst.host, "DB_PORT": str(inst.port)},
+        timeout_s=step.timeout_s,
+    )
+
+
+def roll_service(
+    ctx: StepContext, service: str, changes: dict[str, str], *, timeout_s: float
+) -> dict[str, Any]:
+    """Roll the live colour of ``service`` onto a new revision with ``changes`` in its
+    environment (one replica at a time behind the load balancer) and wait until every
+    replica runs it. Idempotent: a revision that has them already is rolled on."""
+    compute = ctx.ports.compute
+    name = _live_service(ctx, service)
     svc = compute.describe_service(name)
     if svc is None:
-        return {"skipped": f"{name} is not running: nothing to repoint"}
+        return {"skipped": f"{name} is not running: nothing to roll"}
     td = compute.describe_task_definition(svc.task_definition)
     env = dict(td.spec.environment)
-    if env.get("DB_HOST") == inst.host and env.get("DB_PORT") == str(inst.port):
+    if all(env.get(k) == v for k, v in changes.items()):
         new_ref = svc.task_definition  # already registered (a resumed step): roll on
     else:
-        env["DB_HOST"], env["DB_PORT"] = inst.host, str(inst.port)
+        env.update(changes)
         spec = td.spec.__class__(
             **{
                 **{f.name: getattr(td.spec, f.name) for f in fields(td.spec)},
@@ -372,7 +387,7 @@ def repoint_application(step: RepointApplication, ctx: StepContext) -> dict[str,
             }
         )
         new_ref = compute.register_task_definition(spec).ref
-        _say(ctx, f"rolling {name} onto {inst.host}:{inst.port} ({new_ref})")
+        _say(ctx, f"rolling {name} onto {new_ref} ({', '.join(sorted(changes))})")
         compute.update_service(name, task_definition=new_ref)
     desired = svc.desired
 
@@ -384,13 +399,13 @@ def repoint_application(step: RepointApplication, ctx: StepContext) -> dict[str,
         old = [t for t in st.tasks if t.task_definition != new_ref and t.state != TaskState.STOPPED]
         return (
             len(fresh) >= desired and not old,
-            f"{len(fresh)}/{desired} replicas on the new database, {len(old)} old left",
+            f"{len(fresh)}/{desired} replicas on the new revision, {len(old)} old left",
         )
 
     note = wait_until(
         ctx.clock,
         check,
-        timeout_s=step.timeout_s,
+        timeout_s=timeout_s,
         interval_s=0.25,
         what=f"rolling restart of {name}",
         on_progress=lambda n, _left: _say(ctx, n),

@@ -15,6 +15,7 @@ begun) with the results of the finished ones.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from typing import Any
@@ -29,7 +30,13 @@ from deployops.engine.operation import (
     OperationKind,
     StepContext,
 )
-from deployops.errors import ConfigError, DeploymentError, DeployopsError, LockHeldError
+from deployops.errors import (
+    ConfigError,
+    DeploymentError,
+    DeployopsError,
+    DriverError,
+    LockHeldError,
+)
 from deployops.ids import new_id
 from deployops.store import EventRecord, OperationRecord
 
@@ -104,9 +111,12 @@ class Runner:
                 new.kind.describe(op) if new.kind.describe else f"{summary} started",
                 data={"steps": len(new.plan.steps), "plan": new.plan.to_json()},
             )
-            return self._execute(ctx, start=0)
-        finally:
-            store.release_lock(key, owner=new.owner)
+            done = self._execute_or_say_how_to_resume(ctx, start=0)
+        except BaseException:
+            self._release_after_failure(key, new.owner)
+            raise
+        store.release_lock(key, owner=new.owner)
+        return done
 
     # ------------------------------------------------------------------ resume
     def resume(
@@ -179,11 +189,34 @@ class Runner:
         try:
             if kind.before_resume is not None:
                 kind.before_resume(ctx)
-            return self._execute(ctx, start=start)
-        finally:
-            store.release_lock(key, owner=owner)
+            done = self._execute_or_say_how_to_resume(ctx, start=start)
+        except BaseException:
+            self._release_after_failure(key, owner)
+            raise
+        store.release_lock(key, owner=owner)
+        return done
+
+    def _release_after_failure(self, key: str, owner: str) -> None:
+        """Release the lock as an operation fails; a store that cannot be reached must not
+        hide why the operation failed (the lock of a dead owner is taken over by resume)."""
+        with contextlib.suppress(DriverError):
+            self.env.store.release_lock(key, owner=owner)
 
     # ------------------------------------------------------------------ the loop
+    def _execute_or_say_how_to_resume(self, ctx: StepContext, *, start: int) -> OperationRecord:
+        """An unreachable state store stops the operation where it is (nothing more can be
+        recorded, so nothing more is done); the error then names the way on."""
+        try:
+            return self._execute(ctx, start=start)
+        except DriverError as exc:
+            if exc.driver == "state-store" and "deployops resume" not in (exc.hint or ""):
+                exc.hint = (
+                    f"{exc.hint + '; ' if exc.hint else ''}{ctx.op.id} stopped with traffic "
+                    "as it was; once the state database can be written again, "
+                    f"`deployops resume {ctx.op.id}` finishes it"
+                )
+            raise
+
     def _execute(self, ctx: StepContext, *, start: int) -> OperationRecord:
         store, clock = self.env.store, self.env.clock
         op_id = ctx.op.id

@@ -106,8 +106,10 @@ def _context(env: Env, op: OperationRecord) -> StepContext:
 def _active_watches(
     store: StateStore, *, environment: str, target: str | None = None
 ) -> list[OperationRecord]:
+    # Only the newest deployments can be under watch: each one that goes live ends the watch
+    # of the one before it.
     ops = store.list_operations(
-        kinds=("deploy",), environment=environment, target=target, status=["succeeded"], limit=200
+        kinds=("deploy",), environment=environment, target=target, status=["succeeded"], limit=50
     )
     return [op for op in ops if watch_of(op).get("state") in ACTIVE]
 
@@ -573,7 +575,7 @@ class AfterSwitchWatch:
             summary = judged_summary(tracked.observer.judgement())
         reason = f"no rule called for a rollback {w.get('basis', '')}".strip()
         if summary:
-            reason += f" ({summary})"
+            reason += f"; {summary}"
         _update(
             self.store,
             self.clock,
@@ -639,6 +641,7 @@ class AfterSwitchWatch:
         self.spawn(lambda: self._run(op.id, deployer, rb))
 
     def _run(self, op_id: str, deployer: WatchDeployer, rb: RollbackPlan) -> None:
+        error = ""
         try:
             run_rollback(deployer, rb, owner=self.worker)
         except LockHeldError as exc:
@@ -647,29 +650,31 @@ class AfterSwitchWatch:
             if op is not None:
                 _update(self.store, self.clock, op_id, state=WATCHING)
                 _context(self.env, op).event(
-                    "watch.waiting",
-                    f"the rollback waits: {exc.message}",
-                    level="warning",
+                    "watch.waiting", f"the rollback waits: {exc.message}", level="warning"
                 )
-        except DeployopsError:
-            pass  # the rollback's own record says why; settled below
-        except Exception:
+        except DeployopsError as exc:
+            error = exc.message  # the rollback's own record says why; settled below
+        except Exception as exc:
             log.exception("the watch's rollback of %s failed", op_id)
+            error = f"unexpected {type(exc).__name__}"
         finally:
             with self._guard:
                 self._running.discard(op_id)
         op = self.store.get_operation(op_id)
-        if op is not None and watch_of(op).get("state") == ROLLING_BACK:
-            self._settle(op)
+        if op is None or watch_of(op).get("state") != ROLLING_BACK:
+            return
+        if error and self._rollback_of(op) is None:
+            # It never began: say so, and leave it to a person rather than try in a loop.
+            _finish_failed(
+                self.env, op, None, f"the rollback could not start: {error}", "rollback_failed"
+            )
+            return
+        self._settle(op)
 
-    def _settle(self, op: OperationRecord) -> None:
-        """A rollback was decided: find how it went (after a restart too)."""
-        with self._guard:
-            if op.id in self._running:
-                return  # ours, still running
-        w = watch_of(op)
-        since = _iso((w.get("breach") or {}).get("at"))
-        rollback = next(
+    def _rollback_of(self, op: OperationRecord) -> OperationRecord | None:
+        """The rollback the watch started for ``op`` (after its breach), if it exists."""
+        since = _iso((watch_of(op).get("breach") or {}).get("at"))
+        return next(
             (
                 r
                 for r in self.store.list_operations(
@@ -679,6 +684,13 @@ class AfterSwitchWatch:
             ),
             None,
         )
+
+    def _settle(self, op: OperationRecord) -> None:
+        """A rollback was decided: find how it went (after a restart too)."""
+        with self._guard:
+            if op.id in self._running:
+                return  # ours, still running
+        rollback = self._rollback_of(op)
         held = self.store.get_lock(lock_key(op.environment, op.target))
         if rollback is None:
             if held is None:

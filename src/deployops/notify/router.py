@@ -609,7 +609,15 @@ class NotificationRouter:
         )
 
     def _emit(self, delivery: Delivery) -> Delivery:
-        if delivery.status in ("failed", "retrying", "rate_limited", "queued", "expired"):
+        if delivery.status == "queued":
+            log.warning(
+                "notification %s on %s not delivered yet (%s): kept in the state store; "
+                "`deployops serve` retries it",
+                delivery.action,
+                delivery.channel,
+                delivery.error,
+            )
+        elif delivery.status in ("failed", "retrying", "rate_limited", "expired"):
             log.warning(
                 "notification %s on %s %s: %s",
                 delivery.action,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -60,7 +62,18 @@ from deployops.store.records import (
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["HEAD_REVISION", "StateStore", "audit_fields", "lock_held_error"]
+__all__ = [
+    "DEFAULT_RECONNECT_S",
+    "HEAD_REVISION",
+    "StateStore",
+    "audit_fields",
+    "lock_held_error",
+]
+
+# How long a transaction waits for an unreachable PostgreSQL state store (``state.reconnect``).
+DEFAULT_RECONNECT_S = 30.0
+
+log = logging.getLogger(__name__)
 
 # The newest migration in migrations/versions; the store migrates when the database is behind.
 HEAD_REVISION = "0013"
@@ -201,14 +214,29 @@ class StateStore:
     >>> store = StateStore.open("sqlite://")  # doctest: +SKIP
     """
 
-    def __init__(self, *, engine: Engine, url: str) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        url: str,
+        reconnect_s: float = DEFAULT_RECONNECT_S,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._engine = engine
         self.url = url
+        self.reconnect_s = reconnect_s
+        self._sleep = sleep
+        self._down_since: float | None = None  # monotonic; set once a whole wait ran out
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> StateStore:
-        """Connect to ``url`` (``sqlite:///path`` or ``postgresql://...``) and migrate it."""
+    def open(
+        cls, url: str, *, migrate: bool = True, reconnect_s: float = DEFAULT_RECONNECT_S
+    ) -> StateStore:
+        """Connect to ``url`` (``sqlite:///path`` or ``postgresql://...``) and migrate it.
+
+        A PostgreSQL server that cannot be reached (restarting, failing over) is waited for
+        up to ``reconnect_s`` seconds per transaction before the store gives up."""
         try:
             parsed = make_url(url)
         except (ArgumentError, ValueError) as exc:
@@ -251,7 +279,11 @@ class StateStore:
             ) from exc
         if backend == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
-        store = cls(engine=engine, url=parsed.render_as_string(hide_password=True))
+        store = cls(
+            engine=engine,
+            url=parsed.render_as_string(hide_password=True),
+            reconnect_s=reconnect_s,
+        )
         if migrate:
             store.migrate()
         return store
@@ -265,17 +297,65 @@ class StateStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
+        conn = self._connect()
         try:
-            with self._engine.begin() as conn:
+            with conn, conn.begin():
                 yield conn
         except OperationalError as exc:
+            reason = _one_line(str(exc.orig)) or _one_line(str(exc))
             raise DriverError(
-                "state-store",
-                "query",
-                _one_line(str(exc.orig)) or _one_line(str(exc)),
-                retryable=True,
-                hint=f"check that the state database {self.url} is reachable and writable",
+                "state-store", "query", reason, retryable=True, hint=self._hint(reason)
             ) from exc
+
+    def _hint(self, reason: str) -> str:
+        if "disk is full" in reason or "No space left" in reason or "could not extend" in reason:
+            where = make_url(self.url).database if self.dialect == "sqlite" else None
+            place = f" ({Path(where).parent})" if where else ""
+            return (
+                f"the disk of the state database{place} is full: free space there "
+                "(`df -h` shows it), nothing else is needed"
+            )
+        return f"check that the state database {self.url} is reachable and writable"
+
+    def _connect(self) -> Connection:
+        """A connection; while a PostgreSQL server cannot be reached, tried again with capped
+        backoff for up to ``reconnect_s`` (a restart or fail-over takes seconds). Only the
+        connecting is repeated, never a statement: nothing can be applied twice."""
+        waited, delay = 0.0, 0.1
+        # Once a whole wait has run out, later calls try once until a connection succeeds:
+        # an operation then fails in one wait, not in one per query it still makes.
+        budget = 0.0 if self._down_since is not None else self.reconnect_s
+        while True:
+            try:
+                conn = self._engine.connect()
+            except OperationalError as exc:
+                if self.dialect != "postgresql" or waited >= budget:
+                    reason = _one_line(str(exc.orig)) or _one_line(str(exc))
+                    if self.dialect == "postgresql":
+                        if self._down_since is None:
+                            self._down_since = time.monotonic() - waited
+                        down = time.monotonic() - self._down_since
+                        reason = f"unreachable for {down:.0f}s: {reason}"
+                    raise DriverError(
+                        "state-store",
+                        "query",
+                        reason,
+                        retryable=True,
+                        hint=f"check that the state database {self.url} is reachable and writable",
+                    ) from exc
+                if not waited:
+                    log.warning(
+                        "the state database %s is unreachable; waiting up to %gs for it",
+                        self.url,
+                        self.reconnect_s,
+                    )
+                pause = min(delay, budget - waited)
+                self._sleep(pause)
+                waited += pause
+                delay = min(delay * 2, 1.0)
+            else:
+                self._down_since = None
+                return conn
 
     def current_revision(self) -> str | None:
         with self._tx() as conn:

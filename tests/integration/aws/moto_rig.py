@@ -618,6 +618,9 @@ class EcsSimulator:
                 return None
             env = self._task_env(tasks[0].task_definition_arn)
             rate = float(env.get("FAULT_ERROR_RATE", "0"))
+            later = float(env.get("FAULT_DEGRADE_AFTER_S", "0") or 0)
+            if later and now - min(t.wanted_at for t in tasks) < later:
+                rate = 0.0  # the sample service's fault that begins some time after start
             requests = float(self.requests_per_minute + self.served.get(tg_arn, 0))
             if metric in ("RequestCount", "HTTPCode_Target_5XX_Count") and requests == 0:
                 return None  # the ALB publishes no request metric for a quiet group

@@ -14,6 +14,7 @@ own timing of the rollback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ class Rig:
         self.cw = boto3.client("cloudwatch", region_name=REGION)
         self.ecs = boto3.client("ecs", region_name=REGION)
 
-    def deployer(self) -> Deployer:
+    def deployer(self, crash_point: Callable[[str, int, str], None] | None = None) -> Deployer:
         return Deployer(
             project=self.project,
             environment="staging",
@@ -77,6 +78,7 @@ class Rig:
             store=self.store,
             clock=self.clock,
             extra_ports=platform_ports(self.platform),
+            crash_point=crash_point,
         )
 
     def deploy(self, version: str) -> Any:
@@ -115,7 +117,10 @@ def _project(root: Path, outputs: Path) -> ProjectConfig:
                     "stability_window": "30s",
                     "sample_interval": "10s",
                 },
-                "version_environment": {"2.0.0": {"FAULT_ERROR_RATE": "0.2"}},
+                "version_environment": {
+                    "2.0.0": {"FAULT_ERROR_RATE": "0.2"},
+                    "6.6.6": {"FAULT_HEALTH_FAIL": "1"},
+                },
             }
         },
     }
@@ -196,10 +201,59 @@ def test_an_armed_alarm_has_ecs_roll_back_and_deployops_reports_it(rig: Rig) -> 
     assert decision.evidence["rollout"]["triggered_alarms"] == [
         "shop-staging-blue-rollback-error-rate"
     ]
-    assert decision.evidence["rules"]["shop-staging-blue-rollback-error-rate"]["triggered"]
+    assert decision.evidence["alarms"]["shop-staging-blue-rollback-error-rate"]["triggered"]
+    assert decision.evidence["triggered"] == "shop-staging-blue-rollback-error-rate"
+    (report,) = (rig.project.state_dir / "reports").glob(f"{bad.id}*.md")
+    assert "shop-staging-blue-rollback-error-rate" in report.read_text(encoding="utf-8")
     rollbacks = [
         op
         for op in rig.store.list_operations(kinds=["rollback"])
         if op.reverts == bad.id and op.owner == "deployops (automatic)"
     ]
     assert [op.detail["strategy"] for op in rollbacks] == ["platform-rollback"]
+
+
+class Killed(BaseException):
+    """The process died here (nothing in the engine handles a BaseException)."""
+
+
+def test_a_killed_rolling_deploy_resumes_on_the_same_ecs_deployment(rig: Rig) -> None:
+    """Killed after UpdateService started the rollout, before the step's outcome was stored
+    (the engine's fault point, raising instead of SIGKILL because the simulated ECS lives in
+    this process): the resume watches the deployment kept in the operation's detail and
+    sends no second UpdateService."""
+    rig.deploy("1.0.0")
+
+    def crash(kind: str, seq: int, where: str) -> None:
+        if (kind, seq, where) == ("deploy", 1, "before-outcome"):  # RollingUpdate
+            raise Killed
+
+    with pytest.raises(Killed):
+        rig.deployer(crash).deploy(
+            DeployRequest(service="web", version="1.1.0", strategy="rolling")
+        )
+    (rec,) = [d for d in rig.store.list_deployments() if d.version == "1.1.0"]
+    op = rig.store.get_operation(rec.id)
+    assert op is not None and op.status == "running"
+    started = op.detail["rollout"]
+    done = rig.deployer().resume(rec.id, owner="ops@elsewhere:1", owner_alive=lambda _: False)
+    assert done.status == "succeeded"
+    assert len(rig.updates_to(done.task_definition)) == 1
+    assert [d.arn for d in rig.sim.rollings.values()] == [started]
+    assert rig.service_task_definition() == done.task_definition
+
+
+def test_new_tasks_that_never_turn_healthy_trip_the_circuit_breaker(rig: Rig) -> None:
+    """DEP-7 on ECS rolling: the circuit breaker (on, with rollback) rolls the service back by
+    itself; deployops reports it as an automatic rollback decided by the breaker, and the old
+    revision serves throughout."""
+    rig.deploy("1.0.0")
+    good = rig.deploy("1.1.0")
+    with pytest.raises(RolledBackError, match="circuit breaker"):
+        rig.deploy("6.6.6")
+    (bad,) = [d for d in rig.store.list_deployments() if d.version == "6.6.6"]
+    assert bad.status == "rolled_back"
+    assert rig.service_task_definition() == good.task_definition
+    (decision,) = [d for d in rig.store.decisions(deployment_id=bad.id) if d.action == "rollback"]
+    assert decision.rule == "circuit-breaker"
+    assert decision.evidence["rollout"]["circuit_breaker"] is True

@@ -162,3 +162,52 @@ def test_sec3_rotation_moves_the_labels_and_forces_a_new_ecs_deployment(rig: Rig
     assert plan.Promote.__name__ not in [
         s.name for s in rig.store.steps_for(rig.store.rotations()[0].id)
     ]
+
+
+def test_sec3_secrets_manager_down_mid_rotation_then_resume_puts_it_back(rig: Rig) -> None:
+    """The store stops answering after the pending value was created (the endpoint refuses
+    connections): the test step fails, putting it back cannot reach the store either, so the
+    rotation stays running with a message saying so; once the store answers, resume finishes
+    putting it back: the value from before is the one AWSCURRENT, no AWSPENDING is left."""
+    from botocore.config import Config
+
+    from tests.integration.aws.moto_rig import free_port
+
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    dead = boto3.client(
+        "secretsmanager",
+        region_name=REGION,
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    secrets = SecretsManagerSecretStore(region=REGION, prefix="shop/staging/", client=sm)
+    rotator = Rotator(
+        environment="staging", store=rig.store, secrets=secrets, clock=rig.clock, owner="t@h:1"
+    )
+    rotator.rotate(API_KEYS, actor="ops")
+    before = _labels(sm, "shop/staging/api-keys")
+    impl = dict(rotator.handlers)
+
+    def create_then_lose_the_store(rot: Rotator, step: Any) -> object:
+        out = impl[plan.CreatePending](rot, step)
+        secrets._client = dead  # every later call is refused
+        return out
+
+    rotator.handlers = {**impl, plan.CreatePending: create_then_lose_the_store}
+    with pytest.raises(RotationError, match="putting it back failed too") as info:
+        rotator.rotate(API_KEYS, actor="ops")
+    assert "deployops resume rot-" in (info.value.hint or "")
+    [op] = [o for o in rig.store.list_operations(kinds=["rotate"]) if o.status == "running"]
+    assert rig.store.get_lock("staging/secret:api-keys") is None  # released for resume
+
+    secrets._client = sm  # the store answers again
+    rotator.handlers = impl
+    with pytest.raises(RotationError, match="previous value is current again"):
+        rotator.resume(op.id, actor="ops", owner_alive=lambda _o: False)
+    after = _labels(sm, "shop/staging/api-keys")
+    assert [v for v, ls in after.items() if "AWSCURRENT" in ls] == [
+        v for v, ls in before.items() if "AWSCURRENT" in ls
+    ]
+    assert not any("AWSPENDING" in ls for ls in after.values())
+    done = rig.store.get_rotation(op.id)
+    assert done is not None and done.status == "reverted" and done.error.startswith("TestPending")

@@ -54,3 +54,35 @@ def test_dr1_stale_backups_raise_the_freshness_alarm_through_the_routes(
     LocalPlatformHandle.wait_until(delivered, timeout_s=20, what="two stale warnings delivered")
     text = json.dumps(http_receiver.bodies("/hooks/ops"))
     assert "stale" in text
+
+
+def test_dr1_dr7_dr_status_shows_the_test_restore_and_freshness_the_controller_schedules(
+    tmp_path: Path,
+) -> None:
+    """``dr status``: each drill scenario due now (never drilled), the test restore due now,
+    and freshness for the targets the environment has (application data: its path exists,
+    never backed up: stale; no database started: not watched)."""
+    (tmp_path / "data").mkdir()
+    doc = {
+        "project": "shop",
+        "environments": {"development": {"platform": "local"}},
+        "services": {"web": {"port": 18482, "command": ["python3", "app.py"]}},
+    }
+    (tmp_path / "deployops.yaml").write_text(yaml.safe_dump(doc))
+    out = subprocess.run(
+        [DEPLOYOPS, "-c", str(tmp_path / "deployops.yaml"), "-o", "json", "dr", "status"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    status = json.loads(out.stdout)
+    assert {r["scenario"] for r in status["drills"] if r["overdue"]} == {
+        "db-loss",
+        "data-corruption",
+        "region-failure",
+        "security-incident",
+    }
+    assert status["test_restore"]["last_at"] is None and status["test_restore"]["overdue"]
+    assert [(f["target"], f["ok"]) for f in status["freshness"]] == [("app-data", False)]

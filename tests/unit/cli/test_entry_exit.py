@@ -44,8 +44,11 @@ def test_quick_exit_keeps_codes_output_threads_and_exit_handlers(
     out = _run(*args)
     assert out.returncode == code, out
     assert stdout in out.stdout and stderr in out.stderr, out
-    # another thread still running is waited for, then the exit handlers run
-    assert out.stdout.rstrip().endswith("thread finished\nexit handler ran"), out.stdout
+    # another thread still running is waited for, then the exit handlers run (the thread may
+    # finish before or after the command's own output on a loaded machine)
+    lines = out.stdout.splitlines()
+    assert lines[-1] == "exit handler ran", out.stdout
+    assert lines.count("thread finished") == 1, out.stdout
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ def test_defaults_are_the_judges_defaults_and_the_spec_numbers() -> None:
     assert JudgePolicy().confidence == 0.98
 
 
-def test_units_are_converted_and_null_removes_a_floor() -> None:
+def test_units_are_converted_and_0_removes_a_floor() -> None:
     s = _settings(
         """
 analysis:
@@ -34,7 +34,7 @@ analysis:
   decision_timeout: 10m
   metrics:
     error_rate: {min_effect_absolute: 0.5, min_effect_percent: 50}
-    latency: {min_effect_absolute: 20, min_effect_percent: null, direction: either}
+    latency: {min_effect_absolute: 20, min_effect_percent: 0, direction: either}
     latency_spread: {enabled: false}
 measurements_retention: 30d
 """
@@ -80,3 +80,16 @@ def test_problems_are_named_by_their_path() -> None:
     with pytest.raises(ValidationError, match="confidence"):
         AnalysisSettings.model_validate({"confidence": 1.0})
     assert rollback_issues(RollbackSettings(), "rollback") == []
+
+
+def test_the_section_survives_being_frozen_into_a_plan_and_read_back() -> None:
+    """A plan keeps ``model_dump(mode="json")`` of the settings: every key is written, so
+    defaults must read back as "keep the metric's default", not as values of their own."""
+    import json
+
+    s = _settings("analysis: {on_marginal: continue, metrics: {latency: {min_effect_percent: 20}}}")
+    back = RollbackSettings.model_validate(json.loads(json.dumps(s.model_dump(mode="json"))))
+    assert back.analysis.judge_policy() == s.analysis.judge_policy()
+    lat = next(m for m in back.analysis.judge_policy().metrics if m.metric is JudgeMetric.LATENCY)
+    assert (lat.weight, lat.min_effect_relative) == (2.0, 0.2)  # the default weight kept
+    assert back.analysis.on_marginal == "continue"

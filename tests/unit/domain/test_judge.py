@@ -314,3 +314,15 @@ def test_property_verdict_follows_score_and_critical_metrics(
         assert result.verdict is JudgeVerdict.MARGINAL
     else:
         assert result.verdict is JudgeVerdict.FAIL
+
+
+def test_bad_releases_are_failed_in_nearly_every_seed() -> None:
+    """The power side of the false-fail bound: over 100 seeded windows of 500 requests a
+    side, 3 % vs 0.2 % errors fails in at least 90 (measured: about 96 %), and every latency
+    doubled (P99 × 2) fails by Mann-Whitney in all of them."""
+    errors = Counter(
+        judge(window(2 * s), window(2 * s + 1, error_rate=0.03), POLICY).verdict for s in range(100)
+    )
+    assert errors[JudgeVerdict.FAIL] >= 90, errors
+    slow = [judge(window(2 * s), window(2 * s + 1, median_s=0.2), POLICY) for s in range(100)]
+    assert all(j.metric("latency").outcome is MetricOutcome.FAIL for j in slow)

@@ -245,3 +245,36 @@ def test_measurements_past_the_retention_are_pruned_hourly(world: World) -> None
     world.clock.advance(2 * 86400)  # "kept" is now 91 days old; the next hourly run prunes it
     ctl.run(stop, max_ticks=3700)
     assert world.store.measurements() == []
+
+
+def test_the_wired_controller_keeps_the_longest_measurements_retention(tmp_path: Path) -> None:
+    """``wiring.build_controller`` takes the retention from ``deployops.yaml``: the longest
+    any service asks for (a window is kept while one still needs it)."""
+    from deployops.drivers import Platform
+    from deployops.drivers.memory import MemoryMetrics
+    from deployops.wiring import build_controller
+    from tests.support.memory_rig import write_project
+
+    project = write_project(tmp_path, rollback={"measurements_retention": "120d"})
+    clock = VirtualClock()
+    cloud = MemoryCloud(clock=clock)
+    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        ctl = build_controller(
+            project,
+            "staging",
+            store=store,
+            clock=clock,
+            platform=Platform(
+                name="memory",
+                environment="staging",
+                compute=MemoryCompute(cloud=cloud),
+                traffic=MemoryTraffic(cloud=cloud),
+                metrics=MemoryMetrics(cloud=cloud),
+            ),
+            worker="ctl@here:1",
+        )
+        assert ctl.measurements_retention_s == 120 * 86400.0
+        assert ctl.prune_measurements() == (0, 0)
+    finally:
+        store.close()

@@ -122,3 +122,14 @@ def test_only_a_marginal_held_deployment_takes_a_decision(store: StateStore) -> 
             judgement=passing,
             held=True,
         )
+
+
+def test_a_resumed_wait_keeps_the_deadline_of_the_hold(store: StateStore) -> None:
+    """The timeout runs from when the rollout was held: a wait resumed 20 minutes later
+    times out 10 minutes after that, not 30."""
+    clock = VirtualClock()
+    hold(store, clock)
+    clock.advance(1200)
+    t0 = clock.monotonic()
+    assert wait_for_decision(store, clock, "dep-1", timeout_s=1800) == "timeout"
+    assert clock.monotonic() - t0 == pytest.approx(600)

@@ -359,3 +359,102 @@ def test_the_history_lists_every_recovery_kind_resume_knows() -> None:
     from deployops.store.records import DEPLOYMENT_KINDS
 
     assert set(HISTORY_KINDS) == {*DEPLOYMENT_KINDS, *recovery_kinds()}
+
+
+def _drill_runner(rig: Any, db: FakeDatabase, app: FakeApp, tmp_path: Path) -> Any:
+    from deployops.engine.drill import DRILL_HANDLERS, DrillSite
+    from deployops.engine.restore import HANDLERS
+
+    runner = _runner(rig, db)
+    runner.handlers = HANDLERS.merged(DRILL_HANDLERS)
+    site = DrillSite(
+        markers=app,
+        notify=lambda _s, _t, _x: ["team"],
+        inject=lambda _sc: (setattr(app, "up", False), {"killed": "p"})[1],
+        prepare=lambda _sc: {},
+        make_durable=lambda: None,
+        reports_dir=tmp_path / "drills",
+        marker_interval_s=0.05,
+    )
+    from dataclasses import replace
+
+    runner.env = replace(
+        runner.env,
+        clock=SystemClock(),
+        ports=replace(runner.env.ports, extra={**runner.env.ports.extra, DrillSite: site}),
+    )
+    return runner
+
+
+def test_dr7_a_drill_is_an_operation_and_a_failed_recovery_is_still_reported(
+    tmp_path: Path,
+) -> None:
+    """The drill on the one runner: prepare, inject, the restore's own steps, measure; a
+    recovery that fails is measured and reported (the report says why), then the operation
+    fails; the lock is released."""
+    import json
+
+    from deployops.domain.names import lock_key
+    from deployops.engine.drill import DRILL_KIND, plan_drill
+    from deployops.engine.operation import NewOperation
+    from deployops.engine.restore import db_restore_steps
+    from deployops.errors import DeploymentError
+    from tests.support.memory_rig import make_rig
+
+    rig = make_rig(tmp_path)
+    db = FakeDatabase()
+    db.fail_restore_once = True
+    app = FakeApp()
+    plan = plan_drill(
+        drill_id="drl-1",
+        scenario=DrillScenario.DB_LOSS,
+        service="web",
+        recovery=db_restore_steps(
+            service="web", target=RestoreTarget(), instance_id="drl-1-restore", repoint=False
+        ),
+        wait_s=0.5,
+        rto_target_s=60,
+        rpo_target_s=5,
+        runbook="docs/runbooks/drill-db-loss.md",
+    )
+    new = NewOperation(
+        kind=DRILL_KIND,
+        environment="staging",
+        target="web",
+        owner="ops@host:1",
+        plan=plan,
+        operation_id="drl-1",
+    )
+    with pytest.raises(DeploymentError, match="failed at RestoreDatabase"):
+        _drill_runner(rig, db, app, tmp_path).start(new)
+    op = rig.store.get_operation("drl-1")
+    assert op is not None and op.status == "failed"
+    report = json.loads(Path(op.detail["report_json"]).read_text())
+    assert not report["outcome"]["passed"]
+    assert any(
+        "the recovery failed: repository unreachable" in p for p in report["outcome"]["problems"]
+    )
+    assert rig.store.get_lock(lock_key("staging", "web")) is None
+
+    # the same drill again, the restore now works: measured and passed
+    app.up = True
+    ok = _drill_runner(rig, db, app, tmp_path).start(
+        NewOperation(
+            kind=DRILL_KIND,
+            environment="staging",
+            target="web",
+            owner="ops@host:1",
+            plan=plan,
+            operation_id="drl-2",
+        )
+    )
+    assert ok.status == "succeeded"
+    steps = [s.name for s in rig.store.steps_for("drl-2")]
+    assert steps == [
+        "PrepareDrill",
+        "InjectFailure",
+        "CheckRestorable",
+        "RestoreDatabase",
+        "VerifyDatabase",
+        "MeasureDrill",
+    ]

@@ -18,6 +18,7 @@ from deployops.domain.secrets import Stage
 from deployops.drivers.memory_secrets import MemorySecretStore
 from deployops.engine.rotation import Rotator
 from deployops.errors import DeployopsError, RotationError
+from deployops.secret import Secret
 from deployops.store import StateStore
 
 MANAGED = SecretsConfig().managed_secrets()
@@ -124,4 +125,80 @@ def test_sec3_jwt_keeps_previous_key_and_encryption_keeps_old_keys(tmp_path: Pat
     ring = json.loads(secrets.get("encryption-keys").reveal())
     assert ring["primary"] == kids[-1]
     assert list(ring["keys"]) == kids[-3:]  # keep_versions: 3
+    store.close()
+
+
+class _Killed(BaseException):
+    """Stands in for kill -9 at a step boundary (nothing after it runs)."""
+
+
+def test_sec3_controller_resumes_a_rotation_whose_owner_died(tmp_path: Path) -> None:
+    rot, secrets, _clock, store = _rig(tmp_path)
+    api = next(s for s in MANAGED if s.name == "api-keys")
+    rot.rotate(api, actor="a")
+
+    def crash(kind: str, seq: int, where: str) -> None:
+        if (kind, seq, where) == ("rotate", 3, "before-outcome"):
+            raise _Killed
+
+    rot.crash_point = crash
+    with pytest.raises(_Killed):
+        rot.rotate(api, actor="a")
+    rot.crash_point = None
+    [op] = store.list_operations(kinds=["rotate"], status=["running"])
+    # a live owner's rotation is left alone; once its owner is gone the controller resumes it
+    store.acquire_lock(
+        "production/secret:api-keys", owner="other@host:9", reason="rotate", now=rot.clock.now()
+    )
+    assert rot.rotate_due([api], owner_alive=lambda _o: True) == []
+    store.release_lock("production/secret:api-keys", owner="other@host:9")
+    [done] = rot.rotate_due([api], actor="controller", owner_alive=lambda _o: False)
+    assert done.id == op.id and done.status == "completed"
+    assert sum(Stage.CURRENT in v.stages for v in secrets.describe("api-keys").versions) == 1
+    assert [s.status for s in store.steps_for(op.id)] == ["succeeded"] * 6
+    audit = [(e.actor, e.outcome) for e in store.audit_log() if e.action == "secret.rotate"]
+    assert ("controller", "ok") in audit
+    store.close()
+
+
+def test_sec3_a_rotation_left_running_by_an_older_version_is_resumed(tmp_path: Path) -> None:
+    """Rotations once kept their steps in the rotations table only: such a running rotation
+    is taken onto the runner (an operation with its done steps) and finished."""
+    from deployops.store import RotationRecord
+
+    rot, secrets, clock, store = _rig(tmp_path)
+    secrets.put_pending("api-keys", Secret('{"current": "k1"}'), version_id="v" * 36)
+    vid, old = "n" * 36, "v" * 36
+    common = {"secret": "api-keys", "kind": "api-keys", "version_id": vid}
+    plan = [
+        {"type": "CreatePending", **common, "current_version_id": old, "previous_version_id": ""}
+        | {"settings": []},
+        {"type": "SetOnTarget", **common},
+        {"type": "TestPending", **common, "current_version_id": old},
+        {"type": "Promote", **common, "current_version_id": old},
+        {"type": "RestartReplicas", **common, "services": [], "timeout_s": 300.0},
+        {"type": "VerifyCurrent", **common, "services": []},
+    ]
+    store.create_rotation(
+        RotationRecord(
+            id="rot-20261201-000000-0001",
+            environment="production",
+            secret="api-keys",
+            kind="api-keys",
+            status="running",
+            version_id=vid,
+            previous_version_id=old,
+            owner="gone@host:1",
+            plan=plan,
+            done_steps=["CreatePending"],
+            started_at=clock.now(),
+        )
+    )
+    secrets.put_pending("api-keys", Secret('{"current": "k2", "previous": "k1"}'), version_id=vid)
+    done = rot.resume("rot-20261201-000000-0001", actor="a", owner_alive=lambda _o: False)
+    assert done.status == "completed"
+    info = secrets.describe("api-keys")
+    assert info.current is not None and info.current.version_id == vid
+    op = store.get_operation("rot-20261201-000000-0001")
+    assert op is not None and op.kind == "rotate" and op.status == "succeeded"
     store.close()

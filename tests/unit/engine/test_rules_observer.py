@@ -143,6 +143,27 @@ def test_failed_queries_keep_the_last_data_then_become_their_own_verdict() -> No
     assert v3.evidence["caused_by_release"] is False
 
 
+def test_rb1_a_rule_whose_data_stops_after_it_was_judged_ends_not_judged() -> None:
+    """A metric source that stops (a collector down) during the watch: what the rule was
+    judged on before is no evidence for the rest, so it ends as not judged (never a pass)
+    and is judged again when data comes back."""
+    clock, metrics, observer = rig(rules={"error-rate": {"window": "1m"}})
+    metrics.set("web-blue", 0.0)
+    since = clock.now()
+    metrics.set("web-green", 0.5)
+    watch(clock, observer, since, 90)
+    assert observer.judgement()["error-rate"]["judged"] is True
+    metrics.set("web-green", None)  # no datapoint from now on
+    verdicts = watch(clock, observer, since, 160)  # the 1 min window and its settling
+    assert all(v.action in (Action.NONE, Action.NOTIFY) for _t, v in verdicts)
+    gone = observer.judgement()["error-rate"]
+    assert gone["judged"] is False
+    assert "data stopped arriving after it was judged" in gone["basis"]
+    metrics.set("web-green", 0.5)
+    watch(clock, observer, since, 160)
+    assert observer.judgement()["error-rate"]["judged"] is True
+
+
 def test_rb2_baseline_from_before_the_switch_when_blue_has_no_traffic_now() -> None:
     """RB-2: blue gets no requests after the switch; its series from before the switch is the
     baseline. Same breach before -> not caused by this release; clean before -> rollback."""

@@ -18,6 +18,9 @@ from typing import Any
 import pytest
 
 from deployops.domain.names import lock_key
+from deployops.drivers.memory import MemoryCompute
+from deployops.engine.controller import Controller
+from deployops.engine.lease import LeaderLease
 from deployops.engine.watch_after import AfterSwitchWatch, watch_of, watch_view
 from deployops.store import DeploymentRecord, OperationRecord
 from tests.support.memory_rig import Rig
@@ -73,11 +76,11 @@ def rollbacks_of(rig: Rig, dep_id: str) -> list[DeploymentRecord]:
 def test_rb1_release_degrading_after_its_window_is_rolled_back_by_the_watch(
     tmp_path: Path,
 ) -> None:
-    """RB-1 after the stability window: 1.1.0 passes its 5 minutes, then fails 20 % of its
-    requests. The watch decides when the error-rate rule's 5-minute window is satisfied, records
-    the decision with its evidence, and redeploys 1.0.0 (blue was scaled to 0) through the
-    rollback's plan; the deployment ends rolled_back with the incident report and the same
-    notices as a rollback inside the window."""
+    """RB-1 after the stability window: 1.3.0 passes its 5 minutes, and 2 minutes later fails
+    20 % of its requests. The watch decides when the error-rate rule's 5-minute window is
+    satisfied, records the decision with its evidence, and redeploys 1.0.0 (blue was scaled to
+    0) through the rollback's plan; the deployment ends rolled_back with the incident report
+    and the same notices as a rollback inside the window."""
     rig = make_rules_rig(tmp_path)
     deploy(rig, "1.0.0")
     live = deploy(rig, "1.3.0")  # degrades 7 minutes after its tasks started
@@ -163,7 +166,12 @@ def test_rb1_healthy_release_watch_ends_clean_at_the_end_of_its_period(tmp_path:
     assert took == pytest.approx(600, abs=15)
     ended = watch_of(op(rig, live.id))
     assert ended["state"] == "clean"
-    assert "judged 4 of 4 rules" in ended["reason"] or "judged" in ended["reason"]
+    assert ended["reason"] == (
+        "no rule called for a rollback for 10m (rollback.watch_after_switch); judged 5 of 5 "
+        "rules: error-rate, p99-latency, memory, cpu, health-check-failures"
+    )
+    # the windows it judged are kept, as every observation's
+    assert rig.store.measurements(deployment_id=live.id)
     assert rollbacks_of(rig, live.id) == []
     assert rig.prod() == "web-green"
     view = watch_view(op(rig, live.id), now=rig.clock.now())
@@ -313,3 +321,97 @@ def test_rb1_watch_until_is_shown_for_a_watched_deployment(tmp_path: Path) -> No
     # A period long over with no controller to close it is said so.
     late = watch_view(op(rig, live.id), now=rig.clock.now() + timedelta(hours=3))
     assert "no controller has closed it" in late["summary"]
+
+
+def test_rb1_only_the_acting_controller_watches(tmp_path: Path) -> None:
+    """Two controllers share the store: the standby's ticks judge nothing, the lease holder's
+    watch rolls the breach back, once."""
+    rig = make_rules_rig(tmp_path, rollback={"watch_after_switch": "1h"})
+    deploy(rig, "1.0.0")
+    live = deploy(rig, "1.3.0")
+
+    def controller(name: str) -> Controller:
+        return Controller(
+            store=rig.store,
+            clock=rig.clock,
+            environment="staging",
+            traffic=rig.traffic,
+            compute=MemoryCompute(cloud=rig.cloud),
+            worker=name,
+            watch=make_watch(rig),
+            lease=LeaderLease(
+                store=rig.store, name="controller:staging", holder=name, clock=rig.clock
+            ),
+        )
+
+    a, b = controller("a@here:1"), controller("b@here:2")
+    a.start()
+    b.start()
+    assert (a.leading, b.leading) == (True, False)
+    for _ in range(200):
+        rig.clock.advance(5)
+        assert a.lease is not None and a.lease.hold()  # the holder renews (its keep thread)
+        b.tick()
+    assert b.stats["watch"].runs == 0
+    assert rig.store.decisions(deployment_id=live.id) == []
+    for _ in range(200):
+        rig.clock.advance(5)
+        a.tick()
+        if state(rig, live.id) != "watching":
+            break
+    assert a.stats["watch"].runs > 0
+    assert state(rig, live.id) == "rolled_back"
+    assert len(rollbacks_of(rig, live.id)) == 1
+    assert b.stats["watch"].runs == 0
+
+
+def test_rb1_a_rollback_that_fails_is_notified_and_never_tried_again(tmp_path: Path) -> None:
+    """The previous version does not turn healthy when the watch redeploys it: production
+    stays where it was, the watch ends ``rollback_failed`` with a critical notice naming the
+    manual rollback, and it does not try again."""
+    rig = make_rules_rig(tmp_path)
+    deploy(rig, "1.0.0")
+    live = deploy(rig, "1.3.0")
+    rig.cloud.service_faults["web-blue"] = {"FAULT_HEALTH_FAIL": "1"}
+    watch = make_watch(rig)
+    run_until(
+        rig, watch, lambda: state(rig, live.id) not in ("watching", "rolling_back"), limit_s=1200
+    )
+    w = watch_of(op(rig, live.id))
+    assert w["state"] == "rollback_failed", w
+    (rb,) = rollbacks_of(rig, live.id)
+    assert rb.status == "failed"
+    assert rig.prod() == "web-green"
+    assert "production is on web-green" in w["reason"]
+    notice = rig.notices[-1]
+    assert (notice.kind, notice.severity) == ("watch.rollback_failed", "critical")
+    assert f"deployops rollback {live.id}" in notice.text
+    for _ in range(30):
+        rig.clock.advance(10)
+        watch.tick()
+    assert len(rollbacks_of(rig, live.id)) == 1
+    view = watch_view(op(rig, live.id), now=rig.clock.now())
+    assert view["under_watch"] is False and view["summary"].startswith("rollback_failed:")
+
+
+def test_rb1_a_rollback_across_an_irreversible_migration_is_left_to_a_person(
+    tmp_path: Path,
+) -> None:
+    """RB-3's database check blocks the automatic rollback as it blocks the command: the watch
+    records the decision, notifies critically, changes nothing."""
+    rig = make_rules_rig(
+        tmp_path,
+        migrations={"1.3.0": {"irreversible": True, "description": "drops the old column"}},
+    )
+    deploy(rig, "1.0.0")
+    live = deploy(rig, "1.3.0")
+    watch = make_watch(rig)
+    run_until(rig, watch, lambda: state(rig, live.id) != "watching", limit_s=1200)
+    w = watch_of(op(rig, live.id))
+    assert w["state"] == "blocked", w
+    assert "irreversible migration" in w["reason"]
+    assert rollbacks_of(rig, live.id) == []
+    assert rig.prod() == "web-green"
+    (decision,) = rig.store.decisions(deployment_id=live.id)
+    assert decision.action == "rollback"
+    assert rig.notices[-1].kind == "watch.blocked"

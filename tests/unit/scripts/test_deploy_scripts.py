@@ -42,7 +42,15 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "script", ["deploy-production.sh", "deploy-staging.sh", "rollback.sh", "health-check.sh"]
+    "script",
+    [
+        "deploy-production.sh",
+        "deploy-staging.sh",
+        "rollback.sh",
+        "health-check.sh",
+        "restore-db.sh",
+        "dns-failover.sh",
+    ],
 )
 def test_every_script_is_strict_bash_dep5(script: str) -> None:
     text = (SCRIPTS / script).read_text()

@@ -93,6 +93,12 @@ NOT_FOUND_CODES: Final = frozenset(
         "NotFoundException",
         "ObjectNotFound",
         "ResourceNotFoundFault",
+        "DBInstanceNotFound",
+        "DBInstanceNotFoundFault",
+        "DBSnapshotNotFound",
+        "DBSnapshotNotFoundFault",
+        "DBInstanceAutomatedBackupNotFound",
+        "NoSuchHostedZone",
     }
 )
 VALIDATION_CODES: Final = frozenset(

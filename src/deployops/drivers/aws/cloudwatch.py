@@ -471,7 +471,7 @@ def render_rollback_alarms(
     out: list[dict[str, Any] | AlarmChange] = []
     for a in armed:
         rule = a.rule
-        text = f"RB-1 (deployops) rollback rule {rule.name}: {rule.describe()}"
+        text = f"deployops rollback rule {rule.name} (ECS rolls back on ALARM): {rule.describe()}"
         if a.note:
             text += f"; {a.note}"
         out.append(

@@ -169,7 +169,9 @@ class Daemon:
         try:
             from deployops.store import StateStore
 
-            self.store = StateStore.open(self.project.state_url())
+            self.store = StateStore.open(
+                self.project.state_url(), reconnect_s=float(self.project.state.reconnect)
+            )
         except Exception as exc:  # noqa: BLE001 - events then go to the daemon log only
             sys.stderr.write(f"state store unavailable, events go to this log only: {exc!r}\n")
         rolling = {
@@ -396,6 +398,25 @@ class Daemon:
             self.shutdown_requested.set()
             return {"pid": os.getpid()}
 
+        def metrics(p: dict[str, Any]) -> Any:
+            """Stop or start the metrics collector (as an agent is stopped for maintenance,
+            or dies): with it stopped no samples are written, and the rules that read them
+            say they have no data."""
+            action = str(p.get("action", ""))
+            if action == "stop" and self.collector is not None:
+                self.collector.stop()
+                self.collector = None
+                sup.platform_event("platform.metrics_stopped", "the metrics collector stopped")
+            elif action == "start" and self.collector is None:
+                self._start_metrics()
+                if self.collector is not None:
+                    sup.platform_event(
+                        "platform.metrics_started", "the metrics collector started", level="info"
+                    )
+            elif action not in ("stop", "start"):
+                raise ConfigError(f"unknown metrics action {action!r}", path="action")
+            return {"running": self.collector is not None}
+
         def status(_: dict[str, Any]) -> Any:
             return {
                 "pid": os.getpid(),
@@ -447,6 +468,7 @@ class Daemon:
             "list_listeners": lambda _p: [wire.listener_to(li) for li in sup.list_listeners()],
             "status": status,
             "shutdown": shutdown,
+            "metrics": metrics,
         }
 
 

@@ -17,6 +17,7 @@ deciding in the same instant as the timeout either wins or is told it came too l
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Literal
 
 from deployops.clock import Clock
@@ -163,20 +164,23 @@ def wait_for_decision(
     poll_s: float = 1.0,
 ) -> DecisionOutcome:
     """Wait (through ``clock``) for the decision on the judgement holding ``deployment_id``;
-    after ``timeout_s`` the wait records ``timeout`` on it and returns that (the caller
-    rolls back). ``NotHeldError`` if no held judgement exists."""
+    ``timeout_s`` after the rollout was held (the judgement's time, so a wait resumed after a
+    restart keeps the same deadline) the wait records ``timeout`` on it and returns that (the
+    caller rolls back). ``NotHeldError`` if no held judgement exists."""
     held = latest_held(store, deployment_id)
     if held is None:
         raise NotHeldError(
             f"deployment {deployment_id} is not held for a decision",
             hint="record the marginal judgement with held=True first",
         )
-    deadline = clock.monotonic() + timeout_s
+    # From when the rollout was held, not from this call: a wait resumed after a restart
+    # does not start the timeout again.
+    deadline = held.ts + timedelta(seconds=timeout_s)
     while True:
         current = store.get_judgement(held.id)
         if current is not None and current.decision:
             return _outcome(current.decision)
-        left = deadline - clock.monotonic()
+        left = (deadline - clock.now()).total_seconds()
         if left <= 0:
             break
         clock.sleep(min(poll_s, left))

@@ -60,6 +60,7 @@ class _RuleState:
     scale: ScaleOutProgress | None = None
     scale_desired: int = 0
     judged: bool = False  # judged on data at least once in this observation
+    lost: bool = False  # was judged, then its data stopped arriving
     judged_samples: int = 0  # the most observations one judgement rested on
     basis: str = ""  # what the latest judgement rested on
 
@@ -179,9 +180,17 @@ class RulesObserver:
             unjudged = (RuleVerdict.INSUFFICIENT_DATA, RuleVerdict.QUERY_ERROR)
             judged = ev.judged and decision.verdict not in unjudged
             basis = ev.basis() if judged == ev.judged else decision.reason
+            silent = not any(p.value is not None for p in ev.window)
             if judged:
-                state.judged = True
+                state.judged, state.lost = True, False
                 state.judged_samples = max(state.judged_samples, ev.judged_samples)
+            elif state.judged and silent and decision.verdict in unjudged:
+                # Its data stopped arriving (a collector down, a metric source gone): what it
+                # was judged on before is no evidence for the rest of the watch. Judged again
+                # only when data comes back; else it ends as not judged, never as a pass.
+                state.judged, state.lost = False, True
+            if state.lost and not judged:
+                basis = f"{basis} (data stopped arriving after it was judged)"
             state.basis = basis
             newest = next((p for p in reversed(ev.window) if p.value is not None), None)
             notes[rr.name] = {

@@ -145,8 +145,11 @@ def _rolled_back(
     if r.rolling_back or r.rolled_back:
         evidence: dict[str, Any] = {
             "by": "platform",
+            "triggered": ", ".join(r.triggered_alarms)
+            or ("circuit breaker" if r.circuit_breaker else "-"),
+            "platform_reason": detail or r.status,
             "rollout": r.to_dict(),
-            "rules": {
+            "alarms": {
                 name: {
                     "rule": a.rule.name,
                     "condition": a.rule.describe(),
