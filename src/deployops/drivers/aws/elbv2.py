@@ -329,10 +329,14 @@ class ElbTraffic:
             config = action.get("ForwardConfig") or {}
             groups = config.get("TargetGroups") or []
             if len(groups) > 1:
-                forwards += [
+                # a group at weight 0 takes no request: only the others are forwards, and a
+                # single one left is a plain switch (as the local platform reads back)
+                weighted = [
                     (self._tg_name(str(g["TargetGroupArn"])), int(g.get("Weight", 1)))
                     for g in groups
+                    if int(g.get("Weight", 1)) > 0
                 ]
+                forwards += [(weighted[0][0], 100)] if len(weighted) == 1 else weighted
             elif action.get("TargetGroupArn") or groups:
                 single = action.get("TargetGroupArn") or groups[0]["TargetGroupArn"]
                 forwards.append((self._tg_name(str(single)), 100))
