@@ -28,8 +28,11 @@ format: deps
 # The reliability suite at full strength: fuzzing at 500 examples per input kind, every fault.
 faults: deps
 	DEPLOYOPS_TEST_FUZZ_EXAMPLES=500 DEPLOYOPS_TEST_CRASH_MATRIX=full DEPLOYOPS_TEST_FAULTS=full \
+	DEPLOYOPS_TEST_CANARY_LOAD=full \
 	DEPLOYOPS_TEST_CRASH_REPORT=$(CURDIR)/.deployops-crash-matrix.md \
-	$(BIN)/python -m pytest tests/faults tests/integration/aws/test_aws_engine_native_resume.py -s $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/faults tests/integration/aws/test_aws_engine_native_resume.py \
+	tests/integration/aws/test_aws_watch_after.py tests/e2e/test_watch_after_e2e.py \
+	tests/e2e/test_canary_e2e.py -s $(PYTEST_ARGS)
 
 bench: deps
 	@WITH_BENCH=1 bash tools/system-deps.sh

@@ -11,6 +11,7 @@ production terms). Every process started here is stopped here."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -156,6 +157,11 @@ def test_release_degrading_after_its_window_is_rolled_back_by_the_watch_rb1_rb2(
         print(f"degraded {DEGRADE_AFTER_S}s after start; rolled back within {took:.1f}s of serve")
 
 
+@pytest.mark.skipif(
+    os.environ.get("DEPLOYOPS_TEST_FAULTS") != "full",
+    reason="long: `make faults` runs it (the clean end and the supersede are also on the "
+    "virtual clock in tests/unit/engine/test_watch_after.py)",
+)
 def test_healthy_release_ends_clean_and_a_newer_deployment_supersedes_rb1() -> None:
     """1.1.0 under watch is superseded by 1.2.0; 1.2.0 stays live and its 5 s watch ends clean
     under the controller; nothing is rolled back."""
