@@ -162,8 +162,8 @@ class MetricPolicy:
 
 
 def default_metric_policies() -> tuple[MetricPolicy, ...]:
-    """The defaults: error rate +1 percentage point (critical), mean latency +10 %, latency
-    spread +50 %; errors and latency weigh twice the spread."""
+    """The defaults: error rate +1 percentage point (critical), mean latency +10 % and 5 ms,
+    latency spread +50 % and 5 ms; errors and latency weigh twice the spread."""
     return (
         MetricPolicy(
             metric=JudgeMetric.ERROR_RATE,
@@ -172,11 +172,20 @@ def default_metric_policies() -> tuple[MetricPolicy, ...]:
             critical=True,
             weight=2.0,
         ),
+        # and at least 5 ms: a service answering in 1 ms is not failed for 0.3 ms more
         MetricPolicy(
-            metric=JudgeMetric.LATENCY, min_samples=50, min_effect_relative=0.10, weight=2.0
+            metric=JudgeMetric.LATENCY,
+            min_samples=50,
+            min_effect_relative=0.10,
+            min_effect_absolute=0.005,
+            weight=2.0,
         ),
         MetricPolicy(
-            metric=JudgeMetric.LATENCY_SPREAD, min_samples=50, min_effect_relative=0.50, weight=1.0
+            metric=JudgeMetric.LATENCY_SPREAD,
+            min_samples=50,
+            min_effect_relative=0.50,
+            min_effect_absolute=0.005,
+            weight=1.0,
         ),
     )
 
