@@ -205,6 +205,42 @@ def render_markdown(r: DrillReport) -> str:
     return "\n".join(lines)
 
 
+def _achieved(
+    markers: Markers,
+    prefix: str,
+    failure_at: datetime | None,
+    recovered_at: datetime | None,
+    last_before: datetime | None,
+    rto_target_s: float,
+    rpo_target_s: float,
+    problems: list[str],
+) -> tuple[datetime | None, float | None, float | None, str]:
+    """The markers still present after the recovery, the achieved RTO and RPO, and the line
+    that says them against their targets (a failure to read the markers back is a problem)."""
+    try:
+        present_rows = markers.present(prefix)
+    except Exception as exc:  # noqa: BLE001 - the report says what failed
+        present_rows = []
+        problems.append(f"could not read the markers back: {exc}")
+    present_before = [c for _b, c in present_rows if failure_at is not None and c <= failure_at]
+    last_present = max(present_before) if present_before else None
+    rto = (
+        achieved_rto_s(failure_at=failure_at, serving_at=recovered_at)
+        if failure_at and recovered_at
+        else None
+    )
+    rpo = (
+        achieved_rpo_s(last_before_failure=last_before, last_present=last_present)
+        if recovered_at is not None
+        else None
+    )
+    text = (
+        f"RTO {_fmt(rto)} (target {rto_target_s:.0f} s), RPO {_fmt(rpo)} "
+        f"(target {rpo_target_s:.0f} s)"
+    )
+    return last_present, rto, rpo, text
+
+
 def run_drill(
     *,
     drill_id: str,
@@ -275,26 +311,8 @@ def run_drill(
     committed = log.committed()
     before = [c for _n, _s, c in committed if failure_at is not None and c <= failure_at]
     last_before = max(before) if before else None
-    try:
-        present_rows = markers.present(prefix)
-    except Exception as exc:  # noqa: BLE001
-        present_rows = []
-        problems.append(f"could not read the markers back: {exc}")
-    present_before = [c for _b, c in present_rows if failure_at is not None and c <= failure_at]
-    last_present = max(present_before) if present_before else None
-    rto = (
-        achieved_rto_s(failure_at=failure_at, serving_at=recovered_at)
-        if failure_at and recovered_at
-        else None
-    )
-    rpo = (
-        achieved_rpo_s(last_before_failure=last_before, last_present=last_present)
-        if recovered_at is not None
-        else None
-    )
-    outcome_text = (
-        f"RTO {_fmt(rto)} (target {rto_target_s:.0f} s), RPO {_fmt(rpo)} "
-        f"(target {rpo_target_s:.0f} s)"
+    last_present, rto, rpo, outcome_text = _achieved(
+        markers, prefix, failure_at, recovered_at, last_before, rto_target_s, rpo_target_s, problems
     )
     delivered += notify(
         "info" if not problems else "warning",
@@ -534,26 +552,15 @@ def measure(step: MeasureDrill, ctx: StepContext, *, recovery_problem: str = "")
     finally:
         log = _stop_writer(ctx.op.id) or writer.log
     committed = log.committed()
-    try:
-        present_rows = site.markers.present(f"{step.drill_id}-")
-    except Exception as exc:  # noqa: BLE001 - the report says what failed
-        present_rows = []
-        problems.append(f"could not read the markers back: {exc}")
-    present_before = [c for _b, c in present_rows if failure_at is not None and c <= failure_at]
-    last_present = max(present_before) if present_before else None
-    rto = (
-        achieved_rto_s(failure_at=failure_at, serving_at=recovered_at)
-        if failure_at and recovered_at
-        else None
-    )
-    rpo = (
-        achieved_rpo_s(last_before_failure=last_before, last_present=last_present)
-        if recovered_at is not None
-        else None
-    )
-    outcome_text = (
-        f"RTO {_fmt(rto)} (target {step.rto_target_s:.0f} s), RPO {_fmt(rpo)} "
-        f"(target {step.rpo_target_s:.0f} s)"
+    last_present, rto, rpo, outcome_text = _achieved(
+        site.markers,
+        f"{step.drill_id}-",
+        failure_at,
+        recovered_at,
+        last_before,
+        step.rto_target_s,
+        step.rpo_target_s,
+        problems,
     )
     delivered = list(res.get("notified_at_failure", ()))
     delivered += site.notify(
